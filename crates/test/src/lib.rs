@@ -1,0 +1,39 @@
+//! Test support for weft: starts real etcd and Redis servers on loopback for
+//! integration tests.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! // Inside a #[tokio::test]: a private Redis on a free 127.0.0.1 port.
+//! let Some(redis) = weft_test::redis().await else { return }; // skipped, loudly
+//! let reply = redis.command(&["PING"]).await.unwrap();
+//! assert_eq!(reply, weft_test::Reply::Simple("PONG".into()));
+//! // Dropping `redis` kills the server by its process id and removes its
+//! // temp dir; if the test panicked, the server's log is printed first.
+//! # }
+//! ```
+//!
+//! # What the harness guarantees
+//!
+//! - Each server listens on a free port of 127.0.0.1 and keeps its data in
+//!   its own temp dir; nothing is shared between tests.
+//! - A server is returned only once it answers: etcd when its `/health`
+//!   endpoint reports `"health":"true"`, Redis when `PING` gets `PONG`.
+//! - It is stopped by its own process id (never by name) and reaped when the
+//!   handle drops.
+//! - Its log stays in the temp dir, and is printed when the test panics.
+//! - A server that is not installed fails the test under `CI=true`, naming
+//!   the Debian package to install; elsewhere the test is skipped with a
+//!   loud message on stderr.
+//!
+//! The CasStore conformance suite and fault-injection helpers join this
+//! crate with the lease crates.
+
+mod etcd;
+mod http;
+mod process;
+mod redis;
+
+pub use etcd::{Etcd, etcd};
+pub use http::{HttpResponse, http};
+pub use process::HarnessError;
+pub use redis::{Redis, Reply, redis};

@@ -1,0 +1,183 @@
+//! A private Redis on loopback, and just enough RESP to talk to it.
+
+use std::path::Path;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::process::{HarnessError, ServerProcess, Spec, require};
+
+const SPEC: Spec = Spec {
+    binary: "redis-server",
+    package: "redis-server",
+};
+
+/// A running Redis, private to one test: no persistence, bound to
+/// 127.0.0.1 only.
+#[derive(Debug)]
+pub struct Redis {
+    process: ServerProcess,
+    port: u16,
+}
+
+/// One RESP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK` and the like.
+    Simple(String),
+    /// `-ERR ...`.
+    Error(String),
+    /// `:42`.
+    Integer(i64),
+    /// `$n` bytes, or `None` for the null bulk string.
+    Bulk(Option<Vec<u8>>),
+    /// `*n` replies, or `None` for the null array.
+    Array(Option<Vec<Reply>>),
+}
+
+impl Redis {
+    /// Starts redis-server on a free loopback port in a new temp dir and
+    /// waits until it answers `PING`.
+    ///
+    /// # Errors
+    ///
+    /// [`HarnessError::NotInstalled`] when `redis-server` is not on this
+    /// machine; the other variants when it does not start or answer.
+    pub async fn start() -> Result<Redis, HarnessError> {
+        let args = |dir: &Path, ports: &[u16]| {
+            let argv = [
+                "--port",
+                &ports[0].to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir.display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            (argv, 1)
+        };
+        let (process, ports) = ServerProcess::start(&SPEC, args, |ports| async move {
+            match command_at(&format!("127.0.0.1:{}", ports[0]), &["PING"]).await {
+                Ok(Reply::Simple(s)) if s == "PONG" => Ok(()),
+                Ok(other) => Err(format!("PING answered {other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+        Ok(Redis {
+            process,
+            port: ports[0],
+        })
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The server's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.process.dir()
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+
+    /// Sends one command on a new connection and reads its reply.
+    ///
+    /// # Errors
+    ///
+    /// Connection and I/O errors; `InvalidData` for a reply that is not
+    /// RESP.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes its connection.
+    pub async fn command(&self, args: &[&str]) -> std::io::Result<Reply> {
+        command_at(&self.addr(), args).await
+    }
+}
+
+async fn command_at(addr: &str, args: &[&str]) -> std::io::Result<Reply> {
+    let mut stream = BufReader::new(TcpStream::connect(addr).await?);
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.get_mut().write_all(request.as_bytes()).await?;
+    read_reply(&mut stream).await
+}
+
+async fn read_reply(stream: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut line = String::new();
+    stream.read_line(&mut line).await?;
+    let line = line
+        .strip_suffix("\r\n")
+        .ok_or_else(|| bad(format!("unterminated RESP line {line:?}")))?
+        .to_string();
+    let (kind, rest) = line.split_at(line.chars().next().map_or(0, char::len_utf8));
+    let number = || {
+        rest.parse::<i64>()
+            .map_err(|_| bad(format!("bad RESP length {rest:?}")))
+    };
+    Ok(match kind {
+        "+" => Reply::Simple(rest.to_string()),
+        "-" => Reply::Error(rest.to_string()),
+        ":" => Reply::Integer(number()?),
+        "$" => match usize::try_from(number()?) {
+            Err(_) => Reply::Bulk(None),
+            Ok(len) => {
+                let mut data = vec![0; len + 2];
+                stream.read_exact(&mut data).await?;
+                data.truncate(len);
+                Reply::Bulk(Some(data))
+            }
+        },
+        "*" => match usize::try_from(number()?) {
+            Err(_) => Reply::Array(None),
+            Ok(len) => {
+                let mut items = Vec::with_capacity(len);
+                for _ in 0..len {
+                    items.push(Box::pin(read_reply(stream)).await?);
+                }
+                Reply::Array(Some(items))
+            }
+        },
+        _ => return Err(bad(format!("unknown RESP reply {line:?}"))),
+    })
+}
+
+/// Starts a private Redis for a test, or returns `None` (after a loud
+/// message on stderr) when redis-server is not installed and `CI` is not
+/// `true`.
+///
+/// # Panics
+///
+/// When redis-server is missing under `CI=true` (naming the Debian package
+/// `redis-server`), or when it is installed but does not answer.
+pub async fn redis() -> Option<Redis> {
+    require("Redis", Redis::start().await)
+}

@@ -1,0 +1,105 @@
+//! A walk through weft on embedded defaults: no server, a few milliseconds.
+//!
+//! Run it with `cargo run --example tour`.
+
+use weft::core::{
+    Combine, CompositeKey, CoreError, Count, Histogram, KeyHashV1, ShardId, Sharder, Sum, TopK,
+    key_hash,
+};
+
+fn main() -> Result<(), CoreError> {
+    println!("weft tour\n=========\n");
+    keys()?;
+    combine()?;
+    Ok(())
+}
+
+/// Stable key hashing: the same key gives the same hash in every process,
+/// on every platform, in every release.
+fn keys() -> Result<(), CoreError> {
+    println!("1. Stable key hashing ({})", KeyHashV1::NAME);
+    for key in ["user-42", "user-43", "héllo"] {
+        println!("   key_hash({key:?}) = {:#018x}", key_hash(key));
+    }
+    println!("   key_hash(42u64)   = {:#018x}", key_hash(&42u64));
+
+    // Composite keys are length-delimited: these two do not collide.
+    println!(
+        "   (\"ab\", \"c\") -> {:#018x}, (\"a\", \"bc\") -> {:#018x}",
+        key_hash(&("ab", "c")),
+        key_hash(&("a", "bc"))
+    );
+    let runtime = CompositeKey::builder()
+        .part("tenant-7")
+        .part(&42u64)
+        .build()?;
+    assert_eq!(key_hash(&runtime), key_hash(&("tenant-7", 42u64)));
+    println!("   a composite key built at run time hashes like its tuple");
+
+    // Any sharding function routes through that one hash. (weft-shard holds
+    // the real ones; this is modulo, for illustration.)
+    struct Modulo(u32);
+    impl Sharder for Modulo {
+        fn shard_count(&self) -> usize {
+            self.0 as usize
+        }
+        fn shard_for_hash(&self, hash: u64) -> ShardId {
+            ShardId::new((hash % u64::from(self.0)) as u32)
+        }
+    }
+    let shards = Modulo(4);
+    for key in ["alice", "bob", "carol"] {
+        println!("   {key:>5} -> {}", shards.shard_for(key));
+    }
+    println!();
+    Ok(())
+}
+
+/// Combine: partial answers (from shards, leaves or workers) merge in any
+/// order to the same result.
+fn combine() -> Result<(), CoreError> {
+    println!("2. Combine: associative merges");
+    // Three "shards" each answer with their request latencies (ms).
+    let shards: [&[f64]; 3] = [
+        &[1.2, 3.4, 2.2, 8.0],
+        &[0.7, 1.1, 45.0],
+        &[2.5, 2.6, 3.1, 120.0],
+    ];
+
+    let latency = Histogram::exponential(1.0, 2.0, 8)?;
+    let count = Count::new();
+    let sum = Sum::<f64>::new();
+    let (mut hist, mut n, mut total) = (latency.create(), count.create(), sum.create());
+    // Merge in reverse order: the result does not depend on it.
+    for part in shards.iter().rev() {
+        latency.merge(&mut hist, latency.fold(part.iter().copied()));
+        count.merge(&mut n, count.fold(part.iter()));
+        sum.merge(&mut total, sum.fold(part.iter().copied()));
+    }
+    let hist = latency.extract(hist)?;
+    let total = sum.extract(total);
+    println!("   requests: {}, total {:.1} ms", count.extract(n), total);
+    println!(
+        "   p50 ≈ {:.1} ms, p99 ≈ {:.1} ms (estimated from buckets {:?})",
+        hist.quantile(0.5)?.unwrap_or(f64::NAN),
+        hist.quantile(0.99)?.unwrap_or(f64::NAN),
+        hist.bounds()
+    );
+
+    // Top-k of search hits from two leaves; equal scores fall back to the id.
+    let top = TopK::by_key(3, |hit: &(u32, &str)| hit.0)?;
+    let mut hits = top.fold([(7, "doc-12"), (3, "doc-40")]);
+    top.merge(
+        &mut hits,
+        top.fold([(9, "doc-5"), (7, "doc-31"), (1, "doc-2")]),
+    );
+    println!("   top 3 hits: {:?}", top.extract(hits));
+
+    // Floating-point sums are exact, so order cannot change them.
+    let values = [1e100, 1.0, -1e100];
+    let exact = sum.extract(sum.fold(values));
+    let plain: f64 = values.iter().sum();
+    println!("   1e100 + 1 - 1e100 = {exact} (a plain fold gives {plain})");
+    println!();
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! weft: distributed-systems pattern primitives (sharding, scatter/gather,
+//! leases and batch flows) to compose in your own Rust code.
+//!
+//! ```
+//! use weft::core::{key_hash, Combine, Sum};
+//!
+//! // Every process routes a key by the same stable hash.
+//! assert_eq!(key_hash("user-42"), key_hash(&String::from("user-42")));
+//!
+//! // Partial answers merge in any order.
+//! let sum = Sum::<u64>::new();
+//! let mut total = sum.fold([1, 2]);
+//! sum.merge(&mut total, sum.fold([3]));
+//! assert_eq!(sum.extract(total), Ok(6));
+//! ```
+//!
+//! This crate is a facade: [`core`] (the shared vocabulary) is always here,
+//! and each pattern crate is re-exported under its own name when the cargo
+//! feature of that name is on (`full` turns on all of them). The README
+//! lists the crates and their status.
+
+pub use weft_core as core;
+pub use weft_core::{Classify, Combine, KeyHasher, ShardId, ShardKey, Sharder, key_hash};
+
+/// The README's code example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
