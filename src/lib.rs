@@ -20,7 +20,12 @@
 //! lists the crates and their status.
 
 pub use weft_core as core;
+
 pub use weft_core::{Classify, Combine, KeyHasher, ShardId, ShardKey, Sharder, key_hash};
+/// Sharding functions, consistent hashing and compatible partitioners
+/// (feature `shard`).
+#[cfg(feature = "shard")]
+pub use weft_shard as shard;
 
 /// The README's code example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]

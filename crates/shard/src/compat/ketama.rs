@@ -1,0 +1,134 @@
+//! libmemcached's weighted ketama continuum.
+
+use md5::{Digest, Md5};
+use weft_core::ShardId;
+
+use crate::{Members, ShardError};
+
+/// The ketama key hash: the first four bytes of `MD5(key)`, little-endian.
+pub fn ketama_hash(key: &[u8]) -> u32 {
+    let d = Md5::digest(key);
+    u32::from_le_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// libmemcached's weighted ketama (`MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA`
+/// with `KETAMA_WEIGHTED`), point for point.
+///
+/// Members are `host:port` (or `host`, meaning port 11211) with whole-number
+/// weights. Server `i` gets `points = ⌊pct · 160 / 4 · n + 10⁻¹⁰⌋ · 4` points,
+/// computed as libmemcached does (the products in `f32`, the small constant
+/// added in `f64`, the sum rounded back to `f32`), where
+/// `pct = wᵢ / Σw`; so at some equal-weight counts (n = 25, 47, 50, …) a
+/// server has 156 points, not 160, exactly like the C library. Point group
+/// `p` hashes `host-p` when the port is 11211 (libmemcached leaves the
+/// default port out) and `host:port-p` otherwise; each MD5 gives four
+/// little-endian points. A key belongs to the first point at or above
+/// [`ketama_hash`] of it, wrapping to the first point.
+///
+/// # Examples
+///
+/// ```
+/// use weft_shard::compat::Ketama;
+///
+/// let ring = Ketama::new("10.0.1.1:11211=600,10.0.1.2:11211=300".parse()?)?;
+/// let owner = ring.server_for(b"user-42");
+/// assert!(owner.starts_with("10.0.1."));
+/// # Ok::<(), weft_shard::ShardError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ketama {
+    members: Members,
+    points: Vec<u32>,
+    owners: Vec<u32>,
+}
+
+impl Ketama {
+    /// Builds the continuum.
+    ///
+    /// # Errors
+    ///
+    /// [`ShardError::BadWeight`] for a weight that is not a whole number
+    /// (libmemcached weights are integers), and [`ShardError::MemberSyntax`]
+    /// for a port that is not a number.
+    pub fn new(members: Members) -> Result<Self, ShardError> {
+        let mut total: u64 = 0;
+        for m in &members {
+            if m.weight.fract() != 0.0 || m.weight > f64::from(u32::MAX) {
+                return Err(ShardError::BadWeight {
+                    member: m.name.clone(),
+                    weight: m.weight,
+                });
+            }
+            total += m.weight as u64;
+        }
+        let live = members.len() as f32;
+        let mut entries: Vec<(u32, u32)> = Vec::new();
+        for (id, m) in members.iter().enumerate() {
+            let (host, port) = split_host_port(&m.name)?;
+            let pct = m.weight as u32 as f32 / total as f32;
+            let scaled = pct * 160.0 / 4.0 * live;
+            let points = ((f64::from(scaled) + 0.000_000_000_1) as f32).floor() as u32 * 4;
+            for p in 0..points / 4 {
+                let label = if port == 11211 {
+                    format!("{host}-{p}")
+                } else {
+                    format!("{host}:{port}-{p}")
+                };
+                let d = Md5::digest(label.as_bytes());
+                for x in 0..4 {
+                    let v =
+                        u32::from_le_bytes([d[4 * x], d[4 * x + 1], d[4 * x + 2], d[4 * x + 3]]);
+                    entries.push((v, id as u32));
+                }
+            }
+        }
+        entries.sort_unstable();
+        Ok(Ketama {
+            members,
+            points: entries.iter().map(|e| e.0).collect(),
+            owners: entries.iter().map(|e| e.1).collect(),
+        })
+    }
+
+    /// The member id owning `key`.
+    pub fn shard_for(&self, key: &[u8]) -> ShardId {
+        let point = self.point_index(ketama_hash(key));
+        ShardId::new(self.owners[point])
+    }
+
+    /// The name of the member owning `key`.
+    pub fn server_for(&self, key: &[u8]) -> &str {
+        // invariant: every owner id indexes `members`.
+        self.members
+            .get(self.shard_for(key))
+            .map_or("", |m| m.name.as_str())
+    }
+
+    /// The continuum point that `key` lands on.
+    pub fn point_for(&self, key: &[u8]) -> u32 {
+        self.points[self.point_index(ketama_hash(key))]
+    }
+
+    /// The number of points on the continuum.
+    pub fn point_count(&self) -> usize {
+        self.points.len()
+    }
+
+    fn point_index(&self, hash: u32) -> usize {
+        let i = self.points.partition_point(|&p| p < hash);
+        if i == self.points.len() { 0 } else { i }
+    }
+}
+
+fn split_host_port(name: &str) -> Result<(&str, u16), ShardError> {
+    match name.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.ends_with(':') => {
+            let port = port.parse().map_err(|_| ShardError::MemberSyntax {
+                input: name.to_string(),
+                reason: "port after ':' is not a number in 0..=65535",
+            })?;
+            Ok((host, port))
+        }
+        _ => Ok((name, 11211)),
+    }
+}

@@ -1,0 +1,59 @@
+//! Partitioners that reproduce real systems byte for byte.
+//!
+//! Each function names the exact variant it matches; clients of the same
+//! system often disagree, and these are the classic mismatches:
+//!
+//! | system | weft function | matches | does **not** match |
+//! |---|---|---|---|
+//! | Kafka | [`kafka_partition`] | the Java client's default partitioner for keyed records: `(murmur2(key) & 0x7fffffff) % n`, murmur2 seed `0x9747b28c` | librdkafka's default (CRC32), Sarama's default (FNV-1a) |
+//! | librdkafka | [`librdkafka_consistent_random`] | librdkafka's default `consistent_random`: `crc32(key) % n`; an empty or absent key gets a random partition (`None` here) | the Java client; librdkafka's `murmur2_random` ([`librdkafka_murmur2_random`], which matches Java and hashes an empty key) |
+//! | Sarama (Go) | [`sarama_hash`] | `NewHashPartitioner` (the default): FNV-1a 32, `abs(int32(h) % n)` | Java; [`sarama_reference_hash`] (`NewReferenceHashPartitioner`, same hash, Java's masking) |
+//! | Redis Cluster | [`redis_slot`] | `CRC16-XMODEM(key or hash tag) mod 16384`; the tag is the bytes between the first `{` and the next `}`, if not empty | |
+//! | libmemcached | [`Ketama`] | weighted ketama (`KETAMA_WEIGHTED`): MD5 key hash, 4 points per MD5 of `host-i` (port omitted when 11211), libmemcached's float rounding of the point count | libketama, spymemcached and twemproxy (other point strings); unweighted ketama (100 points per server) |
+//! | Guava | [`guava_consistent_hash`] | `Hashing.consistentHash(long, int)` | |
+//! | Cassandra | [`cassandra_token`], [`TokenRing`] | `Murmur3Partitioner`: MurmurHash3 x64-128 `h1` with Cassandra's sign-extended tail bytes; owner = first token ≥ key token | canonical MurmurHash3 on keys whose tail holds a byte ≥ 0x80 |
+//! | Elasticsearch | [`Elasticsearch`] | document routing: MurmurHash3 x86-32 of the routing string's UTF-16 code units, `number_of_routing_shards`, routing factor and partition offset; the 7.0+ default routing-shard count | indices created before 7.0 (routing shards = shards) unless given explicitly |
+
+mod cassandra;
+mod elasticsearch;
+mod kafka;
+mod ketama;
+mod redis;
+
+pub use cassandra::{TokenRing, cassandra_token, murmur3_x64_128_cassandra};
+pub use elasticsearch::{Elasticsearch, murmur3_x86_32, routing_hash};
+pub use kafka::{
+    fnv1a_32, kafka_partition, librdkafka_consistent_random, librdkafka_murmur2_random, murmur2,
+    sarama_hash, sarama_reference_hash,
+};
+pub use ketama::{Ketama, ketama_hash};
+pub use redis::{REDIS_SLOTS, redis_slot};
+
+use crate::{Jump, ShardError};
+
+/// Guava's `Hashing.consistentHash(long input, int buckets)`.
+///
+/// # Errors
+///
+/// [`ShardError::ZeroShards`] if `buckets` is zero (Guava throws).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(weft_shard::compat::guava_consistent_hash(256, 1024)?, 520);
+/// # Ok::<(), weft_shard::ShardError>(())
+/// ```
+pub fn guava_consistent_hash(input: u64, buckets: u32) -> Result<u32, ShardError> {
+    if buckets == 0 {
+        return Err(ShardError::ZeroShards);
+    }
+    Ok(Jump::bucket(input, buckets))
+}
+
+fn check_partitions(n: u32) -> Result<(), ShardError> {
+    if n == 0 {
+        Err(ShardError::ZeroShards)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! The error type of weft-shard.
+
+use weft_core::{Classify, CoreError, ErrorClass};
+
+/// Why a sharding function or partitioner could not be built or changed.
+///
+/// Every variant is bad input, so every one is permanent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    /// A shard count of zero.
+    #[error("shard count is zero: at least one shard is needed")]
+    ZeroShards,
+    /// More shards than a `ShardId` can name.
+    #[error("{0} shards is more than the {max} a ShardId can name", max = u32::MAX)]
+    TooManyShards(u64),
+    /// An empty member list.
+    #[error("member list is empty: at least one member is needed")]
+    EmptyMembers,
+    /// A member name that appears twice.
+    #[error("member {0:?} appears more than once")]
+    DuplicateMember(String),
+    /// An empty member name.
+    #[error("member name is empty")]
+    EmptyMemberName,
+    /// A weight that is zero, negative, NaN or infinite.
+    #[error("member {member:?} has weight {weight}: weights must be finite and above zero")]
+    BadWeight {
+        /// The member.
+        member: String,
+        /// The weight given.
+        weight: f64,
+    },
+    /// A member list that could not be parsed.
+    #[error("cannot parse member {input:?}: {reason}")]
+    MemberSyntax {
+        /// The text that failed.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A Maglev table size that is not prime.
+    #[error("Maglev table size {0} is not prime")]
+    TableNotPrime(u64),
+    /// A Maglev table smaller than the member count.
+    #[error("Maglev table size {size} is smaller than the {members} members")]
+    TableTooSmall {
+        /// The table size.
+        size: u64,
+        /// The member count.
+        members: usize,
+    },
+    /// A Maglev table larger than a `u32` can index.
+    #[error("Maglev table size {0} is above the limit of {max}", max = u32::MAX)]
+    TableTooLarge(u64),
+    /// A replica count of zero, or above the shard count.
+    #[error("replica count {requested} is outside 1..={available}")]
+    ReplicaCount {
+        /// Replicas asked for.
+        requested: usize,
+        /// Shards available.
+        available: usize,
+    },
+    /// A bounded-load capacity factor that is not above 1.
+    #[error("capacity factor {0} must be finite and above 1")]
+    CapacityFactor(f64),
+    /// A ring with zero virtual nodes per member.
+    #[error("virtual nodes per member is zero: a ring needs at least one point per member")]
+    ZeroVirtualNodes,
+    /// Elasticsearch routing shards that are not a multiple of the shards.
+    #[error(
+        "number_of_routing_shards {routing_shards} is not a multiple of number_of_shards {shards}"
+    )]
+    RoutingShards {
+        /// The routing-shard count.
+        routing_shards: u32,
+        /// The shard count.
+        shards: u32,
+    },
+    /// A member name that is not in the set.
+    #[error("member {0:?} is not in the set")]
+    UnknownMember(String),
+    /// Removing the only member left.
+    #[error("member {0:?} is the last one: a set cannot be empty")]
+    LastMember(String),
+    /// A release for a shard that holds no load.
+    #[error("{0} holds no load to release")]
+    NothingToRelease(weft_core::ShardId),
+    /// An error from weft-core.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl Classify for ShardError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}

@@ -1,0 +1,345 @@
+//! Property tests for every sharding function: determinism, range,
+//! movement on membership change, bounded loads, replica sets and balance.
+
+use proptest::prelude::*;
+use weft_core::{ReplicaSharder, ShardId, Sharder, key_hash};
+use weft_shard::analysis::balance;
+use weft_shard::{
+    BoundedLoad, Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring, ShardError,
+};
+
+fn hashes(seed: u64, count: usize) -> Vec<u64> {
+    (0..count as u64).map(|i| key_hash(&(seed, i))).collect()
+}
+
+fn named(n: usize) -> Members {
+    Members::named((0..n).map(|i| format!("node-{i}"))).unwrap()
+}
+
+/// The member name each key maps to, so placements over different lists
+/// compare by member, not by position.
+fn owners<S: Sharder>(s: &S, members: &Members, keys: &[u64]) -> Vec<String> {
+    keys.iter()
+        .map(|&h| members.get(s.shard_for_hash(h)).unwrap().name.clone())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn numbered_functions_are_deterministic_and_in_range(n in 1u32..5000, seed: u64) {
+        let keys = hashes(seed, 200);
+        let (lj, j, m) = (LevelJump::new(n).unwrap(), Jump::new(n).unwrap(), Modulo::new(n).unwrap());
+        for &h in &keys {
+            for s in [lj.shard_for_hash(h), j.shard_for_hash(h), m.shard_for_hash(h)] {
+                prop_assert!(s.get() < n);
+            }
+            prop_assert_eq!(lj.shard_for_hash(h), LevelJump::new(n).unwrap().shard_for_hash(h));
+        }
+    }
+
+    #[test]
+    fn level_jump_growth_moves_keys_only_to_the_new_shard(n in 1u32..100_000, seed: u64) {
+        let (a, b) = (LevelJump::new(n).unwrap(), LevelJump::new(n + 1).unwrap());
+        for h in hashes(seed, 300) {
+            let (x, y) = (a.shard_for_hash(h), b.shard_for_hash(h));
+            prop_assert!(x == y || y.get() == n, "{} moved {} -> {} at n = {}", h, x, y, n);
+        }
+    }
+
+    #[test]
+    fn jump_growth_moves_keys_only_to_the_new_shard(n in 1u32..100_000, seed: u64) {
+        let (a, b) = (Jump::new(n).unwrap(), Jump::new(n + 1).unwrap());
+        for h in hashes(seed, 300) {
+            let (x, y) = (a.shard_for_hash(h), b.shard_for_hash(h));
+            prop_assert!(x == y || y.get() == n);
+        }
+    }
+
+    #[test]
+    fn rendezvous_and_ring_moves_only_involve_the_changed_member(
+        n in 2usize..40, gone in any::<prop::sample::Index>(), weighted: bool, seed: u64,
+    ) {
+        let full: Vec<_> = named(n).iter().enumerate().map(|(i, m)| {
+            let w = if weighted { 1.0 + (i % 4) as f64 } else { 1.0 };
+            weft_shard::Member::weighted(m.name.clone(), w)
+        }).collect();
+        let removed = gone.index(n);
+        let rest: Vec<_> = full.iter().enumerate().filter(|(i, _)| *i != removed).map(|(_, m)| m.clone()).collect();
+        let (big, small) = (Members::new(full.clone()).unwrap(), Members::new(rest).unwrap());
+        let gone_name = &full[removed].name;
+        let keys = hashes(seed, 400);
+        let pairs = [
+            (owners(&Rendezvous::new(big.clone()), &big, &keys), owners(&Rendezvous::new(small.clone()), &small, &keys)),
+            (owners(&Ring::new(big.clone(), 40).unwrap(), &big, &keys), owners(&Ring::new(small.clone(), 40).unwrap(), &small, &keys)),
+        ];
+        for (with, without) in pairs {
+            for (a, b) in with.iter().zip(&without) {
+                // Removing `gone` moves only its keys; read backwards,
+                // adding it moves keys only to it.
+                prop_assert!(a == b || a == gone_name, "{} -> {} when {} left", a, b, gone_name);
+            }
+        }
+    }
+
+    #[test]
+    fn memento_removal_moves_only_the_removed_members_keys(
+        n in 2usize..60, removals in prop::collection::vec(any::<prop::sample::Index>(), 1..20), seed: u64,
+    ) {
+        let mut set = Memento::new((0..n).map(|i| format!("m{i}"))).unwrap();
+        let keys = hashes(seed, 300);
+        for r in removals {
+            if set.len() == 1 { break; }
+            let present: Vec<String> = (0..set.slots() as u32)
+                .filter_map(|s| set.name(ShardId::new(s)).map(String::from)).collect();
+            let victim = present[r.index(present.len())].clone();
+            let before: Vec<ShardId> = keys.iter().map(|&h| set.shard_for_hash(h)).collect();
+            let slot = set.remove(&victim).unwrap();
+            for (&h, &b) in keys.iter().zip(&before) {
+                let a = set.shard_for_hash(h);
+                prop_assert!(set.name(a).is_some(), "routed to an absent slot");
+                prop_assert!(a == b || b == slot, "key moved {} -> {} when {} left", b, a, slot);
+            }
+        }
+    }
+
+    #[test]
+    fn memento_join_after_removals_undoes_the_last_removal(n in 3usize..40, k in 1usize..10, seed: u64) {
+        let mut set = Memento::new((0..n).map(|i| format!("m{i}"))).unwrap();
+        let keys = hashes(seed, 300);
+        let mut snapshots = Vec::new();
+        // Remove k distinct members, not only the last ones.
+        for i in 0..k.min(n - 1) {
+            let before = keys.iter().map(|&h| set.shard_for_hash(h)).collect::<Vec<_>>();
+            let victim = format!("m{}", (n - 1 - i + seed as usize % (n - i)) % n);
+            if set.remove(&victim).is_ok() {
+                snapshots.push(before);
+            }
+        }
+        // Rejoining (under new names) restores each earlier placement.
+        let mut i = 0;
+        while let Some(expected) = snapshots.pop() {
+            set.add(format!("new-{i}")).unwrap();
+            i += 1;
+            let now: Vec<_> = keys.iter().map(|&h| set.shard_for_hash(h)).collect();
+            prop_assert_eq!(now, expected);
+        }
+    }
+
+    #[test]
+    fn bounded_loads_never_exceed_the_cap(
+        n in 1usize..20,
+        ops in prop::collection::vec((0u8..8, any::<bool>()), 1..400),
+        c in 1.05f64..3.0,
+    ) {
+        let members = named(n);
+        let mut lb = BoundedLoad::new(members, c).unwrap();
+        let mut live: Vec<ShardId> = Vec::new();
+        for (key, release) in ops {
+            if release && !live.is_empty() {
+                let s = live.swap_remove(0);
+                lb.release(s).unwrap();
+                continue;
+            }
+            // Few distinct keys: hot keys are the point.
+            live.push(lb.assign(&key));
+            let m = live.len() as f64;
+            let cap = (c * m / n as f64).ceil() as u64;
+            let max = lb.loads().iter().copied().max().unwrap();
+            prop_assert!(max <= cap, "load {} above cap {} with {} items", max, cap, m);
+        }
+    }
+
+    #[test]
+    fn replica_sets_are_distinct_primary_first_and_prefix_stable(n in 1usize..30, seed: u64) {
+        let members = named(n);
+        let hrw = Rendezvous::new(members.clone());
+        let ring = Ring::new(members, 20).unwrap();
+        let r = n.min(5);
+        for h in hashes(seed, 50) {
+            let fns: [&dyn ReplicaSharder; 2] = [&hrw, &ring];
+            for f in fns {
+                let mut all = vec![ShardId::default(); r];
+                f.replicas_for_hash(h, &mut all).unwrap();
+                prop_assert_eq!(all[0], f.shard_for_hash(h));
+                let mut sorted = all.clone();
+                sorted.sort();
+                sorted.dedup();
+                prop_assert_eq!(sorted.len(), r);
+                let mut fewer = vec![ShardId::default(); r - 1];
+                f.replicas_for_hash(h, &mut fewer).unwrap();
+                prop_assert_eq!(&fewer[..], &all[..r - 1]);
+            }
+        }
+    }
+}
+
+#[test]
+fn rendezvous_replica_sets_are_stable_when_an_outside_member_leaves() {
+    let big = named(10);
+    let small = Members::named((0..10).filter(|&i| i != 7).map(|i| format!("node-{i}"))).unwrap();
+    let (a, b) = (Rendezvous::new(big.clone()), Rendezvous::new(small.clone()));
+    for h in hashes(3, 500) {
+        let (mut ra, mut rb) = ([ShardId::default(); 3], [ShardId::default(); 3]);
+        a.replicas_for_hash(h, &mut ra).unwrap();
+        b.replicas_for_hash(h, &mut rb).unwrap();
+        let na: Vec<_> = ra.iter().map(|&s| &big.get(s).unwrap().name).collect();
+        let nb: Vec<_> = rb.iter().map(|&s| &small.get(s).unwrap().name).collect();
+        if !na.iter().any(|n| *n == "node-7") {
+            assert_eq!(na, nb);
+        }
+    }
+}
+
+/// Balance against the statistics of random placement: with K keys over n
+/// shards, random placement has CV √((n−1)/K); a uniform function should be
+/// within a small factor of that (the bound leaves room for sampling noise,
+/// about ±25 % at n = 10).
+#[test]
+fn uniform_functions_balance_like_random_placement() {
+    let keys = hashes(42, 200_000);
+    let members = named(50);
+    let check = |name: &str, n: usize, f: &dyn Fn(u64) -> ShardId, bound: f64| {
+        let mut counts = vec![0u64; n];
+        for &h in &keys {
+            counts[f(h).index()] += 1;
+        }
+        let b = balance(&counts);
+        assert!(
+            b.cv_over_random < bound,
+            "{name}: CV {:.2}× random",
+            b.cv_over_random
+        );
+    };
+    for n in [10u32, 37, 1000] {
+        let lj = LevelJump::new(n).unwrap();
+        check("level jump", n as usize, &|h| lj.shard_for_hash(h), 1.5);
+        let j = Jump::new(n).unwrap();
+        check("jump", n as usize, &|h| j.shard_for_hash(h), 1.5);
+    }
+    let hrw = Rendezvous::new(members.clone());
+    check("rendezvous", 50, &|h| hrw.shard_for_hash(h), 1.5);
+    let maglev = Maglev::new(members.clone(), 65537).unwrap();
+    check("maglev", 50, &|h| maglev.shard_for_hash(h), 1.5);
+    let memento = Memento::new((0..60).map(|i| format!("m{i}"))).unwrap();
+    let mut memento = memento;
+    for i in (0..60).step_by(6) {
+        memento.remove(&format!("m{i}")).unwrap();
+    }
+    let ids: Vec<u32> = (0..60).filter(|i| i % 6 != 0).collect();
+    let dense = |h: u64| {
+        let slot = memento.shard_for_hash(h).get();
+        ShardId::new(ids.iter().position(|&s| s == slot).unwrap() as u32)
+    };
+    check("memento after 10 removals", 50, &dense, 1.5);
+}
+
+#[test]
+fn weighted_functions_give_shares_proportional_to_weight() {
+    let members: Members = "a=1,b=2,c=3,d=4".parse().unwrap();
+    let keys = hashes(9, 100_000);
+    let hrw = Rendezvous::new(members.clone());
+    let maglev = Maglev::new(members.clone(), 65537).unwrap();
+    let ring = Ring::new(members, 1000).unwrap();
+    let fns: [(&str, &dyn Sharder, f64); 3] = [
+        ("rendezvous", &hrw, 0.02),
+        ("maglev", &maglev, 0.02),
+        ("ring", &ring, 0.1),
+    ];
+    for (name, f, tolerance) in fns {
+        let mut counts = [0u64; 4];
+        for &h in &keys {
+            counts[f.shard_for_hash(h).index()] += 1;
+        }
+        for (i, &c) in counts.iter().enumerate() {
+            let share = c as f64 / keys.len() as f64;
+            let ideal = (i + 1) as f64 / 10.0;
+            assert!(
+                (share / ideal - 1.0).abs() < tolerance,
+                "{name}: member {i} has {share:.3}, ideal {ideal}"
+            );
+        }
+    }
+}
+
+#[test]
+fn maglev_disruption_is_near_minimal() {
+    let keys = hashes(5, 50_000);
+    let big = named(20);
+    let small = Members::named((0..20).filter(|&i| i != 4).map(|i| format!("node-{i}"))).unwrap();
+    let a = owners(&Maglev::new(big.clone(), 65537).unwrap(), &big, &keys);
+    let b = owners(&Maglev::new(small.clone(), 65537).unwrap(), &small, &keys);
+    let stray = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y && *x != "node-4")
+        .count();
+    // The paper's minimal-disruption goal: a few per cent at most.
+    assert!(
+        (stray as f64) < 0.03 * keys.len() as f64,
+        "{stray} stray moves"
+    );
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    assert_eq!(LevelJump::new(0), Err(ShardError::ZeroShards));
+    assert_eq!(Jump::new(0), Err(ShardError::ZeroShards));
+    assert_eq!(Modulo::new(0), Err(ShardError::ZeroShards));
+    assert_eq!(
+        Ring::new(named(2), 0).unwrap_err(),
+        ShardError::ZeroVirtualNodes
+    );
+    assert_eq!(
+        Maglev::new(named(2), 65536).unwrap_err(),
+        ShardError::TableNotPrime(65536)
+    );
+    assert_eq!(
+        Maglev::new(named(5), 3).unwrap_err(),
+        ShardError::TableTooSmall {
+            size: 3,
+            members: 5
+        }
+    );
+    assert_eq!(
+        BoundedLoad::new(named(2), 1.0).unwrap_err(),
+        ShardError::CapacityFactor(1.0)
+    );
+    assert!(matches!(
+        BoundedLoad::new(named(2), f64::NAN),
+        Err(ShardError::CapacityFactor(_))
+    ));
+    let mut set = Memento::new(["a", "b"]).unwrap();
+    assert_eq!(
+        set.remove("zz"),
+        Err(ShardError::UnknownMember("zz".into()))
+    );
+    set.remove("a").unwrap();
+    assert_eq!(set.remove("b"), Err(ShardError::LastMember("b".into())));
+    assert_eq!(set.add("b"), Err(ShardError::DuplicateMember("b".into())));
+    assert!(Memento::new(Vec::<String>::new()).is_err());
+    let hrw = Rendezvous::new(named(3));
+    let mut out = [ShardId::default(); 4];
+    assert!(hrw.replicas_for_hash(1, &mut out).is_err());
+    let mut lb = BoundedLoad::new(named(2), 1.5).unwrap();
+    assert_eq!(
+        lb.release(ShardId::new(0)),
+        Err(ShardError::NothingToRelease(ShardId::new(0)))
+    );
+}
+
+#[test]
+fn memento_state_round_trips_through_serde() {
+    let mut set = Memento::new((0..8).map(|i| format!("m{i}"))).unwrap();
+    set.remove("m3").unwrap();
+    set.remove("m6").unwrap();
+    set.remove("m0").unwrap();
+    let json = serde_json::to_string(&set).unwrap();
+    let back: Memento = serde_json::from_str(&json).unwrap();
+    for h in hashes(1, 2000) {
+        assert_eq!(back.shard_for_hash(h), set.shard_for_hash(h));
+    }
+    let bad = r#"{"slots":["a",null],"vacated":[]}"#;
+    assert!(serde_json::from_str::<Memento>(bad).is_err());
+}
