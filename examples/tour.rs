@@ -3,14 +3,17 @@
 //! Run it with `cargo run --example tour`.
 
 use weft::core::{
-    Combine, CompositeKey, CoreError, Count, Histogram, KeyHashV1, ShardId, Sharder, Sum, TopK,
-    key_hash,
+    Combine, CompositeKey, CoreError, Count, Histogram, KeyHashV1, ShardExt, ShardId, Sharder, Sum,
+    TopK, key_hash,
 };
+use weft::shard::compat::{kafka_partition, redis_slot};
+use weft::shard::{LevelJump, Memento, Modulo};
 
-fn main() -> Result<(), CoreError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("weft tour\n=========\n");
     keys()?;
     combine()?;
+    sharding()?;
     Ok(())
 }
 
@@ -36,21 +39,6 @@ fn keys() -> Result<(), CoreError> {
     assert_eq!(key_hash(&runtime), key_hash(&("tenant-7", 42u64)));
     println!("   a composite key built at run time hashes like its tuple");
 
-    // Any sharding function routes through that one hash. (weft-shard holds
-    // the real ones; this is modulo, for illustration.)
-    struct Modulo(u32);
-    impl Sharder for Modulo {
-        fn shard_count(&self) -> usize {
-            self.0 as usize
-        }
-        fn shard_for_hash(&self, hash: u64) -> ShardId {
-            ShardId::new((hash % u64::from(self.0)) as u32)
-        }
-    }
-    let shards = Modulo(4);
-    for key in ["alice", "bob", "carol"] {
-        println!("   {key:>5} -> {}", shards.shard_for(key));
-    }
     println!();
     Ok(())
 }
@@ -100,6 +88,41 @@ fn combine() -> Result<(), CoreError> {
     let exact = sum.extract(sum.fold(values));
     let plain: f64 = values.iter().sum();
     println!("   1e100 + 1 - 1e100 = {exact} (a plain fold gives {plain})");
+    println!();
+    Ok(())
+}
+
+/// Sharding: consistent hashing moves few keys on resize, any member can
+/// leave, and real systems' partitioners are reproduced exactly.
+fn sharding() -> Result<(), weft::shard::ShardError> {
+    println!("3. Sharding");
+    let keys: Vec<String> = (0..20_000).map(|i| format!("key-{i}")).collect();
+    let moved = |a: &dyn Sharder, b: &dyn Sharder| {
+        keys.iter()
+            .filter(|k| a.shard_for(k.as_str()) != b.shard_for(k.as_str()))
+            .count() as f64
+            * 100.0
+            / keys.len() as f64
+    };
+    println!(
+        "   10 -> 11 shards: LevelJump moves {:.1} % of keys (ideal 9.1 %), modulo {:.1} %",
+        moved(&LevelJump::new(10)?, &LevelJump::new(11)?),
+        moved(&Modulo::new(10)?, &Modulo::new(11)?)
+    );
+    let mut caches = Memento::new(["cache-a", "cache-b", "cache-c", "cache-d"])?;
+    let before: Vec<ShardId> = keys.iter().map(|k| caches.shard_for(k.as_str())).collect();
+    let gone = caches.remove("cache-b")?;
+    let strays = keys
+        .iter()
+        .zip(&before)
+        .filter(|(k, b)| **b != gone && caches.shard_for(k.as_str()) != **b)
+        .count();
+    println!("   cache-b leaves a Memento set: only its keys move ({strays} others moved)");
+    println!(
+        "   Kafka (Java client) partition of \"user-42\" among 12: {}; Redis Cluster slot: {}",
+        kafka_partition(b"user-42", 12)?,
+        redis_slot(b"user-42")
+    );
     println!();
     Ok(())
 }

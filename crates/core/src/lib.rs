@@ -2,7 +2,7 @@
 //! traits, associative combiners, member health and error classification.
 //!
 //! ```
-//! use weft_core::{key_hash, Combine, Histogram, ShardId, Sharder, TopK};
+//! use weft_core::{key_hash, Combine, Histogram, ShardExt, ShardId, Sharder, TopK};
 //!
 //! // A key's hash is the same in every process, platform and release.
 //! let hash = key_hash(&("tenant-7", 42u64));
@@ -34,7 +34,8 @@
 //!   turns bytes into a `u64`; [`KeyHashV1`] is the default, fixed forever,
 //!   and [`key_hash`] is the one path every pattern routes by.
 //! - [`Sharder`] maps a hash to a [`ShardId`]; [`ReplicaSharder`] maps it to
-//!   R distinct shards. The algorithms live in `weft-shard`.
+//!   R distinct shards; [`ShardExt`] and [`ReplicaExt`] route by key. The
+//!   algorithms live in `weft-shard`.
 //! - [`Combine`] merges answers associatively: [`Count`], [`Sum`],
 //!   [`Histogram`], [`TopK`], [`Min`], [`Max`].
 //! - [`Health`] and [`HealthTracker`] describe whether a member may be used.
@@ -67,4 +68,11 @@ pub use error::{BoundsProblem, Classify, CoreError, ErrorClass};
 pub use hash::{DefaultKeyHasher, KeyHashV1, KeyHasher, key_hash};
 pub use health::{Health, HealthPolicy, HealthTracker, Transition};
 pub use key::{CompositeKey, CompositeKeyBuilder, KeyBuf, ShardKey, with_key_bytes};
-pub use shard::{ReplicaSharder, ShardId, Sharder};
+pub use shard::{ReplicaExt, ReplicaSharder, ShardExt, ShardId, Sharder};
+
+/// The traits most code needs in scope: `use weft_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Classify, Combine, KeyHasher, ReplicaExt, ReplicaSharder, ShardExt, ShardKey, Sharder,
+    };
+}

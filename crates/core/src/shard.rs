@@ -81,7 +81,7 @@ impl fmt::Display for ShardId {
 /// # Examples
 ///
 /// ```
-/// use weft_core::{ShardId, Sharder};
+/// use weft_core::{ShardExt, ShardId, Sharder};
 ///
 /// /// Modulo placement (not consistent; for illustration).
 /// struct Modulo(u32);
@@ -106,16 +106,23 @@ pub trait Sharder {
 
     /// The shard that owns `hash`.
     fn shard_for_hash(&self, hash: u64) -> ShardId;
+}
 
+/// Routing by key for every [`Sharder`], including `dyn Sharder`: the one
+/// path every weft pattern routes by.
+///
+/// Blanket-implemented; bring it into scope (or use [`crate::prelude`]) to
+/// call `sharder.shard_for(&key)`.
+pub trait ShardExt: Sharder {
     /// The shard that owns `key`, hashed through the default key hasher
-    /// ([`key_hash`]): the one path every weft pattern routes by.
-    fn shard_for<K: ShardKey + ?Sized>(&self, key: &K) -> ShardId
-    where
-        Self: Sized,
-    {
+    /// ([`key_hash`]).
+    #[inline]
+    fn shard_for<K: ShardKey + ?Sized>(&self, key: &K) -> ShardId {
         self.shard_for_hash(key_hash(key))
     }
 }
+
+impl<S: Sharder + ?Sized> ShardExt for S {}
 
 /// A sharding function that also names R distinct shards per key, in order
 /// of preference: the key's replica set.
@@ -136,7 +143,11 @@ pub trait ReplicaSharder: Sharder {
     ///
     /// [`CoreError::NotEnoughShards`] if `out.len()` exceeds the shard count.
     fn replicas_for_hash(&self, hash: u64, out: &mut [ShardId]) -> Result<(), CoreError>;
+}
 
+/// Replica sets by key for every [`ReplicaSharder`], including trait
+/// objects. Blanket-implemented.
+pub trait ReplicaExt: ReplicaSharder {
     /// Writes the replica set of `key`, hashed through the default key
     /// hasher.
     ///
@@ -147,13 +158,12 @@ pub trait ReplicaSharder: Sharder {
         &self,
         key: &K,
         out: &mut [ShardId],
-    ) -> Result<(), CoreError>
-    where
-        Self: Sized,
-    {
+    ) -> Result<(), CoreError> {
         self.replicas_for_hash(key_hash(key), out)
     }
 }
+
+impl<S: ReplicaSharder + ?Sized> ReplicaExt for S {}
 
 macro_rules! forward_sharder {
     ($($ty:ty),*) => {$(
@@ -223,16 +233,24 @@ mod tests {
 
     #[test]
     fn shard_for_routes_through_the_default_key_hash() {
+        use crate::{ReplicaExt, ShardExt};
         let hrw = Hrw(16);
         for key in ["a", "b", "user-42", ""] {
             assert_eq!(hrw.shard_for(key), hrw.shard_for_hash(key_hash(key)));
         }
         let shared: Arc<dyn Sharder> = Arc::new(Hrw(16));
         assert_eq!(shared.shard_for("user-42"), hrw.shard_for("user-42"));
+        let borrowed: &dyn Sharder = &hrw;
+        assert_eq!(borrowed.shard_for("user-42"), hrw.shard_for("user-42"));
+        let boxed: Box<dyn ReplicaSharder + Send + Sync> = Box::new(Hrw(16));
+        let mut out = [ShardId::default(); 2];
+        boxed.replicas_for("user-42", &mut out).unwrap();
+        assert_eq!(out[0], hrw.shard_for("user-42"));
     }
 
     #[test]
     fn replica_sets_start_with_the_primary_and_reject_too_many() {
+        use crate::{ReplicaExt, ShardExt};
         let hrw = Hrw(5);
         let mut out = [ShardId::default(); 3];
         hrw.replicas_for("k", &mut out).unwrap();

@@ -39,7 +39,7 @@ use crate::mix::{below, draw};
 /// # Examples
 ///
 /// ```
-/// use weft_core::Sharder;
+/// use weft_core::ShardExt;
 /// use weft_shard::LevelJump;
 ///
 /// let ten = LevelJump::new(10)?;

@@ -3,7 +3,7 @@
 //! possible.
 //!
 //! ```
-//! use weft_core::Sharder;
+//! use weft_core::ShardExt;
 //! use weft_shard::{LevelJump, Memento, Rendezvous};
 //!
 //! // Numbered shards: weft's default, O(1), minimal movement on resize.

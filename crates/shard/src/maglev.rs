@@ -23,7 +23,7 @@ use crate::{Members, ShardError};
 /// # Examples
 ///
 /// ```
-/// use weft_core::Sharder;
+/// use weft_core::ShardExt;
 /// use weft_shard::Maglev;
 ///
 /// let maglev = Maglev::new("a,b,c".parse()?, Maglev::DEFAULT_TABLE_SIZE)?;

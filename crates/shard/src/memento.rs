@@ -42,7 +42,7 @@ use crate::mix::{below, draw};
 /// # Examples
 ///
 /// ```
-/// use weft_core::Sharder;
+/// use weft_core::ShardExt;
 /// use weft_shard::Memento;
 ///
 /// let mut set = Memento::new(["a", "b", "c", "d"])?;

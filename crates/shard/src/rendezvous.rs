@@ -28,7 +28,7 @@ use crate::{Members, ShardError};
 /// # Examples
 ///
 /// ```
-/// use weft_core::{ReplicaSharder, ShardId, Sharder};
+/// use weft_core::{ReplicaExt, ShardExt, ShardId};
 /// use weft_shard::Rendezvous;
 ///
 /// let hrw = Rendezvous::new("a,b=2,c".parse()?);

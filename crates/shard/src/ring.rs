@@ -23,7 +23,7 @@ use crate::{Members, ShardError};
 /// # Examples
 ///
 /// ```
-/// use weft_core::Sharder;
+/// use weft_core::ShardExt;
 /// use weft_shard::Ring;
 ///
 /// let ring = Ring::new("a,b,c".parse()?, 160)?;

@@ -6,7 +6,7 @@
 //! implementation of the algorithms as documented (xxh3 from the reference
 //! C library), not by this crate.
 
-use weft_core::{ShardId, Sharder, key_hash};
+use weft_core::{ShardExt, ShardId, Sharder, key_hash};
 use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Rendezvous, Ring};
 
 const KEYS: [&str; 6] = [

@@ -1,0 +1,270 @@
+//! `weft route`: one result per key.
+
+use std::io::{BufRead, Write};
+
+use weft_core::{Sharder, key_hash};
+use weft_shard::compat::{
+    Elasticsearch, Ketama, cassandra_token, guava_consistent_hash, kafka_partition,
+    librdkafka_consistent_random, redis_slot, sarama_hash,
+};
+use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
+
+use crate::args::Args;
+
+/// How keys on the command line are turned into bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFormat {
+    Utf8,
+    Hex,
+    U64,
+}
+
+/// A key as decoded: its bytes, and its integer value for `u64` keys.
+struct Key {
+    bytes: Vec<u8>,
+    int: Option<u64>,
+}
+
+type Route = Box<dyn Fn(&Key) -> Result<String, String>>;
+
+pub(crate) fn run(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        argv,
+        &[
+            "scheme",
+            "shards",
+            "members",
+            "routing-shards",
+            "key-format",
+        ],
+    )?;
+    let scheme = args
+        .get("scheme")
+        .ok_or("route needs --scheme SCHEME (try 'weft --help')")?;
+    let format = match args.get("key-format") {
+        None if scheme == "guava" => KeyFormat::U64,
+        None | Some("utf8") => KeyFormat::Utf8,
+        Some("hex") => KeyFormat::Hex,
+        Some("u64") => KeyFormat::U64,
+        Some(other) => return Err(format!("unknown --key-format {other:?} (utf8, hex or u64)")),
+    };
+    let route = router(scheme, &args, format)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut emit = |raw: &str| -> Result<(), String> {
+        let key = decode(raw, format)?;
+        let result = route(&key)?;
+        writeln!(out, "{raw}\t{result}").map_err(|e| format!("cannot write output: {e}"))
+    };
+    if args.positional.is_empty() {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.map_err(|e| format!("cannot read stdin: {e}"))?;
+            emit(line.strip_suffix('\r').unwrap_or(&line))?;
+        }
+    } else {
+        for raw in &args.positional {
+            emit(raw)?;
+        }
+    }
+    out.flush().map_err(|e| format!("cannot write output: {e}"))
+}
+
+fn decode(raw: &str, format: KeyFormat) -> Result<Key, String> {
+    match format {
+        KeyFormat::Utf8 => Ok(Key {
+            bytes: raw.as_bytes().to_vec(),
+            int: None,
+        }),
+        KeyFormat::Hex => {
+            let digits = raw.trim();
+            if !digits.len().is_multiple_of(2) {
+                return Err(format!("key {raw:?} is not hex: odd number of digits"));
+            }
+            let bytes = (0..digits.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| format!("key {raw:?} is not hex"))?;
+            Ok(Key { bytes, int: None })
+        }
+        KeyFormat::U64 => {
+            let v: u64 = raw
+                .trim()
+                .parse()
+                .map_err(|_| format!("key {raw:?} is not a decimal u64"))?;
+            Ok(Key {
+                bytes: v.to_le_bytes().to_vec(),
+                int: Some(v),
+            })
+        }
+    }
+}
+
+fn shards(args: &Args, scheme: &str) -> Result<u32, String> {
+    args.parsed::<u32>("shards")?
+        .ok_or_else(|| format!("scheme {scheme} needs --shards N"))
+}
+
+/// The member list from `--members`, or `0..n` from `--shards`.
+fn members(args: &Args, scheme: &str) -> Result<Members, String> {
+    match (args.get("members"), args.parsed::<u32>("shards")?) {
+        (Some(_), Some(_)) => Err("give --shards or --members, not both".into()),
+        (Some(list), None) => list.parse().map_err(|e| format!("--members: {e}")),
+        (None, Some(n)) if n > 0 => {
+            Members::named((0..n).map(|i| i.to_string())).map_err(|e| e.to_string())
+        }
+        (None, Some(_)) => Err("--shards must be at least 1".into()),
+        (None, None) => Err(format!(
+            "scheme {scheme} needs --shards N or --members LIST"
+        )),
+    }
+}
+
+fn bytes_only(scheme: &str, format: KeyFormat) -> Result<(), String> {
+    if format == KeyFormat::U64 {
+        return Err(format!(
+            "scheme {scheme} hashes key bytes: use --key-format utf8 or hex"
+        ));
+    }
+    Ok(())
+}
+
+fn named_route<S: Sharder + 'static>(sharder: S, members: Members) -> Route {
+    Box::new(move |k: &Key| {
+        let id = sharder.shard_for_hash(key_hash(k.bytes.as_slice()));
+        Ok(members
+            .get(id)
+            .map_or_else(|| id.to_string(), |m| m.name.clone()))
+    })
+}
+
+fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String> {
+    let err = |e: weft_shard::ShardError| e.to_string();
+    if args.get("routing-shards").is_some() && scheme != "elasticsearch" {
+        return Err("--routing-shards only applies to --scheme elasticsearch".into());
+    }
+    Ok(match scheme {
+        "default" | "level-jump" if args.get("members").is_some() => {
+            let m = members(args, scheme)?;
+            let f = LevelJump::new(m.len() as u32).map_err(err)?;
+            named_route(f, m)
+        }
+        "default" | "level-jump" => {
+            let f = LevelJump::new(shards(args, scheme)?).map_err(err)?;
+            Box::new(move |k| {
+                Ok(f.shard_for_hash(key_hash(k.bytes.as_slice()))
+                    .get()
+                    .to_string())
+            })
+        }
+        "modulo" => {
+            let f = Modulo::new(shards(args, scheme)?).map_err(err)?;
+            Box::new(move |k| {
+                Ok(f.shard_for_hash(key_hash(k.bytes.as_slice()))
+                    .get()
+                    .to_string())
+            })
+        }
+        "jump" => {
+            let f = Jump::new(shards(args, scheme)?).map_err(err)?;
+            Box::new(move |k| {
+                Ok(f.shard_for_hash(key_hash(k.bytes.as_slice()))
+                    .get()
+                    .to_string())
+            })
+        }
+        "rendezvous" => {
+            let m = members(args, scheme)?;
+            named_route(Rendezvous::new(m.clone()), m)
+        }
+        "ring" => {
+            let m = members(args, scheme)?;
+            named_route(Ring::new(m.clone(), Ring::DEFAULT_VNODES).map_err(err)?, m)
+        }
+        "maglev" => {
+            let m = members(args, scheme)?;
+            named_route(
+                Maglev::new(m.clone(), Maglev::DEFAULT_TABLE_SIZE).map_err(err)?,
+                m,
+            )
+        }
+        "memento" => {
+            let m = members(args, scheme)?;
+            let set = Memento::new(m.iter().map(|x| x.name.clone())).map_err(err)?;
+            Box::new(move |k| {
+                let id = set.shard_for_hash(key_hash(k.bytes.as_slice()));
+                Ok(set.name(id).unwrap_or_default().to_string())
+            })
+        }
+        "kafka" => {
+            bytes_only(scheme, format)?;
+            let n = shards(args, scheme)?;
+            kafka_partition(b"", n).map_err(err)?;
+            Box::new(move |k| {
+                kafka_partition(&k.bytes, n)
+                    .map(|p| p.to_string())
+                    .map_err(err)
+            })
+        }
+        "librdkafka" => {
+            bytes_only(scheme, format)?;
+            let n = shards(args, scheme)?;
+            librdkafka_consistent_random(None, n).map_err(err)?;
+            Box::new(move |k| {
+                librdkafka_consistent_random(Some(&k.bytes), n)
+                    .map(|p| p.map_or_else(|| "random".to_string(), |p| p.to_string()))
+                    .map_err(err)
+            })
+        }
+        "sarama" => {
+            bytes_only(scheme, format)?;
+            let n = shards(args, scheme)?;
+            sarama_hash(b"", n).map_err(err)?;
+            Box::new(move |k| sarama_hash(&k.bytes, n).map(|p| p.to_string()).map_err(err))
+        }
+        "redis-cluster" => {
+            bytes_only(scheme, format)?;
+            Box::new(|k| Ok(redis_slot(&k.bytes).to_string()))
+        }
+        "ketama" => {
+            bytes_only(scheme, format)?;
+            let list = args
+                .get("members")
+                .ok_or("scheme ketama needs --members host:port=weight,...")?;
+            let m: Members = list.parse().map_err(|e| format!("--members: {e}"))?;
+            let ring = Ketama::new(m).map_err(err)?;
+            Box::new(move |k| Ok(ring.server_for(&k.bytes).to_string()))
+        }
+        "guava" => {
+            if format != KeyFormat::U64 {
+                return Err("scheme guava takes decimal u64 keys (--key-format u64)".into());
+            }
+            let n = shards(args, scheme)?;
+            guava_consistent_hash(0, n).map_err(err)?;
+            Box::new(move |k| {
+                let input = k.int.ok_or("guava needs a u64 key")?;
+                guava_consistent_hash(input, n)
+                    .map(|b| b.to_string())
+                    .map_err(err)
+            })
+        }
+        "cassandra" => {
+            bytes_only(scheme, format)?;
+            Box::new(|k| Ok(cassandra_token(&k.bytes).to_string()))
+        }
+        "elasticsearch" => {
+            let n = shards(args, scheme)?;
+            let index = match args.parsed::<u32>("routing-shards")? {
+                Some(r) => Elasticsearch::with_routing_shards(n, r),
+                None => Elasticsearch::new(n),
+            }
+            .map_err(err)?;
+            Box::new(move |k| {
+                let routing = std::str::from_utf8(&k.bytes)
+                    .map_err(|_| "elasticsearch routing values must be UTF-8 text".to_string())?;
+                Ok(index.shard(routing).to_string())
+            })
+        }
+        other => return Err(format!("unknown scheme {other:?} (try 'weft --help')")),
+    })
+}

@@ -1,0 +1,238 @@
+//! The `weft` binary end to end: routing output, errors and bench-hash.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn weft(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft runs");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("weft finishes")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn route_prints_key_tab_result_for_compatible_schemes() {
+    // Kafka UtilsTest vectors: "21" and "foobar" land in partition 0 of 6.
+    let o = weft(
+        &[
+            "route", "--scheme", "kafka", "--shards", "6", "21", "foobar",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "21\t0\nfoobar\t0\n");
+
+    let o = weft(
+        &["route", "--scheme", "redis-cluster"],
+        Some("somekey\r\n{user1000}.following\n"),
+    );
+    assert_eq!(stdout(&o), "somekey\t11058\n{user1000}.following\t3443\n");
+
+    let o = weft(
+        &["route", "--scheme", "guava", "--shards", "1024", "256"],
+        None,
+    );
+    assert_eq!(stdout(&o), "256\t520\n");
+
+    let o = weft(&["route", "--scheme", "cassandra", "123"], None);
+    assert_eq!(stdout(&o), "123\t-7468325962851647638\n");
+
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "elasticsearch",
+            "--shards",
+            "5",
+            "hello",
+            "hell",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&o), "hello\t4\nhell\t1\n");
+
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "librdkafka",
+            "--shards",
+            "4",
+            "--key-format",
+            "hex",
+            "",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&o), "\trandom\n");
+
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "ketama",
+            "--members",
+            "10.0.1.1:11211=600,10.0.1.2:11211=300,10.0.1.3:11211=200,10.0.1.4:11211=350,10.0.1.5:11211=1000,10.0.1.6:11211=800,10.0.1.7:11211=950,10.0.1.8:11211=100",
+            "SVa_]_V41)",
+        ],
+        None,
+    );
+    assert_eq!(stdout(&o), "SVa_]_V41)\t10.0.1.7:11211\n");
+}
+
+#[test]
+fn route_with_weft_schemes_agrees_with_the_library() {
+    use weft_core::{Sharder, key_hash};
+    let o = weft(
+        &[
+            "route", "--scheme", "default", "--shards", "10", "a", "user-42",
+        ],
+        None,
+    );
+    let f = weft_shard::LevelJump::new(10).unwrap();
+    let expected = format!(
+        "a\t{}\nuser-42\t{}\n",
+        f.shard_for_hash(key_hash("a")).get(),
+        f.shard_for_hash(key_hash("user-42")).get()
+    );
+    assert_eq!(stdout(&o), expected);
+
+    // A u64 key hashes as the integer's stable bytes.
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "jump",
+            "--shards",
+            "100",
+            "--key-format",
+            "u64",
+            "42",
+        ],
+        None,
+    );
+    let j = weft_shard::Jump::new(100).unwrap();
+    assert_eq!(
+        stdout(&o),
+        format!("42\t{}\n", j.shard_for_hash(key_hash(&42u64)).get())
+    );
+
+    for scheme in ["rendezvous", "ring", "maglev", "memento"] {
+        let o = weft(
+            &[
+                "route",
+                "--scheme",
+                scheme,
+                "--members",
+                "a,b=2,c",
+                "k1",
+                "k2",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{scheme}");
+        for line in stdout(&o).lines() {
+            let owner = line.split('\t').nth(1).unwrap();
+            assert!(["a", "b", "c"].contains(&owner), "{scheme}: {line}");
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_on_stderr_and_exit_status_2() {
+    let cases: [&[&str]; 9] = [
+        &["route", "--scheme", "nope", "k"],
+        &["route", "--scheme", "kafka", "k"],
+        &["route", "--scheme", "kafka", "--shards", "0", "k"],
+        &[
+            "route",
+            "--scheme",
+            "sarama",
+            "--shards",
+            "4",
+            "--key-format",
+            "hex",
+            "zz",
+        ],
+        &[
+            "route",
+            "--scheme",
+            "guava",
+            "--shards",
+            "4",
+            "not-a-number",
+        ],
+        &[
+            "route",
+            "--scheme",
+            "elasticsearch",
+            "--shards",
+            "5",
+            "--routing-shards",
+            "12",
+            "k",
+        ],
+        &["route", "--scheme", "ring", "--members", "a,a", "k"],
+        &["bench-hash", "--shards", "0"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let o = weft(args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("weft: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bench_hash_prints_a_table_with_the_floor_first_and_writes_an_svg() {
+    let dir = std::env::temp_dir().join(format!("weft-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("plot.svg");
+    let o = weft(
+        &[
+            "bench-hash",
+            "--algos",
+            "ring,level-jump",
+            "--shards",
+            "10,20",
+            "--keys",
+            "2000",
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| algorithm"))
+        .collect();
+    assert_eq!(rows.len(), 6, "{out}");
+    assert!(rows[0].starts_with("| floor | 10 |"), "{out}");
+    assert!(rows[3].starts_with("| floor | 20 |"), "{out}");
+    // level-jump adds with no stray moves.
+    let lj = rows
+        .iter()
+        .find(|r| r.starts_with("| level-jump | 10 |"))
+        .unwrap();
+    assert_eq!(lj.split('|').nth(9).unwrap().trim(), "0", "{lj}");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.contains("level-jump") && plot.contains("polyline"));
+    std::fs::remove_dir_all(&dir).ok();
+}
