@@ -136,6 +136,9 @@ pub enum CoreError {
         /// Shards available.
         available: usize,
     },
+    /// A replica set of zero shards was asked for.
+    #[error("asked for 0 replicas: a replica set needs at least one shard")]
+    ZeroReplicas,
     /// A health policy's thresholds were rejected.
     #[error("health policy rejected: {0}")]
     HealthPolicy(&'static str),

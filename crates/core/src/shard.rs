@@ -134,14 +134,15 @@ impl<S: Sharder + ?Sized> ShardExt for S {}
 /// - Asking for fewer replicas gives a prefix of asking for more, so growing
 ///   the replication factor does not reshuffle existing replicas.
 /// - Asking for more replicas than [`Sharder::shard_count`] is an error, not
-///   a shorter answer.
+///   a shorter answer; so is asking for none.
 /// - Like a lookup, it does not allocate: the caller owns `out`.
 pub trait ReplicaSharder: Sharder {
     /// Writes `out.len()` distinct shards for `hash`, primary first.
     ///
     /// # Errors
     ///
-    /// [`CoreError::NotEnoughShards`] if `out.len()` exceeds the shard count.
+    /// [`CoreError::NotEnoughShards`] if `out.len()` exceeds the shard count,
+    /// and [`CoreError::ZeroReplicas`] if `out` is empty.
     fn replicas_for_hash(&self, hash: u64, out: &mut [ShardId]) -> Result<(), CoreError>;
 }
 
@@ -213,6 +214,9 @@ mod tests {
 
     impl ReplicaSharder for Hrw {
         fn replicas_for_hash(&self, hash: u64, out: &mut [ShardId]) -> Result<(), CoreError> {
+            if out.is_empty() {
+                return Err(CoreError::ZeroReplicas);
+            }
             if out.len() > self.shard_count() {
                 return Err(CoreError::NotEnoughShards {
                     requested: out.len(),
@@ -256,6 +260,7 @@ mod tests {
         hrw.replicas_for("k", &mut out).unwrap();
         assert_eq!(out[0], hrw.shard_for("k"));
         assert!(out[0] != out[1] && out[1] != out[2] && out[0] != out[2]);
+        assert_eq!(hrw.replicas_for("k", &mut []), Err(CoreError::ZeroReplicas));
         let mut too_many = [ShardId::default(); 6];
         assert_eq!(
             hrw.replicas_for("k", &mut too_many),

@@ -53,14 +53,6 @@ pub enum ShardError {
     /// A Maglev table larger than a `u32` can index.
     #[error("Maglev table size {0} is above the limit of {max}", max = u32::MAX)]
     TableTooLarge(u64),
-    /// A replica count of zero, or above the shard count.
-    #[error("replica count {requested} is outside 1..={available}")]
-    ReplicaCount {
-        /// Replicas asked for.
-        requested: usize,
-        /// Shards available.
-        available: usize,
-    },
     /// A bounded-load capacity factor that is not above 1.
     #[error("capacity factor {0} must be finite and above 1")]
     CapacityFactor(f64),

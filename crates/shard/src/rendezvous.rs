@@ -131,6 +131,9 @@ impl Sharder for Rendezvous {
 
 impl ReplicaSharder for Rendezvous {
     fn replicas_for_hash(&self, hash: u64, out: &mut [ShardId]) -> Result<(), CoreError> {
+        if out.is_empty() {
+            return Err(CoreError::ZeroReplicas);
+        }
         let r = out.len();
         if r > self.seeds.len() {
             return Err(CoreError::NotEnoughShards {

@@ -112,6 +112,9 @@ impl ReplicaSharder for Ring {
     /// The first `out.len()` distinct members clockwise from the key: the
     /// walk skips further points of members already chosen.
     fn replicas_for_hash(&self, hash: u64, out: &mut [ShardId]) -> Result<(), CoreError> {
+        if out.is_empty() {
+            return Err(CoreError::ZeroReplicas);
+        }
         if out.len() > self.members.len() {
             return Err(CoreError::NotEnoughShards {
                 requested: out.len(),

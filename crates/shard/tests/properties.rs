@@ -167,9 +167,11 @@ proptest! {
                 sorted.sort();
                 sorted.dedup();
                 prop_assert_eq!(sorted.len(), r);
-                let mut fewer = vec![ShardId::default(); r - 1];
-                f.replicas_for_hash(h, &mut fewer).unwrap();
-                prop_assert_eq!(&fewer[..], &all[..r - 1]);
+                if r > 1 {
+                    let mut fewer = vec![ShardId::default(); r - 1];
+                    f.replicas_for_hash(h, &mut fewer).unwrap();
+                    prop_assert_eq!(&fewer[..], &all[..r - 1]);
+                }
             }
         }
     }
@@ -322,6 +324,15 @@ fn bad_input_is_a_typed_error() {
     let hrw = Rendezvous::new(named(3));
     let mut out = [ShardId::default(); 4];
     assert!(hrw.replicas_for_hash(1, &mut out).is_err());
+    let ring = Ring::new(named(3), 10).unwrap();
+    assert_eq!(
+        ring.replicas_for_hash(1, &mut []),
+        Err(weft_core::CoreError::ZeroReplicas)
+    );
+    assert_eq!(
+        hrw.replicas_for_hash(1, &mut []),
+        Err(weft_core::CoreError::ZeroReplicas)
+    );
     let mut lb = BoundedLoad::new(named(2), 1.5).unwrap();
     assert_eq!(
         lb.release(ShardId::new(0)),
