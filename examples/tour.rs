@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     keys()?;
     combine()?;
     sharding()?;
+    scatter_gather()?;
     Ok(())
 }
 
@@ -123,6 +124,56 @@ fn sharding() -> Result<(), weft::shard::ShardError> {
         kafka_partition(b"user-42", 12)?,
         redis_slot(b"user-42")
     );
+    println!();
+    Ok(())
+}
+
+/// Scatter/gather: fan out to shards, gather with a deadline, and say
+/// honestly what is missing.
+fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
+    use std::time::Duration;
+    use weft::core::{Classify, ErrorClass};
+    use weft::scatter::{Config, LeafContext, Plan, Scatter, Topology};
+
+    #[derive(Debug)]
+    struct Unavailable;
+    impl std::fmt::Display for Unavailable {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("unavailable")
+        }
+    }
+    impl Classify for Unavailable {
+        fn class(&self) -> ErrorClass {
+            ErrorClass::Transient
+        }
+    }
+
+    println!("4. Scatter/gather");
+    // Shard 3 never answers; the others count their documents.
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.shard.get() == 3 {
+            std::future::pending::<()>().await;
+        }
+        Ok::<u64, Unavailable>(100 + u64::from(cx.shard.get()))
+    };
+    let root = Scatter::new(
+        Topology::sharded(4, 2)?,
+        leaf,
+        Config::new(Duration::from_millis(30)),
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let gathered = runtime.block_on(root.gather(Plan::broadcast(4, ()), &Sum::<u64>::new()))?;
+    let r = &gathered.report;
+    println!(
+        "   {} of {} shards answered before the 30 ms deadline ({} timed out); complete: {}",
+        r.answered, r.asked, r.timed_out, r.complete
+    );
+    println!("   partial sum: {:?}", gathered.output);
+    if let Err(e) = gathered.require_complete() {
+        println!("   require_complete(): {e}");
+    }
     println!();
     Ok(())
 }

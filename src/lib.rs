@@ -27,6 +27,11 @@ pub use weft_core::{Classify, Combine, KeyHasher, ShardId, ShardKey, Sharder, ke
 #[cfg(feature = "shard")]
 pub use weft_shard as shard;
 
+/// Scatter/gather with deadlines, hedging and partial-result reports
+/// (feature `scatter`).
+#[cfg(feature = "scatter")]
+pub use weft_scatter as scatter;
+
 /// The README's code example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

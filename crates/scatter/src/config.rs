@@ -1,0 +1,276 @@
+//! How a root gathers: policy, deadlines, hedging and the load budget.
+
+use std::time::Duration;
+
+use weft_core::HealthPolicy;
+
+use crate::{ScatterError, Topology};
+
+/// When a call has gathered enough.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gather {
+    /// Every shard asked must answer (or fail, or time out at the deadline).
+    All,
+    /// Return as soon as `k` shards answered; the rest are cancelled.
+    FirstK(usize),
+    /// Wait for all until the deadline; the policy is met when at least this
+    /// fraction of the shards asked answered.
+    Fraction(f64),
+    /// Each shard asks `q` distinct replicas and answers once `q` agree
+    /// through the call's resolver.
+    Quorum(usize),
+}
+
+/// The adaptive hedge delay: a latency percentile of recent leaf calls,
+/// clamped, with a fallback until enough samples exist.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hedging {
+    pub(crate) enabled: bool,
+    pub(crate) percentile: Option<f64>,
+    pub(crate) floor: Duration,
+    pub(crate) ceiling: Duration,
+    pub(crate) fallback: Duration,
+    pub(crate) min_samples: u64,
+    pub(crate) window: u64,
+    pub(crate) max_attempts: u32,
+}
+
+impl Default for Hedging {
+    fn default() -> Self {
+        Hedging {
+            enabled: true,
+            percentile: None,
+            floor: Duration::from_micros(100),
+            ceiling: Duration::from_secs(1),
+            fallback: Duration::from_millis(10),
+            min_samples: 200,
+            window: 10_000,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// A root's configuration. Built with chained setters; [`crate::Scatter::new`]
+/// validates it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft_scatter::{Config, Gather};
+///
+/// let config = Config::new(Duration::from_millis(50))
+///     .attempt_timeout(Duration::from_millis(20))
+///     .gather(Gather::Fraction(0.9))
+///     .max_extra_load(0.03);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub(crate) deadline: Duration,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) gather: Gather,
+    pub(crate) hedging: Hedging,
+    pub(crate) max_extra_load: f64,
+    pub(crate) budget_window: u64,
+    pub(crate) max_in_flight: Option<usize>,
+    pub(crate) health: HealthPolicy,
+    pub(crate) probation: Duration,
+    pub(crate) seed: u64,
+}
+
+impl Config {
+    /// Defaults around a global `deadline` per call: gather all, hedge
+    /// adaptively, at most 5 % extra leaf requests, no per-attempt timeout.
+    pub fn new(deadline: Duration) -> Self {
+        Config {
+            deadline,
+            attempt_timeout: None,
+            gather: Gather::All,
+            hedging: Hedging::default(),
+            max_extra_load: 0.05,
+            budget_window: 1000,
+            max_in_flight: None,
+            health: HealthPolicy::default(),
+            probation: Duration::from_secs(5),
+            seed: 0x5eed,
+        }
+    }
+
+    /// The gather policy.
+    #[must_use]
+    pub fn gather(mut self, gather: Gather) -> Self {
+        self.gather = gather;
+        self
+    }
+
+    /// A timeout per attempt: a leaf call slower than this is cancelled and
+    /// the next replica is tried (a retry, from the extra-load budget).
+    #[must_use]
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// The extra-load budget: hedges and retries together never exceed this
+    /// fraction of first attempts (0.05 = 5 % more leaf requests), counted
+    /// over the root's life, with at most `1000 ·` this many extra attempts
+    /// banked.
+    #[must_use]
+    pub fn max_extra_load(mut self, ratio: f64) -> Self {
+        self.max_extra_load = ratio;
+        self
+    }
+
+    /// The hedge delay's percentile of recent leaf latencies. By default it
+    /// derives from the budget, `100 · (1 − ⅔ · max_extra_load)` (p96.7 at
+    /// 5 %), so that the hedges the delay triggers stay within the budget
+    /// and the budget is not spent before the stragglers that need it.
+    #[must_use]
+    pub fn hedge_percentile(mut self, percentile: f64) -> Self {
+        self.hedging.percentile = Some(percentile);
+        self
+    }
+
+    /// Clamps the adaptive hedge delay.
+    #[must_use]
+    pub fn hedge_delay_bounds(mut self, floor: Duration, ceiling: Duration) -> Self {
+        self.hedging.floor = floor;
+        self.hedging.ceiling = ceiling;
+        self
+    }
+
+    /// The hedge delay until `min_samples` latencies are known.
+    #[must_use]
+    pub fn hedge_fallback(mut self, delay: Duration, min_samples: u64) -> Self {
+        self.hedging.fallback = delay;
+        self.hedging.min_samples = min_samples;
+        self
+    }
+
+    /// The latency window: percentiles reflect the last `window` to
+    /// `2 · window` leaf calls.
+    #[must_use]
+    pub fn latency_window(mut self, window: u64) -> Self {
+        self.hedging.window = window;
+        self
+    }
+
+    /// At most this many attempts per shard (first, hedges and retries).
+    #[must_use]
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.hedging.max_attempts = attempts;
+        self
+    }
+
+    /// Turns hedging off (retries on transient errors still happen).
+    #[must_use]
+    pub fn no_hedging(mut self) -> Self {
+        self.hedging.enabled = false;
+        self
+    }
+
+    /// At most `n` leaf calls in flight across all calls of this root;
+    /// waiting for a slot counts against each call's deadline.
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n);
+        self
+    }
+
+    /// When replicas are suspect and down; a down replica gets one probe
+    /// request per `probation` and rejoins after the policy's successes.
+    #[must_use]
+    pub fn health(mut self, policy: HealthPolicy, probation: Duration) -> Self {
+        self.health = policy;
+        self.probation = probation;
+        self
+    }
+
+    /// The seed of replica choice (power of two choices), for reproducible
+    /// runs.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub(crate) fn validate(&self, topology: &Topology) -> Result<(), ScatterError> {
+        if self.deadline.is_zero() {
+            return Err(ScatterError::ZeroDuration("deadline"));
+        }
+        if self.attempt_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ScatterError::ZeroDuration("attempt timeout"));
+        }
+        if !(0.0..=1.0).contains(&self.max_extra_load) {
+            return Err(ScatterError::BadBudget(self.max_extra_load));
+        }
+        if let Some(p) = self.hedging.percentile
+            && !(p > 0.0 && p < 100.0)
+        {
+            return Err(ScatterError::BadPercentile(p));
+        }
+        if self.hedging.floor > self.hedging.ceiling {
+            return Err(ScatterError::FloorAboveCeiling {
+                floor: self.hedging.floor,
+                ceiling: self.hedging.ceiling,
+            });
+        }
+        if self.hedging.max_attempts == 0 {
+            return Err(ScatterError::ZeroDuration("max attempts"));
+        }
+        match self.gather {
+            Gather::FirstK(k) if k == 0 || k > topology.shard_count() => {
+                return Err(ScatterError::BadK {
+                    k,
+                    shards: topology.shard_count(),
+                });
+            }
+            Gather::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
+                return Err(ScatterError::BadFraction(f));
+            }
+            Gather::Quorum(q) => {
+                for i in 0..topology.shard_count() {
+                    let shard = weft_core::ShardId::new(i as u32);
+                    let replicas = topology.replicas_of(shard).len();
+                    if q == 0 || q > replicas {
+                        return Err(ScatterError::BadQuorum { q, shard, replicas });
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The percentile the hedge delay follows.
+    pub(crate) fn percentile(&self) -> f64 {
+        self.hedging
+            .percentile
+            .unwrap_or_else(|| (100.0 * (1.0 - self.max_extra_load * 2.0 / 3.0)).clamp(50.0, 99.9))
+    }
+}
+
+/// Per-call choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallOptions {
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) no_hedge: bool,
+}
+
+impl CallOptions {
+    /// Overrides the root's deadline for this call.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// No hedges for this call (e.g. an expensive request that duplicating
+    /// would only slow down); retries on transient errors still happen.
+    #[must_use]
+    pub fn no_hedge(mut self) -> Self {
+        self.no_hedge = true;
+        self
+    }
+}

@@ -1,0 +1,88 @@
+//! Scatter/gather for weft: fan a request out to shards and their replicas,
+//! gather the answers with a deadline, hedge stragglers under a load budget,
+//! and always report what is missing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use weft_core::{Classify, ErrorClass, TopK};
+//! use weft_scatter::{Config, Gather, LeafContext, Plan, Scatter, Topology};
+//!
+//! #[derive(Debug)]
+//! struct LeafDown;
+//! impl std::fmt::Display for LeafDown {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("leaf down") }
+//! }
+//! impl Classify for LeafDown { fn class(&self) -> ErrorClass { ErrorClass::Transient } }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! // A search index in 8 shards, 3 replicas each; every shard returns its
+//! // best (score, doc) and the root keeps the top 3.
+//! let leaf = |term: &'static str, cx: LeafContext| async move {
+//!     let doc = cx.shard.get() * 10;
+//!     Ok::<_, LeafDown>((term.len() as u32 + doc, doc))
+//! };
+//! let config = Config::new(Duration::from_millis(200)).gather(Gather::All).max_extra_load(0.03);
+//! let root = Scatter::new(Topology::sharded(8, 3)?, leaf, config)?;
+//! let top = TopK::largest(3).unwrap();
+//! let gathered = root.gather(Plan::broadcast(8, "rust"), &top).await?;
+//! assert!(gathered.report.complete);
+//! assert_eq!(gathered.output.len(), 3);
+//! # Ok::<(), weft_scatter::ScatterError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # The two forms of the pattern
+//!
+//! - **Leaf sharding**: each shard holds part of the data and must answer
+//!   for it ([`Topology::sharded`], [`Plan::by_key`] to split a multi-key
+//!   request by owner, [`Plan::broadcast`] for a query every shard answers).
+//! - **Root distribution**: identical replicas, the work split in parts
+//!   that any replica can serve ([`Topology::replicated`]).
+//!
+//! # What a call guarantees
+//!
+//! - The global deadline bounds the whole call, including waiting for a
+//!   concurrency slot; when it passes the call returns at once with what it
+//!   has.
+//! - Answers are combined as they arrive through a [`weft_core::Combine`].
+//! - A straggling attempt is hedged to a **different** replica after the
+//!   adaptive delay; the first success wins and the losers are dropped; a
+//!   transient error moves to the next replica, a permanent one fails the
+//!   shard; an error never beats a success still in flight.
+//! - Hedges and retries draw on one budget and never exceed
+//!   `max_extra_load` of first attempts.
+//! - The [`Report`] lists every shard of the topology exactly once with its
+//!   outcome; [`Gathered::require_complete`] turns anything missing into an
+//!   error. A leaf that panics fails its shard, not the root.
+//!
+//! # Not guaranteed
+//!
+//! - Leaves are cancelled by dropping their futures; a remote server learns
+//!   of it only if the leaf's transport tells it (tied requests need leaf
+//!   cooperation).
+//! - Leaves run concurrently inside the caller's task; CPU-heavy leaves
+//!   should spawn their work.
+//! - The latency window and health are statistics: under contention a
+//!   sample may be lost while the window rotates.
+
+mod budget;
+mod config;
+mod error;
+mod latency;
+mod leaf;
+mod mix;
+mod plan;
+mod replicas;
+mod report;
+mod root;
+mod topology;
+
+pub use config::{CallOptions, Config, Gather, Hedging};
+pub use error::ScatterError;
+pub use leaf::{Leaf, LeafContext};
+#[cfg(feature = "tower")]
+pub use leaf::{ServiceError, ServiceLeaf};
+pub use plan::Plan;
+pub use report::{Gathered, Outcome, Report, ShardReport};
+pub use root::Scatter;
+pub use topology::Topology;

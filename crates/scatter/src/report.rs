@@ -1,0 +1,136 @@
+//! What happened to every shard of a call.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+use weft_core::ShardId;
+
+use crate::ScatterError;
+
+fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros().min(u128::from(u64::MAX)) as u64)
+}
+
+/// How one shard ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It answered.
+    Answered {
+        /// The replica whose answer was used (for a quorum, the one that
+        /// completed it).
+        replica: usize,
+        /// Which attempt answered (1 = the first).
+        attempt: u32,
+    },
+    /// The deadline passed, or every attempt timed out, before it answered.
+    TimedOut,
+    /// It failed: a permanent error, or transient errors with no replica or
+    /// budget left to try.
+    Failed {
+        /// The last error's message.
+        error: String,
+        /// Whether that error was transient.
+        transient: bool,
+    },
+    /// The call had gathered enough (first k) and stopped asking it.
+    Cancelled,
+    /// The plan did not ask it.
+    Skipped,
+}
+
+/// One shard's line in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardReport {
+    /// The shard.
+    pub shard: ShardId,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Leaf requests sent for it.
+    pub attempts: u32,
+    /// Of those, hedges (sent while another was in flight).
+    pub hedges: u32,
+    /// Of those, retries (sent after a failure or timeout).
+    pub retries: u32,
+    /// From the start of the call to its outcome.
+    #[serde(rename = "elapsed_us", serialize_with = "micros")]
+    pub elapsed: Duration,
+}
+
+/// Every shard's outcome, totals, and whether the result is complete.
+///
+/// A partial result is never presented as complete: `complete` is true only
+/// when every shard asked answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// One line per shard of the topology, in shard order.
+    pub shards: Vec<ShardReport>,
+    /// Shards asked (the plan's shards).
+    pub asked: usize,
+    /// Shards that answered.
+    pub answered: usize,
+    /// Shards that timed out.
+    pub timed_out: usize,
+    /// Shards that failed.
+    pub failed: usize,
+    /// Shards cancelled once the policy was met.
+    pub cancelled: usize,
+    /// Shards the plan did not ask.
+    pub skipped: usize,
+    /// Leaf requests sent in all.
+    pub leaf_requests: u32,
+    /// Hedges sent.
+    pub hedges: u32,
+    /// Retries sent.
+    pub retries: u32,
+    /// Every shard asked answered.
+    pub complete: bool,
+    /// The gather policy was met.
+    pub policy_met: bool,
+    /// The call stopped at its deadline.
+    pub deadline_hit: bool,
+    /// The hedge delay this call used.
+    #[serde(rename = "hedge_delay_us", serialize_with = "micros")]
+    pub hedge_delay: Duration,
+    /// The call's duration.
+    #[serde(rename = "elapsed_us", serialize_with = "micros")]
+    pub elapsed: Duration,
+}
+
+/// A call's combined output and its report.
+#[derive(Debug, Clone)]
+pub struct Gathered<O> {
+    /// The combined answers of the shards that answered.
+    pub output: O,
+    /// What happened to every shard.
+    pub report: Report,
+}
+
+impl<O> Gathered<O> {
+    /// The output if every shard asked answered.
+    ///
+    /// # Errors
+    ///
+    /// [`ScatterError::Incomplete`] with the report otherwise.
+    pub fn require_complete(self) -> Result<O, ScatterError> {
+        if self.report.complete {
+            Ok(self.output)
+        } else {
+            Err(ScatterError::Incomplete(Box::new(self.report)))
+        }
+    }
+
+    /// The output if the gather policy was met (e.g. enough shards for
+    /// first-k or a fraction).
+    ///
+    /// # Errors
+    ///
+    /// [`ScatterError::PolicyNotMet`] with the report otherwise.
+    pub fn require_policy(self) -> Result<O, ScatterError> {
+        if self.report.policy_met {
+            Ok(self.output)
+        } else {
+            Err(ScatterError::PolicyNotMet(Box::new(self.report)))
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! Behaviour of the root on paused tokio time: deadlines, hedging,
+//! cancellation, errors, policies, probation and the report.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+use weft_core::{Classify, Count, ErrorClass, Health, HealthPolicy, ShardExt, ShardId, Sum};
+use weft_scatter::{
+    CallOptions, Config, Gather, LeafContext, Outcome, Plan, Scatter, ScatterError, Topology,
+};
+use weft_shard::LevelJump;
+
+#[derive(Debug, Clone, PartialEq)]
+enum LeafError {
+    Busy,
+    Invalid,
+}
+
+impl std::fmt::Display for LeafError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl Classify for LeafError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            LeafError::Busy => ErrorClass::Transient,
+            LeafError::Invalid => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Counts drops: a leaf holding one shows when its future is dropped.
+#[derive(Clone, Default)]
+struct Drops(Arc<AtomicUsize>);
+
+struct Guard(Arc<AtomicUsize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drops {
+    fn guard(&self) -> Guard {
+        Guard(self.0.clone())
+    }
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A config whose hedge delay is a fixed 10 ms (fallback, never enough
+/// samples) and whose budget allows one extra attempt per first attempt.
+fn config(deadline: Duration) -> Config {
+    Config::new(deadline)
+        .hedge_fallback(ms(10), u64::MAX)
+        .max_extra_load(1.0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_holds_with_leaves_that_never_answer() {
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.shard.get() < 5 {
+            sleep(ms(1)).await;
+            Ok::<u64, LeafError>(1)
+        } else {
+            futures::future::pending().await
+        }
+    };
+    let root = Scatter::new(Topology::sharded(10, 2).unwrap(), leaf, config(ms(50))).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(10, ()), &Count::new())
+        .await
+        .unwrap();
+    // Paused time: the call returns at the deadline, not a tick later.
+    assert_eq!(start.elapsed(), ms(50));
+    assert_eq!(g.output, 5);
+    let r = &g.report;
+    assert!(r.deadline_hit && !r.complete && !r.policy_met);
+    assert_eq!(
+        (r.answered, r.timed_out, r.failed, r.cancelled, r.skipped),
+        (5, 5, 0, 0, 0)
+    );
+    let shards: Vec<u32> = r.shards.iter().map(|s| s.shard.get()).collect();
+    assert_eq!(
+        shards,
+        (0..10).collect::<Vec<_>>(),
+        "every shard exactly once, in order"
+    );
+    for s in &r.shards {
+        let expected_answered = s.shard.get() < 5;
+        assert_eq!(
+            matches!(s.outcome, Outcome::Answered { .. }),
+            expected_answered
+        );
+        if !expected_answered {
+            assert_eq!(s.outcome, Outcome::TimedOut);
+        }
+    }
+    assert!(matches!(
+        g.require_complete(),
+        Err(ScatterError::Incomplete(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_success_wins_on_another_replica_and_the_loser_is_dropped() {
+    let drops = Drops::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (d, s) = (drops.clone(), seen.clone());
+    let leaf = move |_: (), cx: LeafContext| {
+        let guard = d.guard();
+        s.lock().unwrap().push((cx.attempt, cx.replica, cx.hedge));
+        async move {
+            let _guard = guard;
+            if cx.attempt == 1 {
+                sleep(ms(1000)).await; // the straggler
+            } else {
+                sleep(ms(5)).await;
+            }
+            Ok::<u64, LeafError>(u64::from(cx.attempt))
+        }
+    };
+    let root = Scatter::new(Topology::sharded(1, 3).unwrap(), leaf, config(ms(500))).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(1, ()), &Sum::<u64>::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        start.elapsed(),
+        ms(15),
+        "hedged at 10 ms, answered 5 ms later"
+    );
+    assert_eq!(g.output, Ok(2), "the hedge's answer, not the straggler's");
+    assert_eq!(
+        drops.count(),
+        2,
+        "both attempts' futures are gone when the call returns"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_ne!(
+        seen[0].1, seen[1].1,
+        "the hedge goes to a different replica"
+    );
+    assert!(!seen[0].2 && seen[1].2);
+    let line = &g.report.shards[0];
+    assert_eq!((line.attempts, line.hedges, line.retries), (2, 1, 0));
+    assert_eq!(
+        line.outcome,
+        Outcome::Answered {
+            replica: seen[1].1,
+            attempt: 2
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_error_never_beats_a_later_success() {
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.attempt == 1 {
+            sleep(ms(20)).await;
+            Err(LeafError::Busy)
+        } else {
+            sleep(ms(30)).await;
+            Ok::<u64, LeafError>(7)
+        }
+    };
+    let root = Scatter::new(Topology::sharded(1, 2).unwrap(), leaf, config(ms(500))).unwrap();
+    let g = root
+        .gather(Plan::broadcast(1, ()), &Sum::<u64>::new())
+        .await
+        .unwrap();
+    assert_eq!(g.output, Ok(7));
+    assert_eq!(
+        g.report.shards[0].outcome,
+        Outcome::Answered {
+            replica: g.report.shards[0].outcome_replica(),
+            attempt: 2
+        }
+    );
+}
+
+trait OutcomeReplica {
+    fn outcome_replica(&self) -> usize;
+}
+
+impl OutcomeReplica for weft_scatter::ShardReport {
+    fn outcome_replica(&self) -> usize {
+        match self.outcome {
+            Outcome::Answered { replica, .. } => replica,
+            _ => usize::MAX,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_error_moves_to_the_next_replica_at_once_and_a_permanent_one_fails() {
+    let leaf = |kind: u8, cx: LeafContext| async move {
+        match (kind, cx.attempt) {
+            (0, 1) => Err(LeafError::Busy),
+            (1, _) => Err(LeafError::Invalid),
+            _ => Ok::<u64, LeafError>(1),
+        }
+    };
+    let root = Scatter::new(
+        Topology::sharded(2, 3).unwrap(),
+        leaf,
+        config(ms(100)).no_hedging(),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let plan = Plan::new(vec![(ShardId::new(0), 0u8), (ShardId::new(1), 1u8)]);
+    let g = root.gather(plan, &Count::new()).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "the retry does not wait");
+    let r = &g.report;
+    assert!(matches!(
+        r.shards[0].outcome,
+        Outcome::Answered { attempt: 2, .. }
+    ));
+    assert_eq!(r.shards[0].retries, 1);
+    assert_eq!(
+        r.shards[1].outcome,
+        Outcome::Failed {
+            error: "Invalid".into(),
+            transient: false
+        }
+    );
+    assert_eq!(r.shards[1].attempts, 1, "a permanent error is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaf_sharding_sends_each_key_to_its_owner_and_nowhere_else() {
+    let sharder = LevelJump::new(8).unwrap();
+    let received = Arc::new(Mutex::new(BTreeMap::<u32, Vec<u64>>::new()));
+    let rec = received.clone();
+    let leaf = move |keys: Vec<u64>, cx: LeafContext| {
+        rec.lock()
+            .unwrap()
+            .entry(cx.shard.get())
+            .or_default()
+            .extend(&keys);
+        async move { Ok::<u64, LeafError>(keys.len() as u64) }
+    };
+    let root = Scatter::new(Topology::sharded(8, 2).unwrap(), leaf, config(ms(100))).unwrap();
+    let keys: Vec<u64> = (0..5).map(|i| i * 1000).collect();
+    let plan = Plan::by_key(&sharder, keys.clone(), |k| k);
+    let g = root.gather(plan, &Sum::<u64>::new()).await.unwrap();
+    assert_eq!(g.output, Ok(5));
+    let received = received.lock().unwrap();
+    let mut all: Vec<u64> = received.values().flatten().copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, keys, "each key sent exactly once");
+    for (shard, ks) in received.iter() {
+        for k in ks {
+            assert_eq!(
+                sharder.shard_for(k).get(),
+                *shard,
+                "key {k} went to shard {shard}"
+            );
+        }
+    }
+    // Shards owning none of the keys were not asked, and say so.
+    let skipped = g
+        .report
+        .shards
+        .iter()
+        .filter(|s| s.outcome == Outcome::Skipped)
+        .count();
+    assert_eq!(skipped, 8 - received.len());
+    assert!(g.report.complete, "skipped shards are not missing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_call_cancels_every_leaf() {
+    let drops = Drops::default();
+    let started = Arc::new(AtomicUsize::new(0));
+    let (d, st) = (drops.clone(), started.clone());
+    let leaf = move |_: (), _cx: LeafContext| {
+        let guard = d.guard();
+        st.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let _guard = guard;
+            futures::future::pending::<Result<u64, LeafError>>().await
+        }
+    };
+    let root = Scatter::new(Topology::sharded(20, 2).unwrap(), leaf, config(ms(10_000))).unwrap();
+    let count = Count::new();
+    let call = root.gather(Plan::broadcast(20, ()), &count);
+    assert!(tokio::time::timeout(ms(30), call).await.is_err());
+    let n = started.load(Ordering::SeqCst);
+    assert!(n >= 20, "{n} leaves started");
+    assert_eq!(drops.count(), n, "every started leaf was dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_leaf_fails_its_shard_not_the_root() {
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.shard.get() == 1 {
+            panic!("leaf bug");
+        }
+        Ok::<u64, LeafError>(1)
+    };
+    let root = Scatter::new(Topology::sharded(3, 2).unwrap(), leaf, config(ms(100))).unwrap();
+    let g = root
+        .gather(Plan::broadcast(3, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(g.output, 2);
+    assert_eq!(
+        g.report.shards[1].outcome,
+        Outcome::Failed {
+            error: "leaf panicked".into(),
+            transient: false
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_k_returns_after_k_answers_and_cancels_the_rest() {
+    let drops = Drops::default();
+    let d = drops.clone();
+    let leaf = move |_: (), cx: LeafContext| {
+        let guard = d.guard();
+        async move {
+            let _guard = guard;
+            sleep(ms(10 * u64::from(cx.shard.get() + 1))).await;
+            Ok::<u64, LeafError>(1)
+        }
+    };
+    let cfg = config(ms(1000)).gather(Gather::FirstK(3)).no_hedging();
+    let root = Scatter::new(Topology::sharded(6, 1).unwrap(), leaf, cfg).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(6, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), ms(30));
+    assert_eq!(g.output, 3);
+    assert_eq!((g.report.answered, g.report.cancelled), (3, 3));
+    assert!(g.report.policy_met && !g.report.complete);
+    assert_eq!(drops.count(), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fraction_policy_is_judged_at_the_deadline() {
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.shard.get() == 9 {
+            futures::future::pending::<()>().await;
+        }
+        Ok::<u64, LeafError>(1)
+    };
+    let cfg = config(ms(40)).gather(Gather::Fraction(0.9)).no_hedging();
+    let root = Scatter::new(Topology::sharded(10, 1).unwrap(), leaf, cfg).unwrap();
+    let g = root
+        .gather(Plan::broadcast(10, ()), &Count::new())
+        .await
+        .unwrap();
+    assert!(g.report.policy_met && !g.report.complete);
+    assert_eq!(g.clone().require_policy().unwrap(), 9);
+    assert!(g.require_complete().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn quorum_asks_q_replicas_and_resolves_disagreement() {
+    // Replica r of the shard holds version r.
+    let leaf = |_: (), cx: LeafContext| async move { Ok::<u64, LeafError>(cx.replica as u64) };
+    let cfg = config(ms(100)).gather(Gather::Quorum(2)).no_hedging();
+    let root = Scatter::new(Topology::sharded(1, 3).unwrap(), leaf, cfg).unwrap();
+    let newest = |answers: Vec<u64>| answers.into_iter().max().unwrap_or(0);
+    let g = root
+        .gather_resolved(
+            Plan::broadcast(1, ()),
+            &Sum::<u64>::new(),
+            CallOptions::default(),
+            newest,
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.report.shards[0].attempts, 2);
+    let v = g.output.unwrap();
+    assert!(
+        v == 1 || v == 2,
+        "the newer of the two versions asked, got {v}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_replica_goes_on_probation_and_returns_after_a_probe() {
+    let broken = Arc::new(AtomicUsize::new(1)); // replica 0 fails while set
+    let b = broken.clone();
+    let leaf = move |_: (), cx: LeafContext| {
+        let fail = cx.replica == 0 && b.load(Ordering::SeqCst) == 1;
+        async move {
+            if fail {
+                Err(LeafError::Busy)
+            } else {
+                Ok::<u64, LeafError>(1)
+            }
+        }
+    };
+    let cfg = config(ms(100))
+        .no_hedging()
+        .health(HealthPolicy::new(1, 2, 1).unwrap(), ms(1000));
+    let root = Scatter::new(Topology::replicated(1, 2).unwrap(), leaf, cfg).unwrap();
+    for _ in 0..20 {
+        let g = root
+            .gather(Plan::broadcast(1, ()), &Count::new())
+            .await
+            .unwrap();
+        assert!(g.report.complete);
+    }
+    assert_eq!(root.replica_health(0), Health::Down);
+    // On probation: no traffic at all until the probation period ends.
+    let before = count_calls_to_zero(&root, 20).await;
+    assert_eq!(before, 0);
+    broken.store(0, Ordering::SeqCst);
+    tokio::time::advance(ms(1001)).await;
+    // One probe is allowed; it succeeds and the replica is back.
+    let after = count_calls_to_zero(&root, 50).await;
+    assert!(after >= 1);
+    assert_ne!(root.replica_health(0), Health::Down);
+}
+
+async fn count_calls_to_zero<L>(root: &Scatter<L>, calls: usize) -> usize
+where
+    L: weft_scatter::Leaf<(), Response = u64>,
+{
+    let mut n = 0;
+    for _ in 0..calls {
+        let g = root
+            .gather(Plan::broadcast(1, ()), &Count::new())
+            .await
+            .unwrap();
+        if let Outcome::Answered { replica: 0, .. } = g.report.shards[0].outcome {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_concurrency_slot_counts_against_the_deadline() {
+    let leaf = |_: (), _cx: LeafContext| async move {
+        sleep(ms(30)).await;
+        Ok::<u64, LeafError>(1)
+    };
+    let cfg = config(ms(50)).max_in_flight(1).no_hedging();
+    let root = Scatter::new(Topology::sharded(3, 1).unwrap(), leaf, cfg).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(3, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), ms(50));
+    assert_eq!((g.report.answered, g.report.timed_out), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_attempt_timeouts_retry_on_another_replica() {
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.attempt == 1 {
+            sleep(ms(1000)).await;
+        }
+        Ok::<u64, LeafError>(1)
+    };
+    let cfg = config(ms(500)).attempt_timeout(ms(20)).no_hedging();
+    let root = Scatter::new(Topology::sharded(1, 2).unwrap(), leaf, cfg).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(1, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), ms(20));
+    assert_eq!(g.report.shards[0].retries, 1);
+    assert!(g.report.complete);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_can_opt_out_of_hedging() {
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.attempt == 1 {
+            sleep(ms(100)).await;
+        }
+        Ok::<u64, LeafError>(1)
+    };
+    let root = Scatter::new(Topology::sharded(1, 2).unwrap(), leaf, config(ms(500))).unwrap();
+    let g = root
+        .gather_with(
+            Plan::broadcast(1, ()),
+            &Count::new(),
+            CallOptions::default().no_hedge(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.report.hedges, 0);
+    assert_eq!(g.report.elapsed, ms(100));
+}
+
+#[test]
+fn the_report_serialises_with_every_shard() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let leaf = |_: (), cx: LeafContext| async move {
+            if cx.shard.get() == 0 {
+                Err(LeafError::Invalid)
+            } else {
+                Ok::<u64, LeafError>(1)
+            }
+        };
+        let root = Scatter::new(Topology::sharded(3, 1).unwrap(), leaf, config(ms(10))).unwrap();
+        let plan = Plan::new(vec![(ShardId::new(0), ()), (ShardId::new(1), ())]);
+        let g = root.gather(plan, &Count::new()).await.unwrap();
+        let json = serde_json::to_value(&g.report).unwrap();
+        assert_eq!(json["shards"].as_array().unwrap().len(), 3);
+        assert_eq!(json["shards"][0]["outcome"]["state"], "failed");
+        assert_eq!(json["shards"][1]["outcome"]["state"], "answered");
+        assert_eq!(json["shards"][2]["outcome"]["state"], "skipped");
+        assert_eq!(json["complete"], false);
+    });
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let leaf = |_: (), _cx: LeafContext| async move { Ok::<u64, LeafError>(1) };
+    let t = || Topology::sharded(4, 2).unwrap();
+    let d = ms(10);
+    let err = |c: Config| Scatter::new(t(), leaf, c).unwrap_err();
+    assert_eq!(
+        err(Config::new(Duration::ZERO)),
+        ScatterError::ZeroDuration("deadline")
+    );
+    assert_eq!(
+        err(Config::new(d).gather(Gather::FirstK(0))),
+        ScatterError::BadK { k: 0, shards: 4 }
+    );
+    assert_eq!(
+        err(Config::new(d).gather(Gather::FirstK(5))),
+        ScatterError::BadK { k: 5, shards: 4 }
+    );
+    assert_eq!(
+        err(Config::new(d).gather(Gather::Fraction(0.0))),
+        ScatterError::BadFraction(0.0)
+    );
+    assert_eq!(
+        err(Config::new(d).gather(Gather::Fraction(1.5))),
+        ScatterError::BadFraction(1.5)
+    );
+    assert!(matches!(
+        err(Config::new(d).gather(Gather::Quorum(3))),
+        ScatterError::BadQuorum { q: 3, .. }
+    ));
+    assert_eq!(
+        err(Config::new(d).max_extra_load(-0.1)),
+        ScatterError::BadBudget(-0.1)
+    );
+    assert_eq!(
+        err(Config::new(d).max_extra_load(1.5)),
+        ScatterError::BadBudget(1.5)
+    );
+    assert_eq!(
+        err(Config::new(d).hedge_percentile(0.0)),
+        ScatterError::BadPercentile(0.0)
+    );
+    assert_eq!(
+        err(Config::new(d).hedge_percentile(100.0)),
+        ScatterError::BadPercentile(100.0)
+    );
+    assert!(matches!(
+        err(Config::new(d).hedge_delay_bounds(ms(5), ms(1))),
+        ScatterError::FloorAboveCeiling { .. }
+    ));
+    assert_eq!(
+        Topology::sharded(0, 1).unwrap_err(),
+        ScatterError::ZeroShards
+    );
+    assert_eq!(
+        Topology::sharded(2, 0).unwrap_err(),
+        ScatterError::NoReplicas(ShardId::new(0))
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let root = Scatter::new(t(), leaf, Config::new(d)).unwrap();
+    rt.block_on(async {
+        let bad = Plan::new(vec![(ShardId::new(9), ())]);
+        assert_eq!(
+            root.gather(bad, &Count::new()).await.unwrap_err(),
+            ScatterError::UnknownShard(ShardId::new(9))
+        );
+        let dup = Plan::new(vec![(ShardId::new(1), ()), (ShardId::new(1), ())]);
+        assert_eq!(
+            root.gather(dup, &Count::new()).await.unwrap_err(),
+            ScatterError::DuplicateShard(ShardId::new(1))
+        );
+        let zero = CallOptions::default().deadline(Duration::ZERO);
+        assert!(
+            root.gather_with(Plan::broadcast(4, ()), &Count::new(), zero)
+                .await
+                .is_err()
+        );
+    });
+}
