@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     combine()?;
     sharding()?;
     scatter_gather()?;
+    leases()?;
     Ok(())
 }
 
@@ -174,6 +175,56 @@ fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(e) = gathered.require_complete() {
         println!("   require_complete(): {e}");
     }
+    println!();
+    Ok(())
+}
+
+/// Leases: renewable ownership with a fencing token the resource checks.
+fn leases() -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use weft::lease::{Fence, Lease, LeaseConfig, MemoryFence, MemoryStore};
+
+    println!("5. Leases");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    runtime.block_on(async {
+        let store = Arc::new(MemoryStore::new());
+        let fence = MemoryFence::new();
+        let config = LeaseConfig::new(Duration::from_secs(2));
+        let a = Lease::acquire(
+            store.clone(),
+            "orders/owner",
+            b"worker-a".to_vec(),
+            config.clone(),
+            Duration::from_millis(100),
+        )
+        .await?;
+        println!(
+            "   worker-a holds the lease, token {}, safe for {:?}",
+            a.token(),
+            a.remaining()
+        );
+        fence.check_and_advance("orders", a.token()).await?;
+        let old = a.token();
+        a.release().await?;
+        let b = Lease::acquire(
+            store,
+            "orders/owner",
+            b"worker-b".to_vec(),
+            config,
+            Duration::from_millis(100),
+        )
+        .await?;
+        fence.check_and_advance("orders", b.token()).await?;
+        println!("   worker-b takes over with token {}", b.token());
+        if let Err(e) = fence.check_and_advance("orders", old).await {
+            println!("   a late write with worker-a's token: {e}");
+        }
+        b.release().await?;
+        Ok::<_, weft::lease::LeaseError>(())
+    })?;
     println!();
     Ok(())
 }

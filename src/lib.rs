@@ -32,6 +32,11 @@ pub use weft_shard as shard;
 #[cfg(feature = "scatter")]
 pub use weft_scatter as scatter;
 
+/// Leases: CAS store trait, locks, renewable leases, election and fencing
+/// (feature `lease`).
+#[cfg(feature = "lease")]
+pub use weft_lease as lease;
+
 /// The README's code example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

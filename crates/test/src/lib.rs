@@ -25,10 +25,12 @@
 //!   the Debian package to install; elsewhere the test is skipped with a
 //!   loud message on stderr.
 //!
-//! The CasStore conformance suite and fault-injection helpers join this
-//! crate with the lease crates.
+//! [`cas`] holds the conformance suite every `CasStore` must pass, and
+//! [`faults`] a store wrapper that injects delays, timeouts and pauses.
 
+pub mod cas;
 mod etcd;
+pub mod faults;
 mod http;
 mod process;
 mod redis;

@@ -1,0 +1,356 @@
+//! Locks, leases, elections and fences on paused tokio time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::{Instant, advance, sleep};
+use weft_lease::{
+    CasStore, Election, Fence, Lease, LeaseConfig, LeaseError, LeaseState, Limits, Lock,
+    MemoryFence, MemoryStore, StoreError, Version, WatchEvent,
+};
+use weft_test::faults::{FaultPlan, FaultyStore};
+
+fn secs(n: f64) -> Duration {
+    Duration::from_secs_f64(n)
+}
+
+fn store() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_excludes_others_and_unlocks_only_with_its_version() {
+    let lock = Lock::new(store());
+    let a = lock
+        .try_acquire("l", b"a".to_vec(), secs(5.0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        lock.try_acquire("l", b"b".to_vec(), secs(5.0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let stale = weft_lease::Held {
+        token: Version(a.token.0 + 99),
+        ..a.clone()
+    };
+    assert!(
+        !lock.unlock(&stale).await.unwrap(),
+        "a wrong version unlocks nothing"
+    );
+    assert!(lock.unlock(&a).await.unwrap());
+    let b = lock
+        .try_acquire("l", b"b".to_vec(), secs(5.0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.token > a.token, "the next holder's token is higher");
+    assert!(
+        !lock.unlock(&a).await.unwrap(),
+        "the old holder cannot unlock the new one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn acquire_waits_for_expiry_and_gives_up_at_its_deadline() {
+    let lock = Lock::new(store());
+    lock.try_acquire("l", b"a".to_vec(), secs(1.0))
+        .await
+        .unwrap()
+        .unwrap();
+    let start = Instant::now();
+    let err = lock
+        .acquire("l", b"b".to_vec(), secs(5.0), secs(0.5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LeaseError::Timeout { .. }));
+    assert_eq!(start.elapsed(), secs(0.5));
+    let b = lock
+        .acquire("l", b"b".to_vec(), secs(5.0), secs(5.0))
+        .await
+        .unwrap();
+    assert_eq!(
+        start.elapsed(),
+        secs(1.0),
+        "acquired the moment the first lock expired"
+    );
+    assert_eq!(b.value, b"b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_renews_and_keeps_its_token() {
+    let s = store();
+    let lease = Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap();
+    let token = lease.token();
+    sleep(secs(60.0)).await;
+    assert_eq!(lease.state(), LeaseState::Held);
+    assert!(lease.is_held());
+    assert_eq!(
+        s.get("k").await.unwrap().unwrap().version,
+        token,
+        "renewals keep the version"
+    );
+    assert!(lease.remaining() > secs(1.0));
+    lease.release().await.unwrap();
+    lease.release().await.unwrap(); // idempotent
+    assert!(s.get("k").await.unwrap().is_none());
+    assert_eq!(lease.state(), LeaseState::Lost);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lost_signal_fires_before_the_store_expires_the_key() {
+    let s = store();
+    let faulty = Arc::new(FaultyStore::new(s.clone(), FaultPlan::default()));
+    let config = LeaseConfig::new(secs(3.0));
+    let lease = Lease::acquire(faulty.clone(), "k", b"a".to_vec(), config, secs(1.0))
+        .await
+        .unwrap();
+    let mut events = s.watch("k").unwrap();
+    sleep(secs(10.0)).await;
+    // The holder's process stops reaching the store: renewals hang.
+    faulty.set_paused(true);
+    let cut = Instant::now();
+    let mut state = lease.watch_state();
+    let at_risk_or_lost = async {
+        state.wait_for(|s| *s == LeaseState::Lost).await.unwrap();
+        Instant::now()
+    };
+    let lost_at = at_risk_or_lost.await;
+    let expired_at = loop {
+        if let Some(WatchEvent::Expired { .. }) = events.next().await {
+            break Instant::now();
+        }
+    };
+    assert!(
+        lost_at < expired_at,
+        "lost at {:?}, expired at {:?}",
+        lost_at - cut,
+        expired_at - cut
+    );
+    // Margin: ttl/10 + ρ·ttl at the least.
+    assert!(
+        expired_at - lost_at >= secs(0.3),
+        "margin only {:?}",
+        expired_at - lost_at
+    );
+    assert!(!lease.is_held());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guarded_task_is_cancelled_on_loss_and_stops_before_run_returns() {
+    let s = store();
+    let faulty = Arc::new(FaultyStore::new(s.clone(), FaultPlan::default()));
+    let lease = Lease::acquire(
+        faulty.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap();
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stopped.clone();
+    let f = faulty.clone();
+    let run = lease.run(|guard| async move {
+        sleep(secs(5.0)).await;
+        f.set_paused(true); // renewals stop reaching the store
+        guard.cancelled().await;
+        sleep(secs(0.1)).await; // cleanup
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let result = run.await;
+    assert!(matches!(result, Err(LeaseError::Lost { .. })));
+    assert!(
+        stopped.load(std::sync::atomic::Ordering::SeqCst),
+        "run returned before the task stopped"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guarded_task_that_finishes_releases_the_lease() {
+    let s = store();
+    let lease = Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap();
+    let token = lease.token();
+    let got = lease.run(|g| async move { g.token }).await.unwrap();
+    assert_eq!(got, token);
+    assert!(
+        s.get("k").await.unwrap().is_none(),
+        "released after the task"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_lease_stops_renewals_and_frees_the_key() {
+    let s = store();
+    let lease = Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap();
+    drop(lease);
+    advance(secs(0.01)).await;
+    tokio::task::yield_now().await;
+    assert!(s.get("k").await.unwrap().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_lease_configuration_is_a_typed_error() {
+    let s: Arc<dyn CasStore> = store();
+    let check = |c: LeaseConfig| c.validate(s.as_ref()).unwrap_err();
+    assert!(
+        matches!(check(LeaseConfig::new(Duration::ZERO)), LeaseError::Config(m) if m.contains("zero"))
+    );
+    assert!(
+        matches!(check(LeaseConfig::new(secs(3.0)).renew_every(secs(3.0))), LeaseError::Config(m) if m.contains("renewal interval"))
+    );
+    assert!(
+        matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(3.0))), LeaseError::Config(m) if m.contains("margin"))
+    );
+    assert!(
+        matches!(check(LeaseConfig::new(secs(3.0)).drift(1.0)), LeaseError::Config(m) if m.contains("drift"))
+    );
+    assert!(
+        matches!(check(LeaseConfig::new(secs(3.0)).drift(-0.1)), LeaseError::Config(m) if m.contains("drift"))
+    );
+    assert!(
+        matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(2.0))), LeaseError::Config(m) if m.contains("safe period"))
+    );
+    let etcd_like: Arc<dyn CasStore> = Arc::new(MemoryStore::with_limits(Limits {
+        ttl_granularity: secs(1.0),
+        min_ttl: secs(2.0),
+        ..s.limits()
+    }));
+    for ttl in [secs(1.0), secs(2.5)] {
+        let e = LeaseConfig::new(ttl)
+            .validate(etcd_like.as_ref())
+            .unwrap_err();
+        assert!(
+            matches!(e, LeaseError::Store(StoreError::BadTtl { .. })),
+            "{ttl:?}: {e}"
+        );
+    }
+    let e = Lease::try_acquire(s.clone(), "", b"v".to_vec(), LeaseConfig::new(secs(3.0)))
+        .await
+        .unwrap_err();
+    assert_eq!(e, LeaseError::Store(StoreError::EmptyKey));
+    let e = Lease::try_acquire(
+        s.clone(),
+        "k",
+        vec![0; 2 << 20],
+        LeaseConfig::new(secs(3.0)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        e,
+        LeaseError::Store(StoreError::ValueTooLarge { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn candidates_lead_in_arrival_order_with_increasing_tokens() {
+    let s = store();
+    let election = Election::new(s.clone(), "svc", LeaseConfig::new(secs(3.0)));
+    let mut observed = election.observe();
+    assert_eq!(observed.next().await.unwrap().unwrap(), None);
+    let first = election.campaign(b"one".to_vec(), secs(1.0)).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for name in ["two", "three"] {
+        let (e, tx) = (election.clone(), tx.clone());
+        tokio::spawn(async move {
+            let l = e
+                .campaign(name.as_bytes().to_vec(), secs(100.0))
+                .await
+                .unwrap();
+            tx.send((name, l.token())).unwrap();
+            sleep(secs(1.0)).await;
+            l.resign().await.unwrap();
+        });
+        sleep(secs(0.1)).await; // arrival order
+    }
+    let leader = observed.next().await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        (leader.value.as_slice(), leader.token),
+        (b"one".as_slice(), first.token())
+    );
+    let first_token = first.token();
+    first.resign().await.unwrap();
+    let (a, ta) = rx.recv().await.unwrap();
+    let seen_two = observed.next().await.unwrap().unwrap().unwrap();
+    let (b, tb) = rx.recv().await.unwrap();
+    let seen_three = observed.next().await.unwrap().unwrap().unwrap();
+    assert_eq!((a, b), ("two", "three"), "fair order");
+    assert!(
+        first_token < ta && ta < tb,
+        "tokens increase from leader to leader"
+    );
+    // The observer saw each leader, each with its token, then none.
+    assert_eq!((seen_two.value, seen_two.token), (b"two".to_vec(), ta));
+    assert_eq!(
+        (seen_three.value, seen_three.token),
+        (b"three".to_vec(), tb)
+    );
+    assert_eq!(observed.next().await.unwrap().unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_paused_past_its_ttl_is_replaced_and_its_late_write_fenced() {
+    let s = store();
+    let fence = MemoryFence::new();
+    let faulty = Arc::new(FaultyStore::new(s.clone(), FaultPlan::default()));
+    let old = Election::new(faulty.clone(), "svc", LeaseConfig::new(secs(3.0)));
+    let new = Election::new(s.clone(), "svc", LeaseConfig::new(secs(3.0)));
+    let leader = old.campaign(b"old".to_vec(), secs(1.0)).await.unwrap();
+    fence.check_and_advance("db", leader.token()).await.unwrap();
+    faulty.set_paused(true); // the old leader's process stops
+    let successor = new.campaign(b"new".to_vec(), secs(10.0)).await.unwrap();
+    assert!(!leader.is_leader(), "the old leader knows it lost");
+    fence
+        .check_and_advance("db", successor.token())
+        .await
+        .unwrap();
+    let late = fence.check_and_advance("db", leader.token()).await;
+    assert!(matches!(late, Err(LeaseError::StaleToken { .. })));
+}
+
+#[tokio::test]
+async fn the_fence_rejects_lower_tokens_under_concurrency() {
+    let fence = Arc::new(MemoryFence::new());
+    let tasks = (1..=50u64).map(|t| {
+        let fence = fence.clone();
+        tokio::spawn(async move { fence.check_and_advance("r", Version(t)).await.is_ok() })
+    });
+    let accepted: Vec<bool> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(accepted.iter().any(|&a| a));
+    assert_eq!(fence.highest("r"), Some(Version(50)));
+    assert!(fence.check_and_advance("r", Version(49)).await.is_err());
+    assert!(fence.check_and_advance("other", Version(1)).await.is_ok());
+}
