@@ -82,6 +82,8 @@ pub(crate) struct Spec {
 #[derive(Debug)]
 pub(crate) struct ServerProcess {
     binary: &'static str,
+    exe: PathBuf,
+    argv: Vec<String>,
     child: Child,
     dir: Option<TempDir>,
     log: PathBuf,
@@ -127,6 +129,8 @@ impl ServerProcess {
                 .map_err(|source| spawn_err(spec, source))?;
             let mut server = ServerProcess {
                 binary: spec.binary,
+                exe: exe.clone(),
+                argv,
                 child,
                 dir: Some(dir),
                 log,
@@ -175,6 +179,56 @@ impl ServerProcess {
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal to the server's own process.
+    pub(crate) fn signal(&self, signal: rustix::process::Signal) -> std::io::Result<()> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32)
+            .ok_or_else(|| std::io::Error::other("no pid"))?;
+        rustix::process::kill_process(pid, signal).map_err(std::io::Error::from)
+    }
+
+    /// Kills the server (SIGKILL) and reaps it, keeping its dir.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again with the same arguments, port and dir, and
+    /// waits until `probe` succeeds.
+    pub(crate) async fn restart<P, F>(
+        &mut self,
+        probe: P,
+        ports: &[u16],
+    ) -> Result<(), HarnessError>
+    where
+        P: Fn(Vec<u16>) -> F,
+        F: Future<Output = Result<(), String>>,
+    {
+        self.kill();
+        let out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .map_err(|source| HarnessError::Spawn {
+                binary: self.binary,
+                source,
+            })?;
+        let err = out.try_clone().map_err(|source| HarnessError::Spawn {
+            binary: self.binary,
+            source,
+        })?;
+        self.child = Command::new(&self.exe)
+            .args(&self.argv)
+            .current_dir(self.dir())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|source| HarnessError::Spawn {
+                binary: self.binary,
+                source,
+            })?;
+        self.wait_ready(&probe, ports).await
     }
 
     pub(crate) fn dir(&self) -> &Path {

@@ -44,8 +44,24 @@ impl Redis {
     /// [`HarnessError::NotInstalled`] when `redis-server` is not on this
     /// machine; the other variants when it does not start or answer.
     pub async fn start() -> Result<Redis, HarnessError> {
-        let args = |dir: &Path, ports: &[u16]| {
-            let argv = [
+        Redis::start_with(false).await
+    }
+
+    /// Starts redis-server with every write persisted before it is
+    /// acknowledged (`--appendonly yes --appendfsync always`), so a restart
+    /// keeps its data.
+    ///
+    /// # Errors
+    ///
+    /// As [`Redis::start`].
+    pub async fn start_persistent() -> Result<Redis, HarnessError> {
+        Redis::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Result<Redis, HarnessError> {
+        let args = move |dir: &Path, ports: &[u16]| {
+            let aof = if persistent { "yes" } else { "no" };
+            let mut argv = [
                 "--port",
                 &ports[0].to_string(),
                 "--bind",
@@ -53,26 +69,55 @@ impl Redis {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                aof,
                 "--dir",
                 &dir.display().to_string(),
             ]
             .map(String::from)
             .to_vec();
+            if persistent {
+                argv.extend(["--appendfsync".to_string(), "always".to_string()]);
+            }
             (argv, 1)
         };
-        let (process, ports) = ServerProcess::start(&SPEC, args, |ports| async move {
-            match command_at(&format!("127.0.0.1:{}", ports[0]), &["PING"]).await {
-                Ok(Reply::Simple(s)) if s == "PONG" => Ok(()),
-                Ok(other) => Err(format!("PING answered {other:?}")),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await?;
+        let (process, ports) = ServerProcess::start(&SPEC, args, ping).await?;
         Ok(Redis {
             process,
             port: ports[0],
         })
+    }
+
+    /// Stops the server's process (SIGSTOP): it keeps its connections but
+    /// answers nothing, as in a long GC or VM pause.
+    ///
+    /// # Errors
+    ///
+    /// If the signal cannot be sent.
+    pub fn pause(&self) -> std::io::Result<()> {
+        self.process.signal(rustix::process::Signal::STOP)
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    ///
+    /// # Errors
+    ///
+    /// If the signal cannot be sent.
+    pub fn resume(&self) -> std::io::Result<()> {
+        self.process.signal(rustix::process::Signal::CONT)
+    }
+
+    /// Kills the server (SIGKILL), keeping its dir.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the server again on the same port and dir.
+    ///
+    /// # Errors
+    ///
+    /// If it does not come back.
+    pub async fn restart(&mut self) -> Result<(), HarnessError> {
+        self.process.restart(ping, &[self.port]).await
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -117,6 +162,14 @@ impl Redis {
     /// Dropping the future closes its connection.
     pub async fn command(&self, args: &[&str]) -> std::io::Result<Reply> {
         command_at(&self.addr(), args).await
+    }
+}
+
+async fn ping(ports: Vec<u16>) -> Result<(), String> {
+    match command_at(&format!("127.0.0.1:{}", ports[0]), &["PING"]).await {
+        Ok(Reply::Simple(s)) if s == "PONG" => Ok(()),
+        Ok(other) => Err(format!("PING answered {other:?}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -1,0 +1,201 @@
+//! The Redis store against a real redis-server started by the harness.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weft_lease::{CasStore, Fence, Lease, LeaseConfig, LeaseError, MemoryFence, StoreError, Swap};
+use weft_lease_redis::RedisStore;
+use weft_test::cas;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_passes_the_conformance_suite() {
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let store = RedisStore::connect(&redis.url(), "app1/").await.unwrap();
+    cas::conformance(
+        Arc::new(store),
+        cas::Options {
+            expiry_slack: Duration::from_millis(100),
+            prefix: "conformance",
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_never_touches_keys_outside_its_prefix() {
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let a = RedisStore::connect(&redis.url(), "app-a/").await.unwrap();
+    let b = RedisStore::connect(&redis.url(), "app-b/").await.unwrap();
+    let ttl = Duration::from_secs(30);
+    assert!(matches!(
+        a.create("k", b"a".to_vec(), ttl).await.unwrap(),
+        Swap::Done { .. }
+    ));
+    assert!(matches!(
+        b.create("k", b"b".to_vec(), ttl).await.unwrap(),
+        Swap::Done { .. }
+    ));
+    assert_eq!(a.get("k").await.unwrap().unwrap().value, b"a");
+    assert_eq!(b.list("").await.unwrap().len(), 1);
+}
+
+/// The store pauses (SIGSTOP) for longer than the TTL: the holder's lost
+/// signal fires before anyone else acquires, and the old holder's fenced
+/// write is rejected afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_paused_past_the_ttl_loses_the_lease_before_anyone_acquires() {
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let store: Arc<dyn CasStore> =
+        Arc::new(RedisStore::connect(&redis.url(), "pause/").await.unwrap());
+    let config = LeaseConfig::new(Duration::from_millis(1000));
+    let a = Lease::acquire(
+        store.clone(),
+        "owner",
+        b"a".to_vec(),
+        config.clone(),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    let fence = MemoryFence::new();
+    fence
+        .check_and_advance("resource", a.token())
+        .await
+        .unwrap();
+    let waiter = {
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            let b = Lease::acquire(
+                store,
+                "owner",
+                b"b".to_vec(),
+                config,
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+            (Instant::now(), b)
+        })
+    };
+    let start = Instant::now();
+    redis.pause().unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    redis.resume().unwrap();
+    a.lost().await;
+    let lost_at = Instant::now();
+    let (acquired_at, b) = waiter.await.unwrap();
+    assert!(!a.is_held());
+    // The lost signal could only fire from the holder's own clock while
+    // the store was frozen; the waiter acquired after the resume.
+    assert!(
+        lost_at < acquired_at,
+        "lost {:?} after the new holder acquired {:?}",
+        lost_at - start,
+        acquired_at - start
+    );
+    assert!(b.token() > a.token());
+    fence
+        .check_and_advance("resource", b.token())
+        .await
+        .unwrap();
+    assert!(matches!(
+        fence.check_and_advance("resource", a.token()).await,
+        Err(LeaseError::StaleToken { .. })
+    ));
+    b.release().await.unwrap();
+}
+
+/// Kill and restart a persistent Redis: the holder detects the loss, and
+/// versions keep increasing after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_increase_across_a_restart_of_a_persistent_redis() {
+    let redis = match weft_test::Redis::start_persistent().await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = weft_test::redis().await; // the harness's missing-server policy
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let mut redis = redis;
+    let store: Arc<dyn CasStore> =
+        Arc::new(RedisStore::connect(&redis.url(), "restart/").await.unwrap());
+    let config = LeaseConfig::new(Duration::from_millis(1500));
+    let a = Lease::acquire(
+        store.clone(),
+        "owner",
+        b"a".to_vec(),
+        config.clone(),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    redis.kill();
+    tokio::time::timeout(Duration::from_secs(3), a.lost())
+        .await
+        .expect("the holder noticed the loss in time");
+    redis.restart().await.unwrap();
+    // The restarted server replayed its append-only file: the old key may
+    // still be there until its TTL runs out; wait for the lease.
+    let b = Lease::acquire(
+        store.clone(),
+        "owner",
+        b"b".to_vec(),
+        config,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(
+        b.token() > a.token(),
+        "token {} after restart is not above {}",
+        b.token(),
+        a.token()
+    );
+    b.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_endpoints_are_typed_errors_naming_them() {
+    let start = Instant::now();
+    // A port with nothing listening.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{free}");
+    let err = RedisStore::connect(&url, "x/").await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unavailable { ref store, .. } if *store == url),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(6), "bounded wait");
+    let err = RedisStore::connect("redis//nonsense", "x/")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Other { .. }) && err.to_string().contains("redis//nonsense"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_over_the_limit_are_rejected() {
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let store = RedisStore::connect(&redis.url(), "limits/").await.unwrap();
+    let big = vec![0u8; store.limits().max_value_len + 1];
+    assert!(matches!(
+        store.create("k", big, Duration::from_secs(5)).await,
+        Err(StoreError::ValueTooLarge { .. })
+    ));
+}
