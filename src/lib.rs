@@ -37,6 +37,14 @@ pub use weft_scatter as scatter;
 #[cfg(feature = "lease")]
 pub use weft_lease as lease;
 
+/// The lease store over etcd (feature `lease-etcd`).
+#[cfg(feature = "lease-etcd")]
+pub use weft_lease_etcd as lease_etcd;
+
+/// The lease store over Redis (feature `lease-redis`).
+#[cfg(feature = "lease-redis")]
+pub use weft_lease_redis as lease_redis;
+
 /// The README's code example, compiled and run as a doctest so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

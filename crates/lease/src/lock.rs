@@ -202,11 +202,22 @@ pub(crate) async fn acquire_key(
             key: key.to_string(),
             waited: start.elapsed(),
         };
-        match attempt_create(store, key, value, ttl).await? {
-            Attempt::Won(version) => return Ok((version, sent)),
-            Attempt::Taken => {}
-            Attempt::Retry if Instant::now() < deadline => continue,
-            Attempt::Retry => return Err(timeout()),
+        match attempt_create(store, key, value, ttl).await {
+            Ok(Attempt::Won(version)) => return Ok((version, sent)),
+            Ok(Attempt::Taken) => {}
+            Ok(Attempt::Retry) if Instant::now() < deadline => continue,
+            Ok(Attempt::Retry) => return Err(timeout()),
+            // A store that is down for now: keep trying until the deadline,
+            // then report what failed.
+            Err(LeaseError::Store(e)) if weft_core::Classify::is_transient(&e) => {
+                let next = Instant::now() + poll_interval(key);
+                if next >= deadline {
+                    return Err(LeaseError::Store(e));
+                }
+                tokio::time::sleep_until(next).await;
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         match watch.as_mut() {
             Some(events) => loop {

@@ -231,7 +231,11 @@ impl Classify for StoreError {
 ///    or refresh that set it, and within the store's stated granularity
 ///    after; the store rejects a TTL it cannot honour ([`StoreError::BadTtl`])
 ///    rather than round it.
-/// 5. **Watch delivers every change in order**, when supported.
+/// 5. **Watch delivers every change in order**, when supported. A store
+///    may start a watch with a deletion event when the key is absent as the
+///    watch begins (a store whose watch starts asynchronously does so, so
+///    that a deletion just before the start is not missed): treat watch
+///    events as prompts to re-read, not as the only record.
 /// 6. A failure that may have applied (a timeout) is
 ///    [`StoreError::Indeterminate`], never a guess.
 ///

@@ -35,7 +35,7 @@ mod http;
 mod process;
 mod redis;
 
-pub use etcd::{Etcd, etcd};
+pub use etcd::{Etcd, EtcdCluster, etcd, etcd_cluster};
 pub use http::{HttpResponse, http};
 pub use process::HarnessError;
 pub use redis::{Redis, Reply, redis};

@@ -277,7 +277,7 @@ fn spawn_err(spec: &Spec, source: std::io::Error) -> HarnessError {
 
 /// Ports that were free on 127.0.0.1 a moment ago: bound to port 0 and
 /// released together, so they are distinct.
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()?;

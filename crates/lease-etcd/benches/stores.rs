@@ -1,0 +1,249 @@
+//! Lease operations per second and latency on real etcd and Redis (started
+//! by the test harness on loopback), next to each raw client doing the same
+//! store operation by hand in the same run.
+//!
+//! `cargo bench -p weft-lease-etcd --bench stores`; results in
+//! docs/leases.md. Sequential, one client; release build.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use weft_lease::{CasStore, Lease, LeaseConfig, Swap};
+use weft_lease_etcd::EtcdStore;
+use weft_lease_redis::RedisStore;
+
+const N: usize = 1000;
+
+struct Stats {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn measure<F, Fut>(mut op: F) -> Stats
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for i in 0..50 {
+        op(N + i).await; // warm-up, on its own keys
+    }
+    let mut lat = Vec::with_capacity(N);
+    let start = Instant::now();
+    for i in 0..N {
+        let t = Instant::now();
+        op(i).await;
+        lat.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    lat.sort();
+    Stats {
+        per_sec: N as f64 / total.as_secs_f64(),
+        p50: lat[N / 2],
+        p99: lat[N * 99 / 100],
+    }
+}
+
+fn row(store: &str, op: &str, s: &Stats, base: Option<&Stats>) {
+    let ratio = base.map_or("—".to_string(), |b| {
+        format!("{:+.1} %", (b.per_sec / s.per_sec - 1.0) * 100.0)
+    });
+    println!(
+        "| {store} | {op} | {:.0} | {:.3} ms | {:.3} ms | {ratio} |",
+        s.per_sec,
+        s.p50.as_secs_f64() * 1000.0,
+        s.p99.as_secs_f64() * 1000.0
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let etcd = weft_test::Etcd::start()
+        .await
+        .expect("etcd (apt-get install etcd-server)");
+    let redis = weft_test::Redis::start()
+        .await
+        .expect("redis (apt-get install redis-server)");
+    println!(
+        "{N} sequential operations each, one client, loopback; overhead = extra time per operation against the raw client doing the same requests.\n"
+    );
+    println!("| store | operation | ops/s | p50 | p99 | weft overhead |");
+    println!("|---|---|---:|---:|---:|---:|");
+
+    // etcd: a CAS with a TTL is a lease grant plus a guarded put, by hand
+    // and through the store.
+    let mut raw = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
+    let store =
+        EtcdStore::connect_with_min_ttl(&[&etcd.endpoint()], "bench/", Duration::from_secs(1))
+            .await
+            .unwrap();
+    let ttl = Duration::from_secs(5);
+    let Swap::Done { version } = store.create("raw", b"0".to_vec(), ttl).await.unwrap() else {
+        panic!()
+    };
+    let mut rev = version.0 as i64;
+    let mut lat = Vec::with_capacity(N);
+    let start = Instant::now();
+    for i in 0..N + 50 {
+        let t = Instant::now();
+        let lease = raw.lease_grant(5, None).await.unwrap().id();
+        let txn = Txn::new()
+            .when([Compare::mod_revision("bench/raw", CompareOp::Equal, rev)])
+            .and_then([TxnOp::put(
+                "bench/raw",
+                i.to_string(),
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+        let r = raw.txn(txn).await.unwrap();
+        assert!(r.succeeded());
+        rev = r.header().unwrap().revision();
+        if i >= 50 {
+            lat.push(t.elapsed());
+        }
+        if i == 49 {
+            lat.clear();
+        }
+    }
+    let total = start.elapsed().mul_f64(N as f64 / (N + 50) as f64);
+    lat.sort();
+    let raw_etcd = Stats {
+        per_sec: N as f64 / total.as_secs_f64(),
+        p50: lat[N / 2],
+        p99: lat[N * 99 / 100],
+    };
+    let Swap::Done { version } = store.create("weft", b"0".to_vec(), ttl).await.unwrap() else {
+        panic!()
+    };
+    let v = std::cell::Cell::new(version);
+    let weft_cas = measure(|i| {
+        let (store, cur) = (&store, v.get());
+        let v = &v;
+        async move {
+            let Swap::Done { version } = store
+                .compare_and_swap("weft", cur, i.to_string().into_bytes(), ttl)
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            v.set(version);
+        }
+    })
+    .await;
+    row("etcd", "raw client: grant + guarded put", &raw_etcd, None);
+    row("etcd", "weft compare_and_swap", &weft_cas, Some(&raw_etcd));
+    let shared: Arc<dyn CasStore> = Arc::new(store.clone());
+    lease_cycle("etcd", shared, Duration::from_secs(2)).await;
+
+    // Redis: a CAS is one script, by hand and through the store.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let script = redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0",
+    );
+    let _: () = redis::cmd("SET")
+        .arg("raw")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let cur = std::cell::Cell::new(0usize);
+    let raw_redis = measure(|i| {
+        let (mut conn, script, cur) = (conn.clone(), script.clone(), &cur);
+        async move {
+            let ok: i64 = script
+                .key("raw")
+                .arg(cur.get())
+                .arg(i + 1_000_000)
+                .arg(5000)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(ok, 1);
+            cur.set(i + 1_000_000);
+        }
+    })
+    .await;
+    let rstore = RedisStore::connect(&redis.url(), "bench/").await.unwrap();
+    let Swap::Done { version } = rstore.create("weft", b"0".to_vec(), ttl).await.unwrap() else {
+        panic!()
+    };
+    let v = std::cell::Cell::new(version);
+    let weft_redis = measure(|i| {
+        let (store, cur) = (&rstore, v.get());
+        let v = &v;
+        async move {
+            let Swap::Done { version } = store
+                .compare_and_swap("weft", cur, i.to_string().into_bytes(), ttl)
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            v.set(version);
+        }
+    })
+    .await;
+    row("Redis", "raw client: CAS script", &raw_redis, None);
+    row(
+        "Redis",
+        "weft compare_and_swap",
+        &weft_redis,
+        Some(&raw_redis),
+    );
+    lease_cycle("Redis", Arc::new(rstore), Duration::from_secs(1)).await;
+}
+
+/// Acquire, renew (the lease's refresh call) and release, each measured.
+async fn lease_cycle(name: &str, store: Arc<dyn CasStore>, ttl: Duration) {
+    let config = LeaseConfig::new(ttl);
+    let held = std::cell::RefCell::new(Vec::new());
+    let acquire = measure(|i| {
+        let (store, config, held) = (store.clone(), config.clone(), &held);
+        async move {
+            let lease = Lease::try_acquire(store, &format!("cycle/{i}"), b"me".to_vec(), config)
+                .await
+                .unwrap()
+                .unwrap();
+            held.borrow_mut().push(lease);
+        }
+    })
+    .await;
+    for lease in held.take() {
+        lease.release().await.unwrap();
+    }
+    let Swap::Done { version } = store.create("renew", b"me".to_vec(), ttl).await.unwrap() else {
+        panic!()
+    };
+    let renew = measure(|_| {
+        let store = store.clone();
+        async move {
+            assert!(matches!(
+                store.refresh("renew", version, ttl).await.unwrap(),
+                Swap::Done { .. }
+            ));
+        }
+    })
+    .await;
+    let release = measure(|i| {
+        let store = store.clone();
+        async move {
+            let key = format!("release/{i}");
+            let Swap::Done { version } = store.create(&key, b"me".to_vec(), ttl).await.unwrap()
+            else {
+                panic!()
+            };
+            store.delete(&key, version).await.unwrap();
+        }
+    })
+    .await;
+    row(name, "lease acquire", &acquire, None);
+    row(name, "lease renew (refresh)", &renew, None);
+    row(name, "create + release", &release, None);
+}
