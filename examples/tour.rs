@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sharding()?;
     scatter_gather()?;
     leases()?;
+    flows()?;
     Ok(())
 }
 
@@ -224,6 +225,71 @@ fn leases() -> Result<(), Box<dyn std::error::Error>> {
         }
         b.release().await?;
         Ok::<_, weft::lease::LeaseError>(())
+    })?;
+    println!();
+    Ok(())
+}
+
+/// Flows: batch stages with backpressure, and a work queue.
+fn flows() -> Result<(), Box<dyn std::error::Error>> {
+    use std::sync::Arc;
+    use weft::flow::queue::{Autoscaler, MemorySource, QueueConfig, WorkQueue};
+    use weft::flow::{Flow, FlowConfig};
+
+    #[derive(Debug)]
+    struct Rejected;
+    impl std::fmt::Display for Rejected {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("rejected")
+        }
+    }
+    impl weft::core::Classify for Rejected {
+        fn class(&self) -> weft::core::ErrorClass {
+            weft::core::ErrorClass::Permanent
+        }
+    }
+
+    println!("6. Flows");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let config = FlowConfig::default();
+        // Copy every order to two consumers: totals and large-order alerts.
+        let mut copies = Flow::from_iter(1..=1000u64, config).copy(2)?;
+        let large = copies.pop().expect("two copies").filter(|v| *v > 990);
+        let all = copies.pop().expect("two copies");
+        let sum = Sum::<u64>::new();
+        let (total, alerts) = tokio::join!(all.reduce(&sum), large.collect());
+        println!(
+            "   copier: total {:?}, {} large orders",
+            total?,
+            alerts?.len()
+        );
+
+        // A work queue: retries, dead letters, nothing lost.
+        let source = Arc::new(MemorySource::from_items(0..20u32));
+        let worker = |x: u32| async move { if x % 7 == 3 { Err(Rejected) } else { Ok(x * x) } };
+        let mut running = WorkQueue::spawn(
+            source,
+            worker,
+            QueueConfig::new(Autoscaler::new(1, 4, 0.8, 2)?, 8)?,
+        );
+        let output = std::mem::replace(&mut running.output, Flow::from_iter(Vec::new(), config));
+        let dead = std::mem::replace(
+            &mut running.dead_letters,
+            Flow::from_iter(Vec::new(), config),
+        );
+        let (done, dead) = tokio::join!(output.collect(), dead.collect());
+        running.wait().await?;
+        let dead = dead?;
+        let ids: Vec<u64> = dead.iter().map(|d| d.item.id).collect();
+        println!(
+            "   work queue: {} done, {} dead-lettered (ids {ids:?})",
+            done?.len(),
+            dead.len()
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     println!();
     Ok(())

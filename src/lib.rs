@@ -37,6 +37,10 @@ pub use weft_scatter as scatter;
 #[cfg(feature = "lease")]
 pub use weft_lease as lease;
 
+/// Batch flows and the work queue (feature `flow`).
+#[cfg(feature = "flow")]
+pub use weft_flow as flow;
+
 /// The lease store over etcd (feature `lease-etcd`).
 #[cfg(feature = "lease-etcd")]
 pub use weft_lease_etcd as lease_etcd;

@@ -1,0 +1,356 @@
+//! Flow throughput against per-item baselines built from tokio mpsc in the
+//! same run: one channel hop; a four-stage map → filter → split(2) → merge
+//! pipeline with a task and a channel per stage; copy to 3 through three
+//! channels; a work queue of 2 workers on a shared channel. Every row checks
+//! the count and checksum of what came out.
+//!
+//! `cargo bench -p weft-flow --bench flows`; results in docs/flows.md.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{Mutex, mpsc};
+use weft_core::{Classify, ErrorClass};
+use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, WorkQueue};
+use weft_flow::{Flow, FlowConfig, Unmatched};
+
+const N: u64 = 1_000_000;
+const QUEUE_N: u64 = 200_000;
+
+fn expected(n: u64, f: impl Fn(u64) -> Option<u64>) -> (u64, u64) {
+    (0..n)
+        .filter_map(f)
+        .fold((0, 0), |(c, s), x| (c + 1, s.wrapping_add(x)))
+}
+
+fn row(name: &str, n: u64, secs: f64, got: (u64, u64), want: (u64, u64), base: Option<f64>) -> f64 {
+    assert_eq!(got, want, "{name}: count/checksum mismatch");
+    let rate = n as f64 / secs;
+    let vs = base.map_or("—".into(), |b| format!("{:.1}×", rate / b));
+    println!(
+        "| {name} | {:.2} M items/s | {} / {:#x} | {vs} |",
+        rate / 1e6,
+        got.0,
+        got.1
+    );
+    rate
+}
+
+#[derive(Debug)]
+struct Never;
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+impl Classify for Never {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
+
+async fn baseline_hop() -> (u64, u64) {
+    let (tx, mut rx) = mpsc::channel::<u64>(1024);
+    tokio::spawn(async move {
+        for i in 0..N {
+            tx.send(i).await.unwrap();
+        }
+    });
+    let (mut c, mut s) = (0, 0u64);
+    while let Some(x) = rx.recv().await {
+        c += 1;
+        s = s.wrapping_add(x);
+    }
+    (c, s)
+}
+
+async fn baseline_pipeline() -> (u64, u64) {
+    let (t0, mut r0) = mpsc::channel::<u64>(1024);
+    let (t1, mut r1) = mpsc::channel::<u64>(1024);
+    let (t2, mut r2) = mpsc::channel::<u64>(1024);
+    let (ta, mut ra) = mpsc::channel::<u64>(1024);
+    let (tb, mut rb) = mpsc::channel::<u64>(1024);
+    let (t3, mut r3) = mpsc::channel::<u64>(1024);
+    tokio::spawn(async move {
+        for i in 0..N {
+            t0.send(i).await.unwrap();
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = r0.recv().await {
+            t1.send(x * 3).await.unwrap();
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = r1.recv().await {
+            if x % 2 == 0 {
+                t2.send(x).await.unwrap();
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = r2.recv().await {
+            if x % 4 == 0 {
+                ta.send(x).await.unwrap()
+            } else {
+                tb.send(x).await.unwrap()
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let (mut a_open, mut b_open) = (true, true);
+        while a_open || b_open {
+            tokio::select! {
+                x = ra.recv(), if a_open => match x { Some(x) => t3.send(x).await.unwrap(), None => a_open = false },
+                x = rb.recv(), if b_open => match x { Some(x) => t3.send(x).await.unwrap(), None => b_open = false },
+            }
+        }
+    });
+    let (mut c, mut s) = (0, 0u64);
+    while let Some(x) = r3.recv().await {
+        c += 1;
+        s = s.wrapping_add(x);
+    }
+    (c, s)
+}
+
+async fn weft_pipeline() -> (u64, u64) {
+    let routes: Vec<weft_flow::Route<u64>> = vec![Box::new(|x| x % 4 == 0)];
+    let split = Flow::from_iter(0..N, FlowConfig::default())
+        .map(|x| x * 3)
+        .filter(|x| x % 2 == 0)
+        .split(routes, Unmatched::ToOutput)
+        .unwrap();
+    let mut inputs = split.outputs;
+    inputs.extend(split.unmatched);
+    let (mut c, mut s) = (0, 0u64);
+    Flow::merge(inputs)
+        .unwrap()
+        .for_each(|x| {
+            c += 1;
+            s = s.wrapping_add(x);
+        })
+        .await
+        .unwrap();
+    (c, s)
+}
+
+async fn baseline_copy() -> (u64, u64) {
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| mpsc::channel::<u64>(1024)).unzip();
+    tokio::spawn(async move {
+        for i in 0..N {
+            for tx in &txs {
+                tx.send(i).await.unwrap();
+            }
+        }
+    });
+    let readers: Vec<_> = rxs
+        .into_iter()
+        .map(|mut rx| {
+            tokio::spawn(async move {
+                let (mut c, mut s) = (0, 0u64);
+                while let Some(x) = rx.recv().await {
+                    c += 1;
+                    s = s.wrapping_add(x);
+                }
+                (c, s)
+            })
+        })
+        .collect();
+    let mut total = (0, 0u64);
+    for r in readers {
+        let (c, s) = r.await.unwrap();
+        total = (total.0 + c, total.1.wrapping_add(s));
+    }
+    total
+}
+
+async fn weft_copy() -> (u64, u64) {
+    let outs = Flow::from_iter(0..N, FlowConfig::default())
+        .copy(3)
+        .unwrap();
+    let readers: Vec<_> = outs
+        .into_iter()
+        .map(|f| {
+            tokio::spawn(async move {
+                let (mut c, mut s) = (0, 0u64);
+                f.for_each(|x| {
+                    c += 1;
+                    s = s.wrapping_add(x);
+                })
+                .await
+                .unwrap();
+                (c, s)
+            })
+        })
+        .collect();
+    let mut total = (0, 0u64);
+    for r in readers {
+        let (c, s) = r.await.unwrap();
+        total = (total.0 + c, total.1.wrapping_add(s));
+    }
+    total
+}
+
+async fn baseline_queue() -> (u64, u64) {
+    let (tx, rx) = mpsc::channel::<u64>(1024);
+    let rx = Arc::new(Mutex::new(rx));
+    let (out_tx, mut out_rx) = mpsc::channel::<u64>(1024);
+    tokio::spawn(async move {
+        for i in 0..QUEUE_N {
+            tx.send(i).await.unwrap();
+        }
+    });
+    for _ in 0..2 {
+        let (rx, out_tx) = (rx.clone(), out_tx.clone());
+        tokio::spawn(async move {
+            loop {
+                let next = rx.lock().await.recv().await;
+                match next {
+                    Some(x) => out_tx.send(x + 1).await.unwrap(),
+                    None => break,
+                }
+            }
+        });
+    }
+    drop(out_tx);
+    let (mut c, mut s) = (0, 0u64);
+    while let Some(x) = out_rx.recv().await {
+        c += 1;
+        s = s.wrapping_add(x);
+    }
+    (c, s)
+}
+
+async fn weft_queue() -> (u64, u64) {
+    let source = Arc::new(MemorySource::from_items(0..QUEUE_N));
+    let config = QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1).unwrap(), 64).unwrap();
+    let running = WorkQueue::spawn(
+        source,
+        |x: u64| async move { Ok::<_, Never>(x + 1) },
+        config,
+    );
+    let mut r = running;
+    let output = std::mem::replace(
+        &mut r.output,
+        Flow::from_iter(Vec::new(), FlowConfig::default()),
+    );
+    let (mut c, mut s) = (0, 0u64);
+    output
+        .for_each(|(_, x)| {
+            c += 1;
+            s = s.wrapping_add(x);
+        })
+        .await
+        .unwrap();
+    r.wait().await.unwrap();
+    (c, s)
+}
+
+async fn timed<F: std::future::Future<Output = (u64, u64)>>(f: F) -> (f64, (u64, u64)) {
+    let t = Instant::now();
+    let r = f.await;
+    (t.elapsed().as_secs_f64(), r)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        println!("Items per second, best of 3 runs each; 2 worker threads.\n");
+        println!("| flow | throughput | count / checksum | vs per-item baseline |");
+        println!("|---|---:|---:|---:|");
+        let best =
+            |v: Vec<(f64, (u64, u64))>| v.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(baseline_hop()).await);
+        }
+        let (t, got) = best(runs);
+        row(
+            "baseline: one mpsc hop, per item",
+            N,
+            t,
+            got,
+            expected(N, Some),
+            None,
+        );
+
+        let want = expected(N, |x| Some(x * 3).filter(|y| y % 2 == 0));
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(baseline_pipeline()).await);
+        }
+        let (t, got) = best(runs);
+        let base = row(
+            "baseline: map → filter → split(2) → merge, task + channel per stage, per item",
+            N,
+            t,
+            got,
+            want,
+            None,
+        );
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(weft_pipeline()).await);
+        }
+        let (t, got) = best(runs);
+        row("weft: the same four stages", N, t, got, want, Some(base));
+
+        let one = expected(N, Some);
+        let want = (one.0 * 3, one.1.wrapping_mul(3));
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(baseline_copy()).await);
+        }
+        let (t, got) = best(runs);
+        let base = row(
+            "baseline: copy to 3 through 3 mpsc channels, per item",
+            N,
+            t,
+            got,
+            want,
+            None,
+        );
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(weft_copy()).await);
+        }
+        let (t, got) = best(runs);
+        row("weft: copy(3)", N, t, got, want, Some(base));
+
+        let want = expected(QUEUE_N, |x| Some(x + 1));
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(baseline_queue()).await);
+        }
+        let (t, got) = best(runs);
+        let base = row(
+            "baseline: 2 workers on a shared mpsc channel, per item",
+            QUEUE_N,
+            t,
+            got,
+            want,
+            None,
+        );
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(timed(weft_queue()).await);
+        }
+        let (t, got) = best(runs);
+        row(
+            "weft: work queue, 2 workers (retries, dead letters, done-tracking on)",
+            QUEUE_N,
+            t,
+            got,
+            want,
+            Some(base),
+        );
+    });
+}

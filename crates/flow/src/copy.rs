@@ -1,0 +1,48 @@
+//! Copier: every item to every output.
+
+use crate::fanout::fan_out;
+use crate::{Flow, FlowError};
+
+impl<T: Clone + Send + 'static> Flow<T> {
+    /// Copies every item to each of `n` outputs (the book's copier).
+    ///
+    /// ```text
+    ///          ┌──▶ out 0
+    /// in ──▶ copy ──▶ out 1
+    ///          └──▶ out 2
+    /// ```
+    ///
+    /// Lossless: an item reaches every output that is still read. Each
+    /// batch is cloned once per output but the last, which gets the
+    /// original.
+    ///
+    /// # Backpressure
+    ///
+    /// Paced by the slowest output: when one output's edge is full the
+    /// copier waits, and so does its input.
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Config`] if `n` is zero.
+    pub fn copy(self, n: usize) -> Result<Vec<Flow<T>>, FlowError> {
+        if n == 0 {
+            return Err(FlowError::Config(
+                "a copier needs at least one output".into(),
+            ));
+        }
+        Ok(fan_out(
+            self.stream,
+            self.config,
+            n,
+            move |batch, buffers| {
+                // `buffers` has n >= 1 entries.
+                if let Some((last, rest)) = buffers.split_last_mut() {
+                    for b in rest {
+                        b.extend(batch.iter().cloned());
+                    }
+                    last.extend(batch);
+                }
+            },
+        ))
+    }
+}

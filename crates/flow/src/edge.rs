@@ -1,0 +1,117 @@
+//! A bounded edge between stages: batches of items, capacity counted in
+//! items.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::FlowError;
+
+/// What travels on an edge: a batch of items, or the failure that ended
+/// the stream. Completion is the edge closing.
+pub(crate) type Msg<T> = Result<Vec<T>, FlowError>;
+
+/// The sending side. Sending waits while the edge holds `capacity` items.
+#[derive(Debug)]
+pub(crate) struct EdgeTx<T> {
+    tx: mpsc::UnboundedSender<Msg<T>>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl<T> Clone for EdgeTx<T> {
+    fn clone(&self) -> Self {
+        EdgeTx {
+            tx: self.tx.clone(),
+            permits: self.permits.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// The receiving side.
+#[derive(Debug)]
+pub(crate) struct EdgeRx<T> {
+    rx: mpsc::UnboundedReceiver<Msg<T>>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+}
+
+/// A bounded edge holding at most `capacity` items (at least 1).
+pub(crate) fn edge<T>(capacity: usize) -> (EdgeTx<T>, EdgeRx<T>) {
+    let capacity = capacity.max(1);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(capacity));
+    (
+        EdgeTx {
+            tx,
+            permits: permits.clone(),
+            capacity,
+        },
+        EdgeRx {
+            rx,
+            permits,
+            capacity,
+        },
+    )
+}
+
+impl<T> EdgeTx<T> {
+    /// Sends `batch`, waiting for room; a batch larger than the capacity is
+    /// sent in capacity-sized parts. `false` if the receiver is gone.
+    pub(crate) async fn send(&self, mut batch: Vec<T>) -> bool {
+        while !batch.is_empty() {
+            let rest = if batch.len() > self.capacity {
+                batch.split_off(self.capacity)
+            } else {
+                Vec::new()
+            };
+            let n = batch.len() as u32;
+            let Ok(permit) = self.permits.acquire_many(n).await else {
+                return false;
+            };
+            // The receiver returns the permits when it takes the batch.
+            permit.forget();
+            if self.tx.send(Ok(batch)).is_err() {
+                return false;
+            }
+            batch = rest;
+        }
+        true
+    }
+
+    /// Sends a failure downstream.
+    pub(crate) fn fail(&self, error: FlowError) {
+        let _ = self.tx.send(Err(error));
+    }
+
+    /// Whether the receiver is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl<T> EdgeRx<T> {
+    /// The next message; `None` when every sender is gone (completion).
+    pub(crate) async fn recv(&mut self) -> Option<Msg<T>> {
+        let msg = self.rx.recv().await?;
+        if let Ok(batch) = &msg {
+            self.permits.add_permits(batch.len());
+        }
+        Some(msg)
+    }
+
+    pub(crate) fn probe_parts(&self) -> crate::flow::Probe {
+        crate::flow::Probe {
+            permits: self.permits.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<T> Drop for EdgeRx<T> {
+    fn drop(&mut self) {
+        // Wake senders waiting for room: they see the edge closed.
+        self.permits.close();
+    }
+}

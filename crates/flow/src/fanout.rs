@@ -1,0 +1,60 @@
+//! The task behind every fan-out stage.
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::edge::{EdgeTx, Msg, edge};
+use crate::{Flow, FlowConfig};
+
+/// Spawns a task that routes each input batch into `n` output edges:
+/// `route` fills one buffer per output from a batch; the buffers are sent
+/// in output order (so the slowest output paces the stage). A failure goes
+/// to every output. Outputs whose reader is gone are skipped; the task
+/// stops when all are gone.
+pub(crate) fn fan_out<T, R>(
+    input: BoxStream<'static, Msg<T>>,
+    config: FlowConfig,
+    n: usize,
+    mut route: R,
+) -> Vec<Flow<T>>
+where
+    T: Send + 'static,
+    R: FnMut(Vec<T>, &mut [Vec<T>]) + Send + 'static,
+{
+    let (txs, rxs): (Vec<EdgeTx<T>>, Vec<_>) = (0..n).map(|_| edge(config.capacity)).unzip();
+    tokio::spawn(async move {
+        let mut input = input;
+        let mut buffers: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+        while let Some(m) = input.next().await {
+            match m {
+                Ok(batch) => {
+                    route(batch, &mut buffers);
+                    let mut open = false;
+                    for (tx, buf) in txs.iter().zip(buffers.iter_mut()) {
+                        if tx.is_closed() {
+                            buf.clear();
+                            continue;
+                        }
+                        open = true;
+                        if !buf.is_empty() {
+                            let full = std::mem::take(buf);
+                            open |= tx.send(full).await;
+                        }
+                    }
+                    if !open {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    for tx in &txs {
+                        tx.fail(e.clone());
+                    }
+                    return;
+                }
+            }
+        }
+    });
+    rxs.into_iter()
+        .map(|rx| Flow::from_edge(rx, config))
+        .collect()
+}

@@ -1,0 +1,377 @@
+//! The flow: a stream of item batches between stages, with sources, fused
+//! per-item stages and sinks.
+
+use std::sync::Arc;
+
+use futures::stream::{BoxStream, StreamExt};
+use tokio::sync::Semaphore;
+
+use crate::FlowError;
+use crate::edge::{EdgeRx, EdgeTx, Msg, edge};
+
+/// Buffer and batch sizes of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowConfig {
+    pub(crate) capacity: usize,
+    pub(crate) batch: usize,
+}
+
+impl FlowConfig {
+    /// Edges hold up to `capacity` items; items move in batches of up to
+    /// `batch`.
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Config`] if either is zero or `batch` exceeds
+    /// `capacity`.
+    pub fn new(capacity: usize, batch: usize) -> Result<Self, FlowError> {
+        if capacity == 0 {
+            return Err(FlowError::Config(
+                "capacity is zero: an edge must hold at least one item".into(),
+            ));
+        }
+        if batch == 0 || batch > capacity {
+            return Err(FlowError::Config(format!(
+                "batch size {batch} must be in 1..={capacity} (the capacity)"
+            )));
+        }
+        Ok(FlowConfig { capacity, batch })
+    }
+
+    /// The capacity of each edge, in items.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The batch size.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+impl Default for FlowConfig {
+    /// 1024 items per edge, batches of 256.
+    fn default() -> Self {
+        FlowConfig {
+            capacity: 1024,
+            batch: 256,
+        }
+    }
+}
+
+/// A stream of items flowing between stages.
+///
+/// Items move in batches; per-item stages ([`map`](Flow::map),
+/// [`filter`](Flow::filter), [`inspect`](Flow::inspect)) fuse into the
+/// stage that pulls them (no task, no channel), and fan-out stages
+/// ([`copy`](Flow::copy), [`split`](Flow::split), [`shard`](Flow::shard))
+/// run one task that pushes into bounded edges.
+///
+/// # Backpressure
+///
+/// Every edge holds at most the configured capacity, counted in items; a
+/// stage that cannot push waits, and so does everything upstream of it.
+/// Completion flows as the end of the stream; a failure flows as an error
+/// item and ends the stream.
+pub struct Flow<T> {
+    pub(crate) stream: BoxStream<'static, Msg<T>>,
+    pub(crate) config: FlowConfig,
+    pub(crate) probe: Option<Probe>,
+}
+
+/// Reads how many items an edge holds.
+#[derive(Clone)]
+pub(crate) struct Probe {
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) capacity: usize,
+}
+
+impl<T> std::fmt::Debug for Flow<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("config", &self.config)
+            .field("buffered", &self.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Feeds items into a flow made by [`channel`]. Dropping every sender
+/// completes the flow.
+#[derive(Debug)]
+pub struct FlowSender<T> {
+    tx: EdgeTx<T>,
+}
+
+impl<T> Clone for FlowSender<T> {
+    fn clone(&self) -> Self {
+        FlowSender {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<T> FlowSender<T> {
+    /// Sends one item, waiting while the flow's first edge is full.
+    /// `false` if the flow was dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped while waiting, the item was not sent.
+    pub async fn send(&self, item: T) -> bool {
+        self.tx.send(vec![item]).await
+    }
+
+    /// Sends a batch of items.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped while waiting, part of the batch may have been sent.
+    pub async fn send_batch(&self, items: Vec<T>) -> bool {
+        self.tx.send(items).await
+    }
+
+    /// Ends the flow with a failure.
+    pub fn fail(&self, error: FlowError) {
+        self.tx.fail(error);
+    }
+}
+
+/// A flow fed by hand: items sent on the [`FlowSender`] come out of the
+/// [`Flow`].
+pub fn channel<T: Send + 'static>(config: FlowConfig) -> (FlowSender<T>, Flow<T>) {
+    let (tx, rx) = edge(config.capacity);
+    (FlowSender { tx }, Flow::from_edge(rx, config))
+}
+
+impl<T> Flow<T> {
+    /// Items buffered on the edge feeding this flow, if it is fed by one
+    /// (a channel, a fan-out stage, a queue's output).
+    pub fn buffered(&self) -> Option<usize> {
+        self.probe
+            .as_ref()
+            .map(|p| p.capacity - p.permits.available_permits().min(p.capacity))
+    }
+}
+
+impl<T: Send + 'static> Flow<T> {
+    pub(crate) fn from_edge(rx: EdgeRx<T>, config: FlowConfig) -> Self {
+        let probe = Some(rx.probe());
+        Flow {
+            stream: futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|m| (m, rx))
+            })
+            .boxed(),
+            config,
+            probe,
+        }
+    }
+
+    /// A flow of `items`, in batches.
+    pub fn from_iter<I>(items: I, config: FlowConfig) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let batch = config.batch;
+        let iter = items.into_iter();
+        Flow {
+            stream: futures::stream::unfold(iter, move |mut iter| async move {
+                let chunk: Vec<T> = iter.by_ref().take(batch).collect();
+                (!chunk.is_empty()).then_some((Ok(chunk), iter))
+            })
+            .boxed(),
+            config,
+            probe: None,
+        }
+    }
+
+    /// A flow of the items of `stream`; an `Err` item ends the flow with
+    /// that failure.
+    pub fn from_stream<S, E>(stream: S, config: FlowConfig) -> Self
+    where
+        S: futures::Stream<Item = Result<T, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let batch = config.batch;
+        Flow {
+            stream: stream
+                .ready_chunks(batch)
+                .flat_map(|chunk| {
+                    let mut out: Vec<Msg<T>> = Vec::new();
+                    let mut items = Vec::with_capacity(chunk.len());
+                    for r in chunk {
+                        match r {
+                            Ok(item) => items.push(item),
+                            Err(e) => {
+                                out.push(Ok(std::mem::take(&mut items)));
+                                out.push(Err(FlowError::Upstream(e.to_string())));
+                            }
+                        }
+                    }
+                    out.push(Ok(items));
+                    futures::stream::iter(
+                        out.into_iter()
+                            .filter(|m| !matches!(m, Ok(v) if v.is_empty())),
+                    )
+                })
+                .boxed(),
+            config,
+            probe: None,
+        }
+    }
+
+    /// The flow's configuration.
+    pub fn config(&self) -> FlowConfig {
+        self.config
+    }
+
+    /// Applies `f` to each item, in the pulling stage (fused: no task).
+    pub fn map<U, F>(self, mut f: F) -> Flow<U>
+    where
+        U: Send + 'static,
+        F: FnMut(T) -> U + Send + 'static,
+    {
+        Flow {
+            stream: self
+                .stream
+                .map(move |m| m.map(|batch| batch.into_iter().map(&mut f).collect()))
+                .boxed(),
+            config: self.config,
+            probe: self.probe,
+        }
+    }
+
+    /// Replaces each item with the items `f` returns for it (fused: no
+    /// task).
+    pub fn flat_map<U, I, F>(self, mut f: F) -> Flow<U>
+    where
+        U: Send + 'static,
+        I: IntoIterator<Item = U>,
+        F: FnMut(T) -> I + Send + 'static,
+    {
+        Flow {
+            stream: self
+                .stream
+                .map(move |m| m.map(|batch| batch.into_iter().flat_map(&mut f).collect()))
+                .boxed(),
+            config: self.config,
+            probe: self.probe,
+        }
+    }
+
+    /// Keeps the items for which `keep` is true (fused: no task).
+    pub fn filter<F>(self, mut keep: F) -> Flow<T>
+    where
+        F: FnMut(&T) -> bool + Send + 'static,
+    {
+        Flow {
+            stream: self
+                .stream
+                .filter_map(move |m| {
+                    let out = match m {
+                        Ok(mut batch) => {
+                            batch.retain(|x| keep(x));
+                            (!batch.is_empty()).then_some(Ok(batch))
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
+                    futures::future::ready(out)
+                })
+                .boxed(),
+            config: self.config,
+            probe: self.probe,
+        }
+    }
+
+    /// Calls `f` on each item as it passes (fused: no task).
+    pub fn inspect<F>(self, mut f: F) -> Flow<T>
+    where
+        F: FnMut(&T) + Send + 'static,
+    {
+        self.map(move |x| {
+            f(&x);
+            x
+        })
+    }
+
+    /// Collects every item.
+    ///
+    /// # Errors
+    ///
+    /// The failure that ended the flow, if any.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the flow: upstream stages see their output
+    /// closed and stop.
+    pub async fn collect(self) -> Result<Vec<T>, FlowError> {
+        let mut out = Vec::new();
+        let mut s = self.stream;
+        while let Some(m) = s.next().await {
+            out.extend(m?);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` on every item, batch by batch.
+    ///
+    /// # Errors
+    ///
+    /// The failure that ended the flow, if any.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`collect`](Flow::collect).
+    pub async fn for_each<F>(self, mut f: F) -> Result<(), FlowError>
+    where
+        F: FnMut(T),
+    {
+        let mut s = self.stream;
+        while let Some(m) = s.next().await {
+            m?.into_iter().for_each(&mut f);
+        }
+        Ok(())
+    }
+
+    /// The items as a stream (one `Err` at the end if the flow failed).
+    pub fn into_stream(self) -> BoxStream<'static, Result<T, FlowError>> {
+        self.stream
+            .flat_map(|m| match m {
+                Ok(batch) => futures::stream::iter(batch.into_iter().map(Ok).collect::<Vec<_>>()),
+                Err(e) => futures::stream::iter(vec![Err(e)]),
+            })
+            .boxed()
+    }
+
+    /// Moves every item into a new edge read by a task of its own: a stage
+    /// boundary, so that the stages before and after run in parallel.
+    pub fn boundary(self) -> Flow<T> {
+        let config = self.config;
+        let (tx, rx) = edge(config.capacity);
+        tokio::spawn(pump(self.stream, tx));
+        Flow::from_edge(rx, config)
+    }
+}
+
+impl<T> EdgeRx<T> {
+    pub(crate) fn probe(&self) -> Probe {
+        self.probe_parts()
+    }
+}
+
+/// Forwards a stream into an edge until it ends or the receiver is gone.
+pub(crate) async fn pump<T>(mut stream: BoxStream<'static, Msg<T>>, tx: EdgeTx<T>) {
+    while let Some(m) = stream.next().await {
+        match m {
+            Ok(batch) => {
+                if !tx.send(batch).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                tx.fail(e);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The work queue: a source of items, workers, and a manager that retries,
+//! dead-letters, tracks what is done and scales the workers.
+
+mod autoscale;
+mod manager;
+mod source;
+
+pub use autoscale::Autoscaler;
+pub use manager::{DeadLetter, QueueConfig, RetryPolicy, Running, Status, WorkQueue, Worker};
+pub use source::{Item, MemorySource, Source};

@@ -1,0 +1,236 @@
+//! The combinators: delivery, routing, completion, failure, backpressure.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use weft_core::{Combine, Count, Health, Histogram, ShardExt, Sum};
+use weft_flow::{Flow, FlowConfig, FlowError, Outcome, Unmatched, channel};
+use weft_shard::LevelJump;
+
+fn cfg(capacity: usize, batch: usize) -> FlowConfig {
+    FlowConfig::new(capacity, batch).unwrap()
+}
+
+#[tokio::test]
+async fn the_copier_delivers_every_item_to_every_output_paced_by_the_slowest() {
+    let items: Vec<u64> = (0..5000).collect();
+    let mut outs = Flow::from_iter(items.clone(), cfg(64, 16)).copy(3).unwrap();
+    let (c, b, a) = (
+        outs.pop().unwrap(),
+        outs.pop().unwrap(),
+        outs.pop().unwrap(),
+    );
+    // Nobody reads `a` yet: the copier fills its edge to the capacity and
+    // then waits, so `b` and `c` cannot run ahead by more than that.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        a.buffered(),
+        Some(64),
+        "the unread output holds exactly its capacity"
+    );
+    assert!(b.buffered().unwrap() <= 64 && c.buffered().unwrap() <= 64);
+    let (ra, rb, rc) = tokio::join!(a.collect(), b.collect(), c.collect());
+    assert_eq!(ra.unwrap(), items);
+    assert_eq!(rb.unwrap(), items);
+    assert_eq!(rc.unwrap(), items);
+}
+
+#[tokio::test]
+async fn backpressure_bounds_every_edge_by_its_capacity() {
+    let (tx, flow) = channel::<u32>(cfg(10, 5));
+    let producer = tokio::spawn(async move {
+        for i in 0..100 {
+            assert!(tx.send(i).await);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Nobody reads: the producer is stuck with exactly the capacity buffered.
+    assert_eq!(flow.buffered(), Some(10));
+    assert!(!producer.is_finished());
+    let all = flow.collect().await.unwrap();
+    assert_eq!(all.len(), 100);
+    producer.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_splitter_routes_to_every_match_and_never_loses_unmatched_items() {
+    let routes: Vec<weft_flow::Route<u32>> =
+        vec![Box::new(|x| x % 2 == 0), Box::new(|x| x % 3 == 0)];
+    let split = Flow::from_iter(0..30u32, cfg(8, 4))
+        .split(routes, Unmatched::ToOutput)
+        .unwrap();
+    let mut outs = split.outputs;
+    let other = split.unmatched.unwrap();
+    let threes = outs.pop().unwrap();
+    let evens = outs.pop().unwrap();
+    let (e, t, o) = tokio::join!(evens.collect(), threes.collect(), other.collect());
+    assert_eq!(
+        e.unwrap(),
+        (0..30).filter(|x| x % 2 == 0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        t.unwrap(),
+        (0..30).filter(|x| x % 3 == 0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        o.unwrap(),
+        (0..30)
+            .filter(|x| x % 2 != 0 && x % 3 != 0)
+            .collect::<Vec<_>>()
+    );
+
+    let routes: Vec<weft_flow::Route<u32>> = vec![Box::new(|x| *x < 5)];
+    let split = Flow::from_iter(0..30u32, cfg(8, 4))
+        .split(routes, Unmatched::Count)
+        .unwrap();
+    let counter = split.dropped_counter();
+    let out = split
+        .outputs
+        .into_iter()
+        .next()
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(out, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        counter.load(std::sync::atomic::Ordering::Relaxed),
+        25,
+        "unmatched items are counted"
+    );
+}
+
+#[tokio::test]
+async fn the_sharder_sends_each_key_to_its_shard_in_order_and_spills_only_when_asked() {
+    let sharder = LevelJump::new(4).unwrap();
+    let items: Vec<(u32, u32)> = (0..400).map(|i| (i % 37, i)).collect();
+    let shards = Flow::from_iter(items.clone(), cfg(32, 8))
+        .shard(sharder, |x: &(u32, u32)| x.0, false)
+        .unwrap();
+    let results = futures::future::join_all(shards.outputs.into_iter().map(|f| f.collect())).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let got = r.unwrap();
+        assert!(
+            got.iter().all(|(k, _)| sharder.shard_for(k).index() == i),
+            "a key went to the wrong shard"
+        );
+        for k in 0..37 {
+            let seq: Vec<u32> = got
+                .iter()
+                .filter(|(key, _)| *key == k)
+                .map(|(_, v)| *v)
+                .collect();
+            assert!(seq.windows(2).all(|w| w[0] < w[1]), "per-key order broken");
+        }
+    }
+    // Spill-over: an output marked down gets nothing.
+    let (tx, flow) = channel::<(u32, u32)>(cfg(32, 8));
+    let shards = flow.shard(sharder, |x: &(u32, u32)| x.0, true).unwrap();
+    shards.mark(1, Health::Down);
+    let feeder = tokio::spawn(async move {
+        tx.send_batch(items).await;
+    });
+    let results = futures::future::join_all(shards.outputs.into_iter().map(|f| f.collect())).await;
+    feeder.await.unwrap();
+    let sizes: Vec<usize> = results.into_iter().map(|r| r.unwrap().len()).collect();
+    assert_eq!(sizes[1], 0, "the down output received items: {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 400, "spill-over lost items");
+}
+
+#[tokio::test]
+async fn the_merger_completes_after_all_inputs_and_passes_failures_on() {
+    let a = Flow::from_iter(0..100u32, cfg(16, 8));
+    let b = Flow::from_iter(100..250u32, cfg(16, 8));
+    let mut all = Flow::merge(vec![a, b]).unwrap().collect().await.unwrap();
+    all.sort_unstable();
+    assert_eq!(all, (0..250).collect::<Vec<_>>());
+
+    let (tx, failing) = channel::<u32>(cfg(16, 8));
+    tx.send(1).await;
+    tx.fail(FlowError::Upstream("disk on fire".into()));
+    drop(tx);
+    let merged = Flow::merge(vec![Flow::from_iter(0..10u32, cfg(16, 8)), failing]).unwrap();
+    assert_eq!(
+        merged.collect().await,
+        Err(FlowError::Upstream("disk on fire".into()))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn join_releases_nothing_before_every_input_completes_and_reports_failures() {
+    let (tx_slow, slow) = channel::<u32>(cfg(16, 8));
+    let (tx_bad, bad) = channel::<u32>(cfg(16, 8));
+    let quick = Flow::from_iter(0..5u32, cfg(16, 8));
+    let join = tokio::spawn(Flow::join(vec![quick, slow, bad]));
+    tx_bad.send(7).await;
+    tx_bad.fail(FlowError::Upstream("worker crashed".into()));
+    drop(tx_bad);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !join.is_finished(),
+        "join released before the slow input completed"
+    );
+    tx_slow.send(42).await;
+    drop(tx_slow);
+    let outcomes = join.await.unwrap();
+    assert_eq!(outcomes[0], Outcome::Completed((0..5).collect()));
+    assert_eq!(outcomes[1], Outcome::Completed(vec![42]));
+    assert_eq!(
+        outcomes[2],
+        Outcome::Failed {
+            error: FlowError::Upstream("worker crashed".into()),
+            partial: vec![7]
+        }
+    );
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    assert!(matches!(FlowConfig::new(0, 1), Err(FlowError::Config(m)) if m.contains("capacity")));
+    assert!(matches!(FlowConfig::new(10, 0), Err(FlowError::Config(_))));
+    assert!(matches!(FlowConfig::new(10, 11), Err(FlowError::Config(_))));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert!(matches!(
+            Flow::from_iter(0..3u32, FlowConfig::default()).copy(0),
+            Err(FlowError::Config(_))
+        ));
+        assert!(matches!(
+            Flow::from_iter(0..3u32, FlowConfig::default()).split(vec![], Unmatched::Count),
+            Err(FlowError::Config(_))
+        ));
+        assert!(matches!(
+            Flow::<u32>::merge(vec![]),
+            Err(FlowError::Config(_))
+        ));
+        assert!(matches!(
+            Flow::from_iter(0..3u32, FlowConfig::default())
+                .reduce_parallel(Count::new(), 0)
+                .await,
+            Err(FlowError::Config(_))
+        ));
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn reduce_as_a_tree_equals_the_sequential_fold(
+        xs in prop::collection::vec(0.0f64..1000.0, 0..400),
+        parallelism in 1usize..6,
+        batch in 1usize..20,
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let h = Histogram::new([1.0, 10.0, 100.0, 500.0]).unwrap();
+        let sequential = h.extract(h.fold(xs.iter().copied())).unwrap();
+        let tree = rt.block_on(Flow::from_iter(xs.clone(), cfg(batch * 4, batch)).reduce_parallel(h.clone(), parallelism)).unwrap().unwrap();
+        prop_assert_eq!(tree, sequential);
+        let s = Sum::<f64>::new();
+        let exact = rt.block_on(Flow::from_iter(xs.clone(), cfg(batch * 4, batch)).reduce_parallel(s.clone(), parallelism)).unwrap();
+        prop_assert_eq!(exact, s.extract(s.fold(xs.iter().copied())));
+    }
+}

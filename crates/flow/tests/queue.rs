@@ -1,0 +1,274 @@
+//! The work queue: no item lost or duplicated under chaos, retries, dead
+//! letters, panics, cancellation, and autoscaling on paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::{Classify, ErrorClass, key_hash};
+use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, RetryPolicy, WorkQueue};
+use weft_flow::{FlowConfig, FlowError};
+
+#[derive(Debug, Clone)]
+struct Fail(bool);
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0 { "busy" } else { "bad item" })
+    }
+}
+
+impl Classify for Fail {
+    fn class(&self) -> ErrorClass {
+        if self.0 {
+            ErrorClass::Transient
+        } else {
+            ErrorClass::Permanent
+        }
+    }
+}
+
+fn unit(parts: (u64, u64, u8)) -> f64 {
+    (key_hash(&parts) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// One seeded run: random transient errors, permanent errors, panics,
+/// slow work, a slow consumer of the output, and (in half the runs) a
+/// cancellation part-way, after which a second queue finishes the source.
+/// The outputs and dead letters together must be the inputs, each once.
+async fn chaos(seed: u64) {
+    let n = 60u64;
+    let source = Arc::new(MemorySource::from_items(0..n));
+    let attempt_log = Arc::new(std::sync::Mutex::new(
+        std::collections::HashMap::<u64, u32>::new(),
+    ));
+    let make_worker = |log: Arc<std::sync::Mutex<std::collections::HashMap<u64, u32>>>| {
+        move |x: u64| {
+            let attempt = {
+                let mut l = log.lock().unwrap();
+                let a = l.entry(x).or_insert(0);
+                *a += 1;
+                *a
+            };
+            async move {
+                let r = unit((seed, x, attempt as u8));
+                tokio::time::sleep(Duration::from_millis((r * 20.0) as u64)).await;
+                if r < 0.03 {
+                    panic!("worker bug on {x}");
+                }
+                if r < 0.08 {
+                    return Err(Fail(false));
+                }
+                if r < 0.35 {
+                    return Err(Fail(true));
+                }
+                Ok(x * 2)
+            }
+        }
+    };
+    let config = || {
+        QueueConfig::new(Autoscaler::new(1, 4, 0.8, 2).unwrap(), 3)
+            .unwrap()
+            .retry(
+                RetryPolicy::new(3, Duration::from_millis(5), Duration::from_millis(50)).unwrap(),
+            )
+            .output(FlowConfig::new(4, 2).unwrap())
+            .evaluate_every(Duration::from_millis(50))
+    };
+    let mut outputs = Vec::new();
+    let mut dead = Vec::new();
+    let cancel_at = seed
+        .is_multiple_of(2)
+        .then(|| Duration::from_millis(30 + seed % 200));
+    // A cancelled first round gives its in-flight items back; a second
+    // queue over the same source finishes them.
+    for round in 0..2 {
+        let running = WorkQueue::spawn(source.clone(), make_worker(attempt_log.clone()), config());
+        let (o, d) = drive(running, cancel_at.filter(|_| round == 0)).await;
+        outputs.extend(o);
+        dead.extend(d);
+        if source.pending() == 0 {
+            break;
+        }
+    }
+    let mut seen: Vec<u64> = outputs
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(
+            dead.iter()
+                .map(|l: &weft_flow::queue::DeadLetter<u64>| l.item.id),
+        )
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..n).collect::<Vec<_>>(),
+        "seed {seed}: items lost or duplicated"
+    );
+    assert!(outputs.iter().all(|(id, o)| *o == id * 2));
+}
+
+/// Reads the output slowly and the dead letters, cancelling at `cancel_at`.
+async fn drive(
+    running: weft_flow::queue::Running<u64, u64>,
+    cancel_at: Option<Duration>,
+) -> (Vec<(u64, u64)>, Vec<weft_flow::queue::DeadLetter<u64>>) {
+    let (output, dead_letters, running) = split(running);
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut s = output.into_stream();
+        use futures::StreamExt;
+        while let Some(x) = s.next().await {
+            got.push(x.unwrap());
+            // A slow consumer.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        got
+    });
+    let dead_reader = tokio::spawn(dead_letters.collect());
+    if let Some(at) = cancel_at {
+        tokio::time::sleep(at).await;
+        running.cancel();
+    }
+    running.wait().await.unwrap();
+    (reader.await.unwrap(), dead_reader.await.unwrap().unwrap())
+}
+
+type Parts<O, T> = (
+    weft_flow::Flow<(u64, O)>,
+    weft_flow::Flow<weft_flow::queue::DeadLetter<T>>,
+    weft_flow::queue::Running<O, T>,
+);
+
+fn split<O: Send + 'static, T: Send + 'static>(
+    mut r: weft_flow::queue::Running<O, T>,
+) -> Parts<O, T> {
+    let output = std::mem::replace(
+        &mut r.output,
+        weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()),
+    );
+    let dead = std::mem::replace(
+        &mut r.dead_letters,
+        weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()),
+    );
+    (output, dead, r)
+}
+
+#[test]
+fn no_item_is_lost_or_duplicated_under_chaos() {
+    let seeds: u64 = std::env::var("WEFT_CHAOS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    for seed in 0..seeds {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(chaos(seed));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn acknowledged_items_are_never_processed_again_and_panics_are_dead_lettered() {
+    let source = Arc::new(MemorySource::new());
+    for x in [1u64, 2, 3] {
+        source.push(x);
+    }
+    source.close();
+    let worker = |x: u64| async move {
+        if x == 2 {
+            panic!("bad input");
+        }
+        Ok::<_, Fail>(x)
+    };
+    let running = WorkQueue::spawn(
+        source.clone(),
+        worker,
+        QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 2).unwrap(),
+    );
+    let (out, dead, running) = split(running);
+    let (o, d) = tokio::join!(out.collect(), dead.collect());
+    running.wait().await.unwrap();
+    let mut ids: Vec<u64> = o.unwrap().into_iter().map(|(id, _)| id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [0, 2]);
+    let d = d.unwrap();
+    assert_eq!(d.len(), 1);
+    assert!(d[0].error.contains("panicked"), "{}", d[0].error);
+    assert_eq!(source.pending(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_autoscaler_converges_on_steady_rates_and_does_not_flap_under_noise() {
+    // 50 items/s, 100 ms each (±20 % noise), 80 % utilisation: ceil(50 × 0.1 / 0.8) = 7.
+    let source = Arc::new(MemorySource::new());
+    let producer = {
+        let source = source.clone();
+        tokio::spawn(async move {
+            for i in 0..1500u64 {
+                source.push(i);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            source.close();
+        })
+    };
+    let worker = |x: u64| async move {
+        let noise = 0.8 + 0.4 * unit((7, x, 0));
+        tokio::time::sleep(Duration::from_millis(100).mul_f64(noise)).await;
+        Ok::<_, Fail>(x)
+    };
+    let config = QueueConfig::new(Autoscaler::new(1, 32, 0.8, 3).unwrap(), 64)
+        .unwrap()
+        .evaluate_every(Duration::from_secs(1));
+    let running = WorkQueue::spawn(source.clone(), worker, config);
+    let (out, _dead, running) = split(running);
+    let mut status = running.watch_status();
+    let reader = tokio::spawn(out.collect());
+    let mut targets = Vec::new();
+    while status.changed().await.is_ok() {
+        targets.push(status.borrow().target);
+        if targets.len() >= 25 {
+            break;
+        }
+    }
+    let settled = &targets[8..];
+    assert!(
+        settled.iter().all(|&t| (6..=8).contains(&t)),
+        "targets {targets:?}"
+    );
+    let changes = settled.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(changes <= 2, "the target flapped: {targets:?}");
+    producer.await.unwrap();
+    let got = reader.await.unwrap().unwrap();
+    running.wait().await.unwrap();
+    assert_eq!(got.len(), 1500);
+}
+
+#[test]
+fn bad_queue_configuration_is_a_typed_error() {
+    assert!(
+        matches!(Autoscaler::new(0, 0, 0.8, 1), Err(FlowError::Config(m)) if m.contains("max workers is zero"))
+    );
+    assert!(
+        matches!(Autoscaler::new(5, 2, 0.8, 1), Err(FlowError::Config(m)) if m.contains("above max"))
+    );
+    assert!(
+        matches!(Autoscaler::new(1, 2, 0.0, 1), Err(FlowError::Config(m)) if m.contains("utilisation"))
+    );
+    assert!(matches!(
+        Autoscaler::new(1, 2, 1.5, 1),
+        Err(FlowError::Config(_))
+    ));
+    assert!(
+        matches!(RetryPolicy::new(0, Duration::from_millis(1), Duration::from_secs(1)), Err(FlowError::Config(m)) if m.contains("attempts"))
+    );
+    assert!(matches!(
+        RetryPolicy::new(3, Duration::from_secs(2), Duration::from_secs(1)),
+        Err(FlowError::Config(_))
+    ));
+    assert!(matches!(
+        QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 0),
+        Err(FlowError::Config(_))
+    ));
+}
