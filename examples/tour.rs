@@ -233,7 +233,8 @@ fn leases() -> Result<(), Box<dyn std::error::Error>> {
 /// Flows: batch stages with backpressure, and a work queue.
 fn flows() -> Result<(), Box<dyn std::error::Error>> {
     use std::sync::Arc;
-    use weft::flow::queue::{Autoscaler, MemorySource, QueueConfig, WorkQueue};
+    use weft::claims::LeasedSource;
+    use weft::flow::queue::{Autoscaler, Item, MemorySource, QueueConfig, Running, WorkQueue};
     use weft::flow::{Flow, FlowConfig};
 
     #[derive(Debug)]
@@ -270,24 +271,51 @@ fn flows() -> Result<(), Box<dyn std::error::Error>> {
         // A work queue: retries, dead letters, nothing lost.
         let source = Arc::new(MemorySource::from_items(0..20u32));
         let worker = |x: u32| async move { if x % 7 == 3 { Err(Rejected) } else { Ok(x * x) } };
-        let mut running = WorkQueue::spawn(
+        let Running {
+            output,
+            dead_letters,
+            control,
+        } = WorkQueue::spawn(
             source,
             worker,
             QueueConfig::new(Autoscaler::new(1, 4, 0.8, 2)?, 8)?,
         );
-        let output = std::mem::replace(&mut running.output, Flow::from_iter(Vec::new(), config));
-        let dead = std::mem::replace(
-            &mut running.dead_letters,
-            Flow::from_iter(Vec::new(), config),
-        );
-        let (done, dead) = tokio::join!(output.collect(), dead.collect());
-        running.wait().await?;
+        let (done, dead) = tokio::join!(output.collect(), dead_letters.collect());
+        control.wait().await?;
         let dead = dead?;
         let ids: Vec<u64> = dead.iter().map(|d| d.item.id).collect();
         println!(
             "   work queue: {} done, {} dead-lettered (ids {ids:?})",
             done?.len(),
             dead.len()
+        );
+
+        // Two queues share one batch; their claims are leases, so no item
+        // is committed twice (and a stalled queue's items move on).
+        let store: Arc<dyn weft::lease::CasStore> = Arc::new(weft::lease::MemoryStore::new());
+        let lease = weft::lease::LeaseConfig::new(std::time::Duration::from_secs(2));
+        let queue = |name: &str| -> Result<_, Box<dyn std::error::Error>> {
+            let manifest = (0..40u64).map(|id| Item { id, payload: id });
+            let source =
+                LeasedSource::new(store.clone(), "batch/", manifest, lease.clone())?.owner(name)?;
+            let worker = |x: u64| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                Ok::<_, std::io::Error>(x)
+            };
+            let config = QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1)?, 2)?;
+            Ok(WorkQueue::spawn(Arc::new(source), worker, config))
+        };
+        let (a, b) = (queue("a")?, queue("b")?);
+        let (got_a, got_b) = tokio::join!(a.output.collect(), b.output.collect());
+        let (got_a, got_b) = (got_a?, got_b?);
+        let mut ids: Vec<u64> = got_a.iter().chain(&got_b).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        println!(
+            "   leased claims: queue a did {}, queue b did {}, {} distinct of 40",
+            got_a.len(),
+            got_b.len(),
+            ids.len()
         );
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;

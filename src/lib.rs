@@ -41,6 +41,11 @@ pub use weft_lease as lease;
 #[cfg(feature = "flow")]
 pub use weft_flow as flow;
 
+/// Work-queue claims as leases: several queues share one batch of work
+/// (features `flow` and `lease`).
+#[cfg(all(feature = "flow", feature = "lease"))]
+pub mod claims;
+
 /// The lease store over etcd (feature `lease-etcd`).
 #[cfg(feature = "lease-etcd")]
 pub use weft_lease_etcd as lease_etcd;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::{Mutex, mpsc};
 use weft_core::{Classify, ErrorClass};
-use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, WorkQueue};
+use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, Running, WorkQueue};
 use weft_flow::{Flow, FlowConfig, Unmatched};
 
 const N: u64 = 1_000_000;
@@ -225,15 +225,12 @@ async fn baseline_queue() -> (u64, u64) {
 async fn weft_queue() -> (u64, u64) {
     let source = Arc::new(MemorySource::from_items(0..QUEUE_N));
     let config = QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1).unwrap(), 64).unwrap();
-    let running = WorkQueue::spawn(
+    let Running {
+        output, control, ..
+    } = WorkQueue::spawn(
         source,
         |x: u64| async move { Ok::<_, Never>(x + 1) },
         config,
-    );
-    let mut r = running;
-    let output = std::mem::replace(
-        &mut r.output,
-        Flow::from_iter(Vec::new(), FlowConfig::default()),
     );
     let (mut c, mut s) = (0, 0u64);
     output
@@ -243,7 +240,7 @@ async fn weft_queue() -> (u64, u64) {
         })
         .await
         .unwrap();
-    r.wait().await.unwrap();
+    control.wait().await.unwrap();
     (c, s)
 }
 

@@ -29,6 +29,23 @@ impl<T> Clone for EdgeTx<T> {
     }
 }
 
+/// Room for one item on an edge, taken before the item exists so that
+/// sending it cannot wait.
+#[derive(Debug)]
+pub(crate) struct Slot<'a, T> {
+    tx: &'a EdgeTx<T>,
+    permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl<T> Slot<'_, T> {
+    /// Sends `item` into the reserved room; `false` if the receiver is gone.
+    pub(crate) fn send(self, item: T) -> bool {
+        // The receiver returns the permit when it takes the item.
+        self.permit.forget();
+        self.tx.tx.send(Ok(vec![item])).is_ok()
+    }
+}
+
 /// The receiving side.
 #[derive(Debug)]
 pub(crate) struct EdgeRx<T> {
@@ -78,6 +95,13 @@ impl<T> EdgeTx<T> {
             batch = rest;
         }
         true
+    }
+
+    /// Waits for room for one item; `None` if the receiver is gone. The
+    /// room is given back if the slot is dropped unused.
+    pub(crate) async fn reserve(&self) -> Option<Slot<'_, T>> {
+        let permit = self.permits.acquire().await.ok()?;
+        Some(Slot { tx: self, permit })
     }
 
     /// Sends a failure downstream.

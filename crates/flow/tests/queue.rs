@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::{Classify, ErrorClass, key_hash};
-use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, RetryPolicy, WorkQueue};
+use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, RetryPolicy, Running, WorkQueue};
 use weft_flow::{FlowConfig, FlowError};
 
 #[derive(Debug, Clone)]
@@ -109,10 +109,14 @@ async fn chaos(seed: u64) {
 
 /// Reads the output slowly and the dead letters, cancelling at `cancel_at`.
 async fn drive(
-    running: weft_flow::queue::Running<u64, u64>,
+    running: Running<u64, u64>,
     cancel_at: Option<Duration>,
 ) -> (Vec<(u64, u64)>, Vec<weft_flow::queue::DeadLetter<u64>>) {
-    let (output, dead_letters, running) = split(running);
+    let Running {
+        output,
+        dead_letters,
+        control: running,
+    } = running;
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
         let mut s = output.into_stream();
@@ -131,26 +135,6 @@ async fn drive(
     }
     running.wait().await.unwrap();
     (reader.await.unwrap(), dead_reader.await.unwrap().unwrap())
-}
-
-type Parts<O, T> = (
-    weft_flow::Flow<(u64, O)>,
-    weft_flow::Flow<weft_flow::queue::DeadLetter<T>>,
-    weft_flow::queue::Running<O, T>,
-);
-
-fn split<O: Send + 'static, T: Send + 'static>(
-    mut r: weft_flow::queue::Running<O, T>,
-) -> Parts<O, T> {
-    let output = std::mem::replace(
-        &mut r.output,
-        weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()),
-    );
-    let dead = std::mem::replace(
-        &mut r.dead_letters,
-        weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()),
-    );
-    (output, dead, r)
 }
 
 #[test]
@@ -187,7 +171,11 @@ async fn acknowledged_items_are_never_processed_again_and_panics_are_dead_letter
         worker,
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 2).unwrap(),
     );
-    let (out, dead, running) = split(running);
+    let Running {
+        output: out,
+        dead_letters: dead,
+        control: running,
+    } = running;
     let (o, d) = tokio::join!(out.collect(), dead.collect());
     running.wait().await.unwrap();
     let mut ids: Vec<u64> = o.unwrap().into_iter().map(|(id, _)| id).collect();
@@ -222,7 +210,11 @@ async fn the_autoscaler_converges_on_steady_rates_and_does_not_flap_under_noise(
         .unwrap()
         .evaluate_every(Duration::from_secs(1));
     let running = WorkQueue::spawn(source.clone(), worker, config);
-    let (out, _dead, running) = split(running);
+    let Running {
+        output: out,
+        control: running,
+        ..
+    } = running;
     let mut status = running.watch_status();
     let reader = tokio::spawn(out.collect());
     let mut targets = Vec::new();
@@ -270,5 +262,95 @@ fn bad_queue_configuration_is_a_typed_error() {
     assert!(matches!(
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 0),
         Err(FlowError::Config(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_output_feeds_the_next_queue_with_backpressure() {
+    let first = Arc::new(MemorySource::from_items(0..400u64));
+    let second = Arc::new(MemorySource::new());
+    let two_workers = || {
+        QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1).unwrap(), 2)
+            .unwrap()
+            .output(FlowConfig::new(8, 4).unwrap())
+    };
+    // Stage one is fast; stage two is ten times slower, so stage one's
+    // output must wait on the bound between them.
+    let stage_one = WorkQueue::spawn(
+        first,
+        |x: u64| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, Fail>(x + 1)
+        },
+        two_workers(),
+    );
+    let Running {
+        output: out_one,
+        control: stage_one,
+        ..
+    } = stage_one;
+    let bound = 16;
+    let feeding = second.feed(out_one.map(|(_, v)| v), bound).unwrap();
+    let stage_two = WorkQueue::spawn(
+        second.clone(),
+        |x: u64| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok::<_, Fail>(x * 2)
+        },
+        two_workers(),
+    );
+    let Running {
+        output: out_two,
+        control: stage_two,
+        ..
+    } = stage_two;
+    let most_waiting = {
+        let second = second.clone();
+        tokio::spawn(async move {
+            let mut most = 0;
+            for _ in 0..3000 {
+                most = most.max(second.pending());
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            most
+        })
+    };
+    let mut got: Vec<u64> = out_two
+        .collect()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..400u64).map(|x| (x + 1) * 2).collect::<Vec<_>>());
+    assert_eq!(feeding.await.unwrap().unwrap(), 400);
+    stage_one.wait().await.unwrap();
+    stage_two.wait().await.unwrap();
+    let most = most_waiting.await.unwrap();
+    assert!(
+        most <= bound,
+        "{most} items waited between the stages; bound {bound}"
+    );
+    assert!(
+        most >= bound / 2,
+        "stage two never fell behind ({most}): the test shows nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_upstream_closes_the_fed_source_and_reports_the_failure() {
+    let source = Arc::new(MemorySource::<u64>::new());
+    let (tx, flow) = weft_flow::channel(FlowConfig::new(4, 1).unwrap());
+    let feeding = source.feed(flow, 4).unwrap();
+    assert!(tx.send(1).await);
+    tx.fail(FlowError::Upstream("reader crashed".into()));
+    drop(tx);
+    let err = feeding.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("reader crashed"), "{err}");
+    assert_eq!(source.pending(), 1);
+    assert!(matches!(
+        source.feed(weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()), 0),
+        Err(FlowError::Config(m)) if m.contains("bound is zero")
     ));
 }

@@ -179,8 +179,13 @@ pub struct Status {
     pub processing: Duration,
     /// Items done (output or dead-lettered).
     pub done: u64,
-    /// Items dead-lettered.
+    /// Items dead-lettered (counted even if the dead-letter reader is
+    /// gone).
     pub dead: u64,
+    /// Results discarded because the source refused the acknowledgement:
+    /// the claim on the item was lost (e.g. a lease expired during a
+    /// pause) and another taker owns it.
+    pub discarded: u64,
 }
 
 struct Shared<S, W, T>
@@ -199,25 +204,52 @@ where
     processing_ewma_us: AtomicU64,
     done_count: AtomicU64,
     dead_count: AtomicU64,
+    discarded_count: AtomicU64,
     drain: CancellationToken,
     cancel: CancellationToken,
 }
 
-/// A running queue: its output, its dead letters, its status, and the
-/// controls to drain or cancel it.
+/// A running queue: its output, its dead letters, and the control of the
+/// queue. The fields are public so that they can be taken apart:
+///
+/// ```
+/// use std::sync::Arc;
+/// use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, Running, WorkQueue};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let source = Arc::new(MemorySource::from_items(1..=3u64));
+/// let worker = |x: u64| async move { Ok::<_, std::io::Error>(x * 10) };
+/// let config = QueueConfig::new(Autoscaler::new(1, 2, 0.8, 2)?, 4)?;
+/// let Running { output, dead_letters, control } = WorkQueue::spawn(source, worker, config);
+/// let (out, dead) = tokio::join!(output.collect(), dead_letters.collect());
+/// control.wait().await?;
+/// let mut values: Vec<u64> = out?.into_iter().map(|(_, v)| v).collect();
+/// values.sort();
+/// assert_eq!(values, [10, 20, 30]);
+/// assert!(dead?.is_empty());
+/// # Ok::<(), weft_flow::FlowError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Running<O, T> {
     /// `(item id, output)` for each item processed.
     pub output: Flow<(u64, O)>,
     /// Items that failed for good.
     pub dead_letters: Flow<DeadLetter<T>>,
+    /// The status, drain, cancel and wait.
+    pub control: Control,
+}
+
+/// Controls a running queue: its status, graceful drain, cancellation,
+/// and waiting for its end.
+#[derive(Debug)]
+pub struct Control {
     status: watch::Receiver<Status>,
     drain: CancellationToken,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
 }
 
-impl<O, T> Running<O, T> {
+impl Control {
     /// The latest status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -242,7 +274,8 @@ impl<O, T> Running<O, T> {
     }
 
     /// Waits until every worker has stopped (the source is drained, or
-    /// after [`drain`](Running::drain) / [`cancel`](Running::cancel)).
+    /// after [`drain`](Control::drain) / [`cancel`](Control::cancel)).
+    /// Read the output meanwhile: a full output holds the workers.
     ///
     /// # Errors
     ///
@@ -295,6 +328,7 @@ impl WorkQueue {
             processing_ewma_us: AtomicU64::new(0),
             done_count: AtomicU64::new(0),
             dead_count: AtomicU64::new(0),
+            discarded_count: AtomicU64::new(0),
             drain: drain.clone(),
             cancel: cancel.clone(),
         });
@@ -305,6 +339,7 @@ impl WorkQueue {
             processing: Duration::from_micros(shared.processing_ewma_us.load(Ordering::Relaxed)),
             done: shared.done_count.load(Ordering::Relaxed),
             dead: shared.dead_count.load(Ordering::Relaxed),
+            discarded: shared.discarded_count.load(Ordering::Relaxed),
         };
         let (status_tx, status_rx) = watch::channel(status_of(&shared, 0.0));
         let every = config.evaluate_every;
@@ -359,10 +394,12 @@ impl WorkQueue {
         Running {
             output: Flow::from_edge(out_rx, config.output),
             dead_letters: Flow::from_edge(dead_rx, config.output),
-            status: status_rx,
-            drain,
-            cancel,
-            handle,
+            control: Control {
+                status: status_rx,
+                drain,
+                cancel,
+                handle,
+            },
         }
     }
 }
@@ -437,24 +474,10 @@ where
         shared.processing_ewma_us.store(ewma, Ordering::Relaxed);
         let failure = match result {
             Ok(Ok(output)) => {
-                shared
-                    .done
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id);
-                if !shared.output.send(vec![(id, output)]).await {
-                    // Nobody reads the output: give the item back.
-                    shared
-                        .done
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
-                    shared.source.nack(item).await;
-                    return false;
-                }
-                shared.done_count.fetch_add(1, Ordering::Relaxed);
-                shared.source.ack(id).await;
-                return true;
+                return commit(shared, &shared.output, item, false, |item| {
+                    (item.id, output)
+                })
+                .await;
             }
             Ok(Err(e)) if e.is_transient() && attempt < shared.retry.max_attempts => {
                 let wait = shared.retry.delay(attempt, id);
@@ -477,20 +500,70 @@ where
                 format!("worker panicked: {what}")
             }
         };
-        shared
-            .done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id);
-        let letter = DeadLetter {
+        return commit(shared, &shared.dead, item, true, |item| DeadLetter {
             item,
             error: failure,
             attempts: attempt,
-        };
-        let sent = shared.dead.send(vec![letter]).await;
+        })
+        .await;
+    }
+}
+
+/// Commits an item's result: takes room downstream first (so that nothing
+/// is acknowledged and then lost on a full or closed edge), acknowledges
+/// the item at the source, and sends the result only if the source
+/// confirmed the claim. `false` if the worker must stop.
+///
+/// A dead letter whose reader is gone is still committed, counted and
+/// logged; a result whose reader is gone is given back to the source (no
+/// one can receive it) and stops the worker.
+async fn commit<T, S, W, X>(
+    shared: &Shared<S, W, T>,
+    edge: &EdgeTx<X>,
+    item: Item<T>,
+    dead: bool,
+    value: impl FnOnce(Item<T>) -> X,
+) -> bool
+where
+    T: Clone + Send + Sync + 'static,
+    S: Source<T> + 'static,
+    W: Worker<T>,
+{
+    let id = item.id;
+    let slot = tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => {
+            shared.source.nack(item).await;
+            return false;
+        }
+        slot = edge.reserve() => slot,
+    };
+    if slot.is_none() && !dead {
+        // Nobody reads the output: give the item back.
+        shared.source.nack(item).await;
+        return false;
+    }
+    if !shared.source.ack(id).await {
+        // The claim was lost (another taker owns the item now): this
+        // result must not count.
+        shared.discarded_count.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(id, "claim lost before commit; result discarded");
+        return true;
+    }
+    shared
+        .done
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id);
+    shared.done_count.fetch_add(1, Ordering::Relaxed);
+    if dead {
         shared.dead_count.fetch_add(1, Ordering::Relaxed);
-        shared.done_count.fetch_add(1, Ordering::Relaxed);
-        shared.source.ack(id).await;
-        return sent;
+    }
+    match slot {
+        Some(slot) => slot.send(value(item)) || dead,
+        None => {
+            tracing::warn!(id, "dead letter dropped: its reader is gone");
+            true
+        }
     }
 }

@@ -6,5 +6,7 @@ mod manager;
 mod source;
 
 pub use autoscale::Autoscaler;
-pub use manager::{DeadLetter, QueueConfig, RetryPolicy, Running, Status, WorkQueue, Worker};
+pub use manager::{
+    Control, DeadLetter, QueueConfig, RetryPolicy, Running, Status, WorkQueue, Worker,
+};
 pub use source::{Item, MemorySource, Source};

@@ -2,10 +2,14 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::{Flow, FlowError};
 
 /// A work item: an id unique within its source, and the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +28,20 @@ pub struct Item<T> {
 /// item that is `nack`ed becomes available again; `next` returns `None`
 /// only when the source is closed and every item was handed out. `ack` is
 /// final: the item is never handed out again.
+///
+/// A source whose claims can lapse (a lease that expired while its holder
+/// was paused) must make `ack` the commit point: it returns `true` only if
+/// this taker's claim still held when the acknowledgement applied, and
+/// `false` if the item may have gone to another taker. The queue sends a
+/// result downstream only after `ack` returned `true`, so at most one
+/// taker's result for an item ever leaves a queue.
 pub trait Source<T>: Send + Sync {
     /// The next item, waiting while none is available; `None` when the
     /// source is closed and drained.
     fn next(&self) -> impl Future<Output = Option<Item<T>>> + Send;
-    /// Marks an item done.
-    fn ack(&self, id: u64) -> impl Future<Output = ()> + Send;
+    /// Marks an item done; `false` if this taker's claim on it was lost
+    /// (the result must then be discarded).
+    fn ack(&self, id: u64) -> impl Future<Output = bool> + Send;
     /// Returns an item to the source, to be handed out again.
     fn nack(&self, item: Item<T>) -> impl Future<Output = ()> + Send;
     /// Items pushed so far (for the autoscaler's arrival rate).
@@ -46,6 +58,7 @@ pub struct MemorySource<T> {
     closed: AtomicBool,
     in_hand: AtomicU64,
     ready: Notify,
+    taken: Notify,
 }
 
 impl<T> Default for MemorySource<T> {
@@ -57,6 +70,7 @@ impl<T> Default for MemorySource<T> {
             closed: AtomicBool::new(false),
             in_hand: AtomicU64::new(0),
             ready: Notify::new(),
+            taken: Notify::new(),
         }
     }
 }
@@ -97,6 +111,64 @@ impl<T> MemorySource<T> {
         self.lock().len()
     }
 
+    /// Feeds this source from `flow`, so that one queue's output (or any
+    /// flow) becomes the next queue's work: the book's multi-stage
+    /// pipeline. Pushes every item, waiting while `bound` items are
+    /// waiting to be taken (backpressure reaches the flow), and closes the
+    /// source when the flow ends, so the next queue drains and stops.
+    ///
+    /// The handle yields the number of items fed, or the flow's failure;
+    /// the source is closed either way, so await the handle to tell a
+    /// failed upstream from a finished one.
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Config`] if `bound` is zero.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn feed(
+        self: &Arc<Self>,
+        flow: Flow<T>,
+        bound: usize,
+    ) -> Result<JoinHandle<Result<u64, FlowError>>, FlowError>
+    where
+        T: Send + 'static,
+    {
+        if bound == 0 {
+            return Err(FlowError::Config(
+                "feed bound is zero: no item could ever wait".into(),
+            ));
+        }
+        let source = self.clone();
+        let mut batches = flow.stream;
+        Ok(tokio::spawn(async move {
+            let mut fed = 0u64;
+            let result = loop {
+                match batches.next().await {
+                    None => break Ok(fed),
+                    Some(Err(e)) => break Err(e),
+                    Some(Ok(batch)) => {
+                        for item in batch {
+                            loop {
+                                let taken = source.taken.notified();
+                                if source.pending() < bound {
+                                    break;
+                                }
+                                taken.await;
+                            }
+                            source.push(item);
+                            fed += 1;
+                        }
+                    }
+                }
+            };
+            source.close();
+            result
+        }))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Item<T>>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -108,6 +180,7 @@ impl<T: Send> Source<T> for MemorySource<T> {
             let ready = self.ready.notified();
             if let Some(item) = self.lock().pop_front() {
                 self.in_hand.fetch_add(1, Ordering::AcqRel);
+                self.taken.notify_waiters();
                 return Some(item);
             }
             // Closed, empty, and nothing in hand that could be nacked back.
@@ -119,10 +192,11 @@ impl<T: Send> Source<T> for MemorySource<T> {
         }
     }
 
-    async fn ack(&self, _id: u64) {
+    async fn ack(&self, _id: u64) -> bool {
         if self.in_hand.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.ready.notify_waiters();
         }
+        true
     }
 
     async fn nack(&self, item: Item<T>) {

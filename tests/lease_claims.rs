@@ -1,0 +1,224 @@
+//! Two work queues share one manifest whose item claims are leases on the
+//! in-memory store: no item's result is committed twice, while both run
+//! and when one of them is paused past the lease TTL.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use weft::claims::LeasedSource;
+use weft::flow::FlowConfig;
+use weft::flow::queue::{Autoscaler, Item, QueueConfig, Running, Status, WorkQueue};
+use weft::lease::{CasStore, LeaseConfig, MemoryStore};
+use weft_test::faults::{FaultPlan, FaultyStore};
+
+const TTL: Duration = Duration::from_millis(600);
+const WORK: Duration = Duration::from_millis(40);
+
+/// Who ran which item, in order.
+type Log = Arc<Mutex<Vec<(&'static str, u64)>>>;
+
+/// One queue "process": its own view of the store and a switch that stops
+/// both its store calls and its workers, as SIGSTOP would.
+struct Process {
+    name: &'static str,
+    store: Arc<FaultyStore>,
+    paused: watch::Sender<bool>,
+}
+
+impl Process {
+    fn new(name: &'static str, shared: &Arc<MemoryStore>) -> Process {
+        Process::with_faults(name, shared, FaultPlan::default())
+    }
+
+    fn with_faults(name: &'static str, shared: &Arc<MemoryStore>, plan: FaultPlan) -> Process {
+        let inner: Arc<dyn CasStore> = shared.clone();
+        Process {
+            name,
+            store: Arc::new(FaultyStore::new(inner, plan)),
+            paused: watch::channel(false).0,
+        }
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.store.set_paused(paused);
+        self.paused.send_replace(paused);
+    }
+
+    /// Starts a queue of two workers over the shared manifest and returns
+    /// what it committed and its final status.
+    fn run(
+        &self,
+        prefix: &str,
+        n: u64,
+        log: &Log,
+    ) -> tokio::task::JoinHandle<(Vec<(u64, u64)>, Status)> {
+        let manifest = (0..n).map(|id| Item { id, payload: id });
+        let store: Arc<dyn CasStore> = self.store.clone();
+        let source = LeasedSource::new(store, prefix, manifest, LeaseConfig::new(TTL))
+            .unwrap()
+            .owner(self.name)
+            .unwrap();
+        let source = Arc::new(source);
+        let (name, log, paused) = (self.name, log.clone(), self.paused.subscribe());
+        let worker = move |x: u64| {
+            let (log, mut paused) = (log.clone(), paused.clone());
+            async move {
+                stopped_while_paused(&mut paused).await;
+                log.lock().unwrap().push((name, x));
+                tokio::time::sleep(WORK).await;
+                stopped_while_paused(&mut paused).await;
+                Ok::<_, std::io::Error>(x * 10)
+            }
+        };
+        let config = QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1).unwrap(), 2)
+            .unwrap()
+            .output(FlowConfig::new(8, 1).unwrap());
+        let Running {
+            output, control, ..
+        } = WorkQueue::spawn(source, worker, config);
+        tokio::spawn(async move {
+            let got = output.collect().await.unwrap();
+            let status = control.wait().await.unwrap();
+            (got, status)
+        })
+    }
+}
+
+async fn stopped_while_paused(paused: &mut watch::Receiver<bool>) {
+    while *paused.borrow_and_update() {
+        paused.changed().await.unwrap();
+    }
+}
+
+/// Each id committed exactly once across both queues, with its right value.
+fn assert_each_committed_once(n: u64, a: &[(u64, u64)], b: &[(u64, u64)]) {
+    let mut by_id: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (id, v) in a.iter().chain(b) {
+        by_id.entry(*id).or_default().push(*v);
+    }
+    let twice: Vec<_> = by_id.iter().filter(|(_, v)| v.len() > 1).collect();
+    assert!(twice.is_empty(), "committed twice: {twice:?}");
+    let missing: Vec<u64> = (0..n).filter(|id| !by_id.contains_key(id)).collect();
+    assert!(missing.is_empty(), "never committed: {missing:?}");
+    assert!(by_id.iter().all(|(id, v)| v == &[id * 10]));
+}
+
+fn runs_per_id(log: &[(&'static str, u64)]) -> BTreeMap<u64, Vec<&'static str>> {
+    let mut runs: BTreeMap<u64, Vec<&'static str>> = BTreeMap::new();
+    for (who, id) in log {
+        runs.entry(*id).or_default().push(who);
+    }
+    runs
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_queues_sharing_leased_claims_process_each_item_once() {
+    let shared = Arc::new(MemoryStore::new());
+    let log: Log = Arc::default();
+    let (a, b) = (Process::new("a", &shared), Process::new("b", &shared));
+    let n = 60;
+    let (ha, hb) = (a.run("job/", n, &log), b.run("job/", n, &log));
+    let ((out_a, status_a), (out_b, status_b)) = (ha.await.unwrap(), hb.await.unwrap());
+
+    assert_each_committed_once(n, &out_a, &out_b);
+    let runs = runs_per_id(&log.lock().unwrap());
+    let repeated: Vec<_> = runs.iter().filter(|(_, who)| who.len() > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "processed twice while both ran: {repeated:?}"
+    );
+    assert!(
+        !out_a.is_empty() && !out_b.is_empty(),
+        "both queues should share the work: a {} b {}",
+        out_a.len(),
+        out_b.len()
+    );
+    assert_eq!(status_a.discarded + status_b.discarded, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_paused_past_its_ttl_loses_its_claims_and_commits_nothing_twice() {
+    let shared = Arc::new(MemoryStore::new());
+    let log: Log = Arc::default();
+    let (a, b) = (Process::new("a", &shared), Process::new("b", &shared));
+    let n = 60;
+    let (ha, hb) = (a.run("job/", n, &log), b.run("job/", n, &log));
+
+    // Let both start; pause `a` in the middle of its items for 3 TTLs.
+    tokio::time::sleep(WORK * 3 + WORK / 2).await;
+    a.set_paused(true);
+    let held_at_pause: Vec<u64> = {
+        let mut runs = runs_per_id(&log.lock().unwrap());
+        runs.retain(|_, who| who == &["a"]);
+        runs.into_keys().collect()
+    };
+    tokio::time::sleep(TTL * 3).await;
+    a.set_paused(false);
+    let ((out_a, status_a), (out_b, _)) = (ha.await.unwrap(), hb.await.unwrap());
+
+    assert_each_committed_once(n, &out_a, &out_b);
+    let runs = runs_per_id(&log.lock().unwrap());
+    let repeated: BTreeMap<_, _> = runs.into_iter().filter(|(_, w)| w.len() > 1).collect();
+    // The items `a` was in the middle of were taken over by `b` during the
+    // pause (and only those): run twice, committed once, by `b`.
+    assert!(!repeated.is_empty(), "b never took over a's claims");
+    for (id, who) in &repeated {
+        assert_eq!(who, &["a", "b"], "item {id}");
+        assert!(
+            held_at_pause.contains(id),
+            "item {id} was not a's at the pause"
+        );
+        assert!(
+            out_b.iter().any(|(i, _)| i == id),
+            "item {id} not committed by b"
+        );
+    }
+    assert_eq!(
+        status_a.discarded,
+        repeated.len() as u64,
+        "a's late results must be refused, not committed"
+    );
+}
+
+/// One seeded run: both processes see store delays and lost requests and
+/// answers; one of them is paused at a random moment for 0.5–3 TTLs.
+async fn faulty_run(seed: u64) {
+    let shared = Arc::new(MemoryStore::new());
+    let log: Log = Arc::default();
+    let plan = |salt: u64| FaultPlan {
+        max_delay: Duration::from_millis(3),
+        lost_answer: 0.03,
+        lost_request: 0.03,
+        seed: seed * 2 + salt,
+    };
+    let (a, b) = (
+        Process::with_faults("a", &shared, plan(0)),
+        Process::with_faults("b", &shared, plan(1)),
+    );
+    let n = 40;
+    let (ha, hb) = (a.run("job/", n, &log), b.run("job/", n, &log));
+    let draw = |k: u64| (weft::key_hash(&(seed, k)) >> 11) as f64 / (1u64 << 53) as f64;
+    let victim = if draw(0) < 0.5 { &a } else { &b };
+    tokio::time::sleep(WORK.mul_f64(1.0 + 12.0 * draw(1))).await;
+    victim.set_paused(true);
+    tokio::time::sleep(TTL.mul_f64(0.5 + 2.5 * draw(2))).await;
+    victim.set_paused(false);
+    let ((out_a, _), (out_b, _)) = (ha.await.unwrap(), hb.await.unwrap());
+    assert_each_committed_once(n, &out_a, &out_b);
+}
+
+#[test]
+fn no_result_is_committed_twice_under_store_faults_and_pauses() {
+    for seed in 0..100 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        // Shown with the failure: the last seed printed is the one.
+        eprintln!("seed {seed}");
+        rt.block_on(faulty_run(seed));
+    }
+}
