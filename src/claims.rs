@@ -275,6 +275,25 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
     }
 }
 
+/// Puts an index back if `next` is dropped while trying it.
+struct Taken<'a, T> {
+    source: &'a LeasedSource<T>,
+    index: Option<usize>,
+}
+
+impl<T> Drop for Taken<'_, T> {
+    fn drop(&mut self) {
+        if let Some(index) = self.index {
+            self.source
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pending
+                .push_front(index);
+        }
+    }
+}
+
 fn done_marker(token: u64, owner: &[u8]) -> Vec<u8> {
     let mut v = DONE.to_vec();
     v.extend_from_slice(token.to_string().as_bytes());
@@ -314,7 +333,16 @@ impl<T: Clone + Send + Sync> Source<T> for LeasedSource<T> {
                 }
                 continue;
             };
-            match self.try_claim(index).await {
+            // If this future is dropped while the store is asked (the queue
+            // drains), the index goes back, so the item is not forgotten; a
+            // claim taken meanwhile is released by the lease's drop.
+            let mut guard = Taken {
+                source: self,
+                index: Some(index),
+            };
+            let claim = self.try_claim(index).await;
+            guard.index = None;
+            match claim {
                 Claim::Won(lease) => {
                     let item = self.items[index].clone();
                     self.lock().held.insert(item.id, (index, lease));

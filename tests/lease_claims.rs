@@ -54,13 +54,26 @@ impl Process {
         n: u64,
         log: &Log,
     ) -> tokio::task::JoinHandle<(Vec<(u64, u64)>, Status)> {
+        self.run_on(self.source(prefix, n), log, None)
+    }
+
+    fn source(&self, prefix: &str, n: u64) -> Arc<LeasedSource<u64>> {
         let manifest = (0..n).map(|id| Item { id, payload: id });
         let store: Arc<dyn CasStore> = self.store.clone();
         let source = LeasedSource::new(store, prefix, manifest, LeaseConfig::new(TTL))
             .unwrap()
             .owner(self.name)
             .unwrap();
-        let source = Arc::new(source);
+        Arc::new(source)
+    }
+
+    /// Runs a queue over `source`, draining it at `drain_at` if given.
+    fn run_on(
+        &self,
+        source: Arc<LeasedSource<u64>>,
+        log: &Log,
+        drain_at: Option<Duration>,
+    ) -> tokio::task::JoinHandle<(Vec<(u64, u64)>, Status)> {
         let (name, log, paused) = (self.name, log.clone(), self.paused.subscribe());
         let worker = move |x: u64| {
             let (log, mut paused) = (log.clone(), paused.clone());
@@ -79,6 +92,10 @@ impl Process {
             output, control, ..
         } = WorkQueue::spawn(source, worker, config);
         tokio::spawn(async move {
+            if let Some(at) = drain_at {
+                tokio::time::sleep(at).await;
+                control.drain();
+            }
             let got = output.collect().await.unwrap();
             let status = control.wait().await.unwrap();
             (got, status)
@@ -179,6 +196,41 @@ async fn a_queue_paused_past_its_ttl_loses_its_claims_and_commits_nothing_twice(
         status_a.discarded,
         repeated.len() as u64,
         "a's late results must be refused, not committed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drained_queue_leaves_its_items_to_the_next_queue_on_the_same_source() {
+    let shared = Arc::new(MemoryStore::new());
+    let log: Log = Arc::default();
+    // Slow store calls, so that the drain lands while a claim is asked.
+    let slow = FaultPlan {
+        max_delay: Duration::from_millis(5),
+        ..FaultPlan::default()
+    };
+    let a = Process::with_faults("a", &shared, slow);
+    let n = 40;
+    let source = a.source("job/", n);
+    let mut committed = Vec::new();
+    for drain_at in [WORK * 2, WORK * 3 + Duration::from_millis(7), WORK * 5] {
+        let (got, _) = a
+            .run_on(source.clone(), &log, Some(drain_at))
+            .await
+            .unwrap();
+        assert!(
+            got.len() < n as usize,
+            "drained at {drain_at:?} yet did all"
+        );
+        committed.extend(got);
+    }
+    let (rest, _) = a.run_on(source.clone(), &log, None).await.unwrap();
+    assert_each_committed_once(n, &committed, &rest);
+    assert_eq!(source.done(), n as usize);
+    let runs = runs_per_id(&log.lock().unwrap());
+    assert_eq!(runs.len(), n as usize, "every item ran");
+    assert!(
+        runs.values().all(|w| w.len() == 1),
+        "an item ran twice: {runs:?}"
     );
 }
 

@@ -165,10 +165,8 @@ async fn baseline_copy() -> (u64, u64) {
     total
 }
 
-async fn weft_copy() -> (u64, u64) {
-    let outs = Flow::from_iter(0..N, FlowConfig::default())
-        .copy(3)
-        .unwrap();
+async fn weft_copy(config: FlowConfig) -> (u64, u64) {
+    let outs = Flow::from_iter(0..N, config).copy(3).unwrap();
     let readers: Vec<_> = outs
         .into_iter()
         .map(|f| {
@@ -259,95 +257,114 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `cargo bench -p weft-flow --bench flows -- queue` runs one group.
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let want_group = |g: &str| only.as_deref().is_none_or(|o| g.contains(o));
     rt.block_on(async {
         println!("Items per second, best of 3 runs each; 2 worker threads.\n");
         println!("| flow | throughput | count / checksum | vs per-item baseline |");
         println!("|---|---:|---:|---:|");
         let best =
             |v: Vec<(f64, (u64, u64))>| v.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(baseline_hop()).await);
+        if want_group("hop") {
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(timed(baseline_hop()).await);
+            }
+            let (t, got) = best(runs);
+            row(
+                "baseline: one mpsc hop, per item",
+                N,
+                t,
+                got,
+                expected(N, Some),
+                None,
+            );
         }
-        let (t, got) = best(runs);
-        row(
-            "baseline: one mpsc hop, per item",
-            N,
-            t,
-            got,
-            expected(N, Some),
-            None,
-        );
-
-        let want = expected(N, |x| Some(x * 3).filter(|y| y % 2 == 0));
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(baseline_pipeline()).await);
+        if want_group("pipeline") {
+            let want = expected(N, |x| Some(x * 3).filter(|y| y % 2 == 0));
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(timed(baseline_pipeline()).await);
+            }
+            let (t, got) = best(runs);
+            let base = row(
+                "baseline: map → filter → split(2) → merge, task + channel per stage, per item",
+                N,
+                t,
+                got,
+                want,
+                None,
+            );
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(timed(weft_pipeline()).await);
+            }
+            let (t, got) = best(runs);
+            row("weft: the same four stages", N, t, got, want, Some(base));
         }
-        let (t, got) = best(runs);
-        let base = row(
-            "baseline: map → filter → split(2) → merge, task + channel per stage, per item",
-            N,
-            t,
-            got,
-            want,
-            None,
-        );
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(weft_pipeline()).await);
+        if want_group("copy") {
+            let one = expected(N, Some);
+            let want = (one.0 * 3, one.1.wrapping_mul(3));
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(timed(baseline_copy()).await);
+            }
+            let (t, got) = best(runs);
+            let base = row(
+                "baseline: copy to 3 through 3 mpsc channels, per item",
+                N,
+                t,
+                got,
+                want,
+                None,
+            );
+            for (name, config) in [
+                (
+                    "weft: copy(3), default edges (1024 items, batches of 256)",
+                    FlowConfig::default(),
+                ),
+                (
+                    "weft: copy(3), edges of 4096 items, batches of 1024",
+                    FlowConfig::new(4096, 1024).unwrap(),
+                ),
+            ] {
+                let mut runs = Vec::new();
+                for _ in 0..3 {
+                    runs.push(timed(weft_copy(config)).await);
+                }
+                let (t, got) = best(runs);
+                row(name, N, t, got, want, Some(base));
+            }
         }
-        let (t, got) = best(runs);
-        row("weft: the same four stages", N, t, got, want, Some(base));
-
-        let one = expected(N, Some);
-        let want = (one.0 * 3, one.1.wrapping_mul(3));
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(baseline_copy()).await);
+        if want_group("queue") {
+            let want = expected(QUEUE_N, |x| Some(x + 1));
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(timed(baseline_queue()).await);
+            }
+            let (t, got) = best(runs);
+            let base = row(
+                "baseline: 2 workers on a shared mpsc channel, per item",
+                QUEUE_N,
+                t,
+                got,
+                want,
+                None,
+            );
+            let mut runs = Vec::new();
+            for _ in 0..3 {
+                runs.push(timed(weft_queue()).await);
+            }
+            let (t, got) = best(runs);
+            row(
+                "weft: work queue, 2 workers (retries, dead letters, done-tracking on)",
+                QUEUE_N,
+                t,
+                got,
+                want,
+                Some(base),
+            );
         }
-        let (t, got) = best(runs);
-        let base = row(
-            "baseline: copy to 3 through 3 mpsc channels, per item",
-            N,
-            t,
-            got,
-            want,
-            None,
-        );
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(weft_copy()).await);
-        }
-        let (t, got) = best(runs);
-        row("weft: copy(3)", N, t, got, want, Some(base));
-
-        let want = expected(QUEUE_N, |x| Some(x + 1));
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(baseline_queue()).await);
-        }
-        let (t, got) = best(runs);
-        let base = row(
-            "baseline: 2 workers on a shared mpsc channel, per item",
-            QUEUE_N,
-            t,
-            got,
-            want,
-            None,
-        );
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            runs.push(timed(weft_queue()).await);
-        }
-        let (t, got) = best(runs);
-        row(
-            "weft: work queue, 2 workers (retries, dead letters, done-tracking on)",
-            QUEUE_N,
-            t,
-            got,
-            want,
-            Some(base),
-        );
     });
 }

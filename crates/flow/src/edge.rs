@@ -38,6 +38,12 @@ pub(crate) struct Slot<'a, T> {
 }
 
 impl<T> Slot<'_, T> {
+    /// Keeps the room for an item the caller buffers and sends later with
+    /// [`EdgeTx::send_kept`].
+    pub(crate) fn keep(self) {
+        self.permit.forget();
+    }
+
     /// Sends `item` into the reserved room; `false` if the receiver is gone.
     pub(crate) fn send(self, item: T) -> bool {
         // The receiver returns the permit when it takes the item.
@@ -102,6 +108,18 @@ impl<T> EdgeTx<T> {
     pub(crate) async fn reserve(&self) -> Option<Slot<'_, T>> {
         let permit = self.permits.acquire().await.ok()?;
         Some(Slot { tx: self, permit })
+    }
+
+    /// Room for one item if there is some now.
+    pub(crate) fn try_reserve(&self) -> Option<Slot<'_, T>> {
+        let permit = self.permits.try_acquire().ok()?;
+        Some(Slot { tx: self, permit })
+    }
+
+    /// Sends items whose room was taken with [`Slot::keep`]; `false` if the
+    /// receiver is gone.
+    pub(crate) fn send_kept(&self, batch: Vec<T>) -> bool {
+        batch.is_empty() || self.tx.send(Ok(batch)).is_ok()
     }
 
     /// Sends a failure downstream.

@@ -86,7 +86,12 @@ impl Autoscaler {
         self.current
     }
 
-    /// The current target.
+    /// The bounds `(min, max)` on the number of workers.
+    pub fn bounds(&self) -> (usize, usize) {
+        (self.min, self.max)
+    }
+
+    /// The current target parallelism.
     pub fn target(&self) -> usize {
         self.current
     }

@@ -1,9 +1,10 @@
 //! The work queue's manager: workers, retries, dead letters, done-tracking
 //! and autoscaling.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -195,8 +196,10 @@ where
     source: Arc<S>,
     worker: Arc<W>,
     retry: RetryPolicy,
-    done: Mutex<HashSet<u64>>,
-    in_flight: Semaphore,
+    batch: usize,
+    done: DoneSet,
+    /// `None` when the workers can never exceed the bound.
+    in_flight: Option<Semaphore>,
     output: EdgeTx<(u64, W::Output)>,
     dead: EdgeTx<DeadLetter<T>>,
     target: AtomicUsize,
@@ -319,8 +322,10 @@ impl WorkQueue {
             source: source.clone(),
             worker: Arc::new(worker),
             retry: config.retry,
-            done: Mutex::new(HashSet::new()),
-            in_flight: Semaphore::new(config.max_in_flight),
+            batch: config.output.batch(),
+            done: DoneSet::default(),
+            in_flight: (config.max_in_flight < config.autoscaler.bounds().1)
+                .then(|| Semaphore::new(config.max_in_flight)),
             output: out_tx,
             dead: dead_tx,
             target: AtomicUsize::new(autoscaler.target()),
@@ -412,69 +417,194 @@ where
     S: Source<T> + 'static,
     W: Worker<T>,
 {
+    // Results of fast items are kept here (their room on the output already
+    // taken) and sent as one batch: when the batch is full, when the source
+    // has nothing ready, when room runs out, after LINGER, and on exit.
+    let mut out = Batch {
+        items: Vec::new(),
+        since: Instant::now(),
+    };
+    let mut taken = 0u64;
     loop {
-        if index >= shared.target.load(Ordering::Relaxed) {
+        if index >= shared.target.load(Ordering::Relaxed) || shared.drain.is_cancelled() {
             break;
         }
-        let item = tokio::select! {
-            biased;
-            () = shared.drain.cancelled() => break,
-            item = shared.source.next() => match item {
-                Some(item) => item,
-                None => break,
-            },
+        let next = shared.source.next();
+        tokio::pin!(next);
+        let item = match futures::poll!(next.as_mut()) {
+            std::task::Poll::Ready(item) => item,
+            std::task::Poll::Pending => {
+                if !out.flush(&shared.output) {
+                    break;
+                }
+                tokio::select! {
+                    biased;
+                    () = shared.drain.cancelled() => break,
+                    item = &mut next => item,
+                }
+            }
         };
-        if !process_one(&shared, item).await {
+        let Some(item) = item else { break };
+        taken += 1;
+        // Time the first items, then one in TIME_EVERY (clock reads cost as
+        // much as a fast item's bookkeeping).
+        let timed = taken <= 16 || taken.is_multiple_of(TIME_EVERY);
+        if !process_one(&shared, item, &mut out, timed).await {
+            break;
+        }
+        let fast = shared.processing_ewma_us.load(Ordering::Relaxed) < FAST_US;
+        let flush = out.items.len() >= shared.batch
+            || !fast
+            || (taken.is_multiple_of(TIME_EVERY) && out.since.elapsed() >= LINGER);
+        if flush && !out.flush(&shared.output) {
             break;
         }
     }
+    out.flush(&shared.output);
     shared.active.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Ids of items done: a bitmap per shard, keyed by 64-id words.
+///
+/// Shard `id % 16` holds the id (so workers taking neighbouring ids take
+/// different locks), in the word `id / 1024` at bit `(id / 16) % 64`. Ids
+/// that arrive mostly in order (a queue's, a log's offsets) cost about two
+/// bits each and stay in cache; scattered ids cost 16 bytes each.
+#[derive(Default)]
+struct DoneSet {
+    shards: [Padded<Mutex<Words>>; 16],
+}
+
+/// 64-id words of one shard, by word index.
+type Words = HashMap<u64, u64, BuildHasherDefault<IdHasher>>;
+
+impl DoneSet {
+    fn locate(&self, id: u64) -> (std::sync::MutexGuard<'_, Words>, u64, u64) {
+        let shard = self.shards[(id % 16) as usize]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (shard, id / 1024, 1u64 << ((id / 16) % 64))
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        let (shard, word, bit) = self.locate(id);
+        shard.get(&word).is_some_and(|w| w & bit != 0)
+    }
+
+    fn insert(&self, id: u64) {
+        let (mut shard, word, bit) = self.locate(id);
+        *shard.entry(word).or_insert(0) |= bit;
+    }
+}
+
+/// Keeps each shard's lock on its own cache lines (no false sharing
+/// between workers).
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// Hashes a `u64` id with one multiply (ids are not adversarial: they come
+/// from the source).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (id ^ (id >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    }
+}
+
+/// Items under this mean processing time (µs) have their results batched.
+const FAST_US: u64 = 50;
+/// How long a batched result may wait for its batch (checked every
+/// TIME_EVERY items, so the bound is LINGER + TIME_EVERY × FAST_US).
+const LINGER: Duration = Duration::from_millis(1);
+/// One item in this many is timed for the processing-time average.
+const TIME_EVERY: u64 = 8;
+
+/// A worker's results waiting to be sent together.
+struct Batch<X> {
+    items: Vec<X>,
+    since: Instant,
+}
+
+impl<X> Batch<X> {
+    fn push(&mut self, item: X) {
+        if self.items.is_empty() {
+            self.since = Instant::now();
+        }
+        self.items.push(item);
+    }
+
+    /// `false` if the receiver is gone.
+    fn flush(&mut self, edge: &EdgeTx<X>) -> bool {
+        edge.send_kept(std::mem::take(&mut self.items))
+    }
 }
 
 /// Processes one item to its end; `false` if the worker must stop
 /// (cancelled, or the output is gone).
-async fn process_one<T, S, W>(shared: &Shared<S, W, T>, item: Item<T>) -> bool
+async fn process_one<T, S, W>(
+    shared: &Shared<S, W, T>,
+    item: Item<T>,
+    out: &mut Batch<(u64, W::Output)>,
+    timed: bool,
+) -> bool
 where
     T: Clone + Send + Sync + 'static,
     S: Source<T> + 'static,
     W: Worker<T>,
 {
     let id = item.id;
-    let seen = shared
-        .done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&id);
-    if seen {
+    if shared.done.contains(id) {
         shared.source.ack(id).await;
         return true;
     }
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let Ok(permit) = shared.in_flight.acquire().await else {
-            shared.source.nack(item).await;
-            return false;
+        let permit = match &shared.in_flight {
+            Some(bound) => match bound.acquire().await {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    shared.source.nack(item).await;
+                    return false;
+                }
+            },
+            None => None,
         };
-        let started = Instant::now();
+        let started = timed.then(Instant::now);
         let call = AssertUnwindSafe(shared.worker.process(item.payload.clone())).catch_unwind();
+        // The call first: work that is ready never touches the cancel
+        // token's waiter list.
         let result = tokio::select! {
             biased;
+            r = call => r,
             () = shared.cancel.cancelled() => {
                 drop(permit);
                 shared.source.nack(item).await;
                 return false;
             }
-            r = call => r,
         };
         drop(permit);
-        let us = started.elapsed().as_micros() as u64;
-        let old = shared.processing_ewma_us.load(Ordering::Relaxed);
-        let ewma = if old == 0 { us } else { (old * 7 + us) / 8 };
-        shared.processing_ewma_us.store(ewma, Ordering::Relaxed);
+        if let Some(started) = started {
+            let us = started.elapsed().as_micros() as u64;
+            let old = shared.processing_ewma_us.load(Ordering::Relaxed);
+            let ewma = if old == 0 { us } else { (old * 7 + us) / 8 };
+            shared.processing_ewma_us.store(ewma, Ordering::Relaxed);
+        }
         let failure = match result {
             Ok(Ok(output)) => {
-                return commit(shared, &shared.output, item, false, |item| {
+                return commit(shared, &shared.output, item, Some(out), |item| {
                     (item.id, output)
                 })
                 .await;
@@ -500,7 +630,7 @@ where
                 format!("worker panicked: {what}")
             }
         };
-        return commit(shared, &shared.dead, item, true, |item| DeadLetter {
+        return commit(shared, &shared.dead, item, None, |item| DeadLetter {
             item,
             error: failure,
             attempts: attempt,
@@ -514,14 +644,15 @@ where
 /// the item at the source, and sends the result only if the source
 /// confirmed the claim. `false` if the worker must stop.
 ///
-/// A dead letter whose reader is gone is still committed, counted and
-/// logged; a result whose reader is gone is given back to the source (no
-/// one can receive it) and stops the worker.
+/// Results go into `out` (to be sent in a batch); dead letters (`out` is
+/// `None`) are sent at once. A dead letter whose reader is gone is still
+/// committed, counted and logged; a result whose reader is gone is given
+/// back to the source (no one can receive it) and stops the worker.
 async fn commit<T, S, W, X>(
     shared: &Shared<S, W, T>,
     edge: &EdgeTx<X>,
     item: Item<T>,
-    dead: bool,
+    mut out: Option<&mut Batch<X>>,
     value: impl FnOnce(Item<T>) -> X,
 ) -> bool
 where
@@ -530,13 +661,27 @@ where
     W: Worker<T>,
 {
     let id = item.id;
-    let slot = tokio::select! {
-        biased;
-        () = shared.cancel.cancelled() => {
-            shared.source.nack(item).await;
-            return false;
+    let dead = out.is_none();
+    let slot = match edge.try_reserve() {
+        Some(slot) => Some(slot),
+        None => {
+            // Waiting for room: send what this worker holds first, so that
+            // workers never wait on room their own batches occupy.
+            if let Some(out) = out.as_deref_mut()
+                && !out.flush(edge)
+            {
+                shared.source.nack(item).await;
+                return false;
+            }
+            tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => {
+                    shared.source.nack(item).await;
+                    return false;
+                }
+                slot = edge.reserve() => slot,
+            }
         }
-        slot = edge.reserve() => slot,
     };
     if slot.is_none() && !dead {
         // Nobody reads the output: give the item back.
@@ -550,20 +695,51 @@ where
         tracing::debug!(id, "claim lost before commit; result discarded");
         return true;
     }
-    shared
-        .done
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id);
+    shared.done.insert(id);
     shared.done_count.fetch_add(1, Ordering::Relaxed);
     if dead {
         shared.dead_count.fetch_add(1, Ordering::Relaxed);
     }
-    match slot {
-        Some(slot) => slot.send(value(item)) || dead,
-        None => {
+    match (slot, out) {
+        (Some(slot), Some(out)) => {
+            slot.keep();
+            out.push(value(item));
+            true
+        }
+        (Some(slot), None) => slot.send(value(item)) || dead,
+        (None, _) => {
             tracing::warn!(id, "dead letter dropped: its reader is gone");
             true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DoneSet;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    proptest! {
+        #[test]
+        fn the_done_set_holds_exactly_the_ids_inserted(
+            scattered in proptest::collection::vec(any::<u64>(), 0..100),
+            start in any::<u64>(),
+            run in 0u64..3000,
+        ) {
+            let set = DoneSet::default();
+            let mut model = HashSet::new();
+            let dense = (0..run).map(|i| start.wrapping_add(i * 3));
+            for id in scattered.iter().copied().chain(dense) {
+                set.insert(id);
+                model.insert(id);
+            }
+            // Every id inserted, and its neighbours in the bitmap layout.
+            for &id in &model {
+                for probe in [id, id ^ 1, id.wrapping_add(16), id.wrapping_sub(16), id ^ 1024, !id] {
+                    prop_assert_eq!(set.contains(probe), model.contains(&probe), "id {}", probe);
+                }
+            }
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct Item<T> {
 /// `false` if the item may have gone to another taker. The queue sends a
 /// result downstream only after `ack` returned `true`, so at most one
 /// taker's result for an item ever leaves a queue.
+///
+/// `next` must be cancel safe: the queue drops its future when it drains,
+/// and an item must not be lost with it.
 pub trait Source<T>: Send + Sync {
     /// The next item, waiting while none is available; `None` when the
     /// source is closed and drained.
@@ -59,6 +62,8 @@ pub struct MemorySource<T> {
     in_hand: AtomicU64,
     ready: Notify,
     taken: Notify,
+    /// Set while a feed waits for room; takers notify only then.
+    feeding: AtomicBool,
 }
 
 impl<T> Default for MemorySource<T> {
@@ -71,6 +76,7 @@ impl<T> Default for MemorySource<T> {
             in_hand: AtomicU64::new(0),
             ready: Notify::new(),
             taken: Notify::new(),
+            feeding: AtomicBool::new(false),
         }
     }
 }
@@ -152,6 +158,9 @@ impl<T> MemorySource<T> {
                     Some(Ok(batch)) => {
                         for item in batch {
                             loop {
+                                // Set before looking, so that a taker that
+                                // pops after the look sees it and wakes us.
+                                source.feeding.store(true, Ordering::SeqCst);
                                 let taken = source.taken.notified();
                                 if source.pending() < bound {
                                     break;
@@ -169,6 +178,12 @@ impl<T> MemorySource<T> {
         }))
     }
 
+    fn popped(&self) {
+        if self.feeding.load(Ordering::SeqCst) {
+            self.taken.notify_waiters();
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Item<T>>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -177,10 +192,17 @@ impl<T> MemorySource<T> {
 impl<T: Send> Source<T> for MemorySource<T> {
     async fn next(&self) -> Option<Item<T>> {
         loop {
+            // Fast path: an item is there.
+            let popped = self.lock().pop_front();
+            if let Some(item) = popped {
+                self.in_hand.fetch_add(1, Ordering::AcqRel);
+                self.popped();
+                return Some(item);
+            }
             let ready = self.ready.notified();
             if let Some(item) = self.lock().pop_front() {
                 self.in_hand.fetch_add(1, Ordering::AcqRel);
-                self.taken.notify_waiters();
+                self.popped();
                 return Some(item);
             }
             // Closed, empty, and nothing in hand that could be nacked back.
