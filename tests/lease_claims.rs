@@ -274,3 +274,69 @@ fn no_result_is_committed_twice_under_store_faults_and_pauses() {
         rt.block_on(faulty_run(seed));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn bad_claim_configuration_is_a_typed_error() {
+    use weft::lease::{LeaseError, Limits, StoreError};
+    let store: Arc<dyn CasStore> = Arc::new(MemoryStore::new());
+    let items = |ids: &[u64]| {
+        ids.iter()
+            .map(|&id| Item { id, payload: () })
+            .collect::<Vec<_>>()
+    };
+    let config = LeaseConfig::new(TTL);
+    let err = LeasedSource::new(store.clone(), "", items(&[1]), config.clone()).unwrap_err();
+    assert!(
+        matches!(&err, LeaseError::Config(m) if m.contains("prefix is empty")),
+        "{err}"
+    );
+    let err =
+        LeasedSource::new(store.clone(), "job/", items(&[1, 2, 1]), config.clone()).unwrap_err();
+    assert!(
+        matches!(&err, LeaseError::Config(m) if m.contains("id 1 appears twice")),
+        "{err}"
+    );
+    let source = LeasedSource::new(store.clone(), "job/", items(&[1]), config.clone()).unwrap();
+    let err = source.poll(Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(&err, LeaseError::Config(m) if m.contains("poll")),
+        "{err}"
+    );
+    let source = LeasedSource::new(store.clone(), "job/", items(&[1]), config.clone()).unwrap();
+    let err = source
+        .retain(Duration::from_secs(400 * 24 * 3600))
+        .unwrap_err();
+    assert!(
+        matches!(err, LeaseError::Store(StoreError::BadTtl { .. })),
+        "{err}"
+    );
+    // A TTL the store cannot honour (etcd-like whole seconds).
+    let seconds: Arc<dyn CasStore> = Arc::new(MemoryStore::with_limits(Limits {
+        ttl_granularity: Duration::from_secs(1),
+        min_ttl: Duration::from_secs(2),
+        max_ttl: Duration::from_secs(3600),
+        max_key_len: 32,
+        max_value_len: 1024,
+    }));
+    let err = LeasedSource::new(seconds.clone(), "job/", items(&[1]), config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LeaseError::Config(_) | LeaseError::Store(StoreError::BadTtl { .. })
+        ),
+        "{err}"
+    );
+    // A key over the store's limit.
+    let long = "p".repeat(40);
+    let err = LeasedSource::new(
+        seconds,
+        &long,
+        items(&[1]),
+        LeaseConfig::new(Duration::from_secs(4)),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, LeaseError::Store(StoreError::KeyTooLarge { .. })),
+        "{err}"
+    );
+}

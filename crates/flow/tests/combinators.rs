@@ -184,6 +184,18 @@ async fn join_releases_nothing_before_every_input_completes_and_reports_failures
     );
 }
 
+/// A sharding function over no shards at all.
+struct NoShards;
+
+impl weft_core::Sharder for NoShards {
+    fn shard_count(&self) -> usize {
+        0
+    }
+    fn shard_for_hash(&self, _hash: u64) -> weft_core::ShardId {
+        weft_core::ShardId::new(0)
+    }
+}
+
 #[test]
 fn bad_input_is_a_typed_error() {
     assert!(matches!(FlowConfig::new(0, 1), Err(FlowError::Config(m)) if m.contains("capacity")));
@@ -205,6 +217,10 @@ fn bad_input_is_a_typed_error() {
         assert!(matches!(
             Flow::<u32>::merge(vec![]),
             Err(FlowError::Config(_))
+        ));
+        assert!(matches!(
+            Flow::from_iter(0..3u32, FlowConfig::default()).shard(NoShards, |x: &u32| *x, false),
+            Err(FlowError::Config(m)) if m.contains("zero shards")
         ));
         assert!(matches!(
             Flow::from_iter(0..3u32, FlowConfig::default())

@@ -73,6 +73,7 @@ async fn chaos(seed: u64) {
             )
             .output(FlowConfig::new(4, 2).unwrap())
             .evaluate_every(Duration::from_millis(50))
+            .unwrap()
     };
     let mut outputs = Vec::new();
     let mut dead = Vec::new();
@@ -208,7 +209,8 @@ async fn the_autoscaler_converges_on_steady_rates_and_does_not_flap_under_noise(
     };
     let config = QueueConfig::new(Autoscaler::new(1, 32, 0.8, 3).unwrap(), 64)
         .unwrap()
-        .evaluate_every(Duration::from_secs(1));
+        .evaluate_every(Duration::from_secs(1))
+        .unwrap();
     let running = WorkQueue::spawn(source.clone(), worker, config);
     let Running {
         output: out,
@@ -261,6 +263,16 @@ fn bad_queue_configuration_is_a_typed_error() {
     ));
     assert!(matches!(
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 0),
+        Err(FlowError::Config(_))
+    ));
+    assert!(matches!(
+        QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 4)
+            .unwrap()
+            .evaluate_every(Duration::ZERO),
+        Err(FlowError::Config(m)) if m.contains("interval is zero")
+    ));
+    assert!(matches!(
+        RetryPolicy::new(3, Duration::ZERO, Duration::from_secs(1)),
         Err(FlowError::Config(_))
     ));
 }

@@ -141,11 +141,19 @@ impl QueueConfig {
         self
     }
 
-    /// How often the autoscaler looks at the rates.
-    #[must_use]
-    pub fn evaluate_every(mut self, every: Duration) -> Self {
+    /// How often the autoscaler looks at the rates (default 1 s).
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Config`] if `every` is zero.
+    pub fn evaluate_every(mut self, every: Duration) -> Result<Self, FlowError> {
+        if every.is_zero() {
+            return Err(FlowError::Config(
+                "autoscaler evaluation interval is zero".into(),
+            ));
+        }
         self.evaluate_every = every;
-        self
+        Ok(self)
     }
 
     /// The output flows' buffers.
