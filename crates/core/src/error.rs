@@ -72,6 +72,13 @@ impl<E: Classify + ?Sized> Classify for std::sync::Arc<E> {
     }
 }
 
+/// The error of work that cannot fail.
+impl Classify for std::convert::Infallible {
+    fn class(&self) -> ErrorClass {
+        match *self {}
+    }
+}
+
 /// I/O errors that describe a moment (a timeout, a reset or refused
 /// connection, an interrupted call) are transient; the rest are permanent.
 impl Classify for std::io::Error {

@@ -6,11 +6,11 @@
 //!
 //! `cargo bench -p weft-flow --bench flows`; results in docs/flows.md.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{Mutex, mpsc};
-use weft_core::{Classify, ErrorClass};
 use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, Running, WorkQueue};
 use weft_flow::{Flow, FlowConfig, Unmatched};
 
@@ -34,19 +34,6 @@ fn row(name: &str, n: u64, secs: f64, got: (u64, u64), want: (u64, u64), base: O
         got.1
     );
     rate
-}
-
-#[derive(Debug)]
-struct Never;
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-impl Classify for Never {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Permanent
-    }
 }
 
 async fn baseline_hop() -> (u64, u64) {
@@ -227,7 +214,7 @@ async fn weft_queue() -> (u64, u64) {
         output, control, ..
     } = WorkQueue::spawn(
         source,
-        |x: u64| async move { Ok::<_, Never>(x + 1) },
+        |x: u64| async move { Ok::<_, Infallible>(x + 1) },
         config,
     );
     let (mut c, mut s) = (0, 0u64);
@@ -240,6 +227,22 @@ async fn weft_queue() -> (u64, u64) {
         .unwrap();
     control.wait().await.unwrap();
     (c, s)
+}
+
+/// The fastest of three runs: seconds and (count, checksum).
+async fn best_of_3<F, Fut>(run: F) -> (f64, (u64, u64))
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u64, u64)>,
+{
+    let mut best: Option<(f64, (u64, u64))> = None;
+    for _ in 0..3 {
+        let r = timed(run()).await;
+        if best.is_none_or(|b| r.0 < b.0) {
+            best = Some(r);
+        }
+    }
+    best.expect("three runs")
 }
 
 async fn timed<F: std::future::Future<Output = (u64, u64)>>(f: F) -> (f64, (u64, u64)) {
@@ -264,14 +267,8 @@ fn main() {
         println!("Items per second, best of 3 runs each; 2 worker threads.\n");
         println!("| flow | throughput | count / checksum | vs per-item baseline |");
         println!("|---|---:|---:|---:|");
-        let best =
-            |v: Vec<(f64, (u64, u64))>| v.into_iter().min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
         if want_group("hop") {
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(timed(baseline_hop()).await);
-            }
-            let (t, got) = best(runs);
+            let (t, got) = best_of_3(baseline_hop).await;
             row(
                 "baseline: one mpsc hop, per item",
                 N,
@@ -283,11 +280,7 @@ fn main() {
         }
         if want_group("pipeline") {
             let want = expected(N, |x| Some(x * 3).filter(|y| y % 2 == 0));
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(timed(baseline_pipeline()).await);
-            }
-            let (t, got) = best(runs);
+            let (t, got) = best_of_3(baseline_pipeline).await;
             let base = row(
                 "baseline: map → filter → split(2) → merge, task + channel per stage, per item",
                 N,
@@ -296,21 +289,13 @@ fn main() {
                 want,
                 None,
             );
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(timed(weft_pipeline()).await);
-            }
-            let (t, got) = best(runs);
+            let (t, got) = best_of_3(weft_pipeline).await;
             row("weft: the same four stages", N, t, got, want, Some(base));
         }
         if want_group("copy") {
             let one = expected(N, Some);
             let want = (one.0 * 3, one.1.wrapping_mul(3));
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(timed(baseline_copy()).await);
-            }
-            let (t, got) = best(runs);
+            let (t, got) = best_of_3(baseline_copy).await;
             let base = row(
                 "baseline: copy to 3 through 3 mpsc channels, per item",
                 N,
@@ -329,21 +314,13 @@ fn main() {
                     FlowConfig::new(4096, 1024).unwrap(),
                 ),
             ] {
-                let mut runs = Vec::new();
-                for _ in 0..3 {
-                    runs.push(timed(weft_copy(config)).await);
-                }
-                let (t, got) = best(runs);
+                let (t, got) = best_of_3(|| weft_copy(config)).await;
                 row(name, N, t, got, want, Some(base));
             }
         }
         if want_group("queue") {
             let want = expected(QUEUE_N, |x| Some(x + 1));
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(timed(baseline_queue()).await);
-            }
-            let (t, got) = best(runs);
+            let (t, got) = best_of_3(baseline_queue).await;
             let base = row(
                 "baseline: 2 workers on a shared mpsc channel, per item",
                 QUEUE_N,
@@ -352,11 +329,7 @@ fn main() {
                 want,
                 None,
             );
-            let mut runs = Vec::new();
-            for _ in 0..3 {
-                runs.push(timed(weft_queue()).await);
-            }
-            let (t, got) = best(runs);
+            let (t, got) = best_of_3(weft_queue).await;
             row(
                 "weft: work queue, 2 workers (retries, dead letters, done-tracking on)",
                 QUEUE_N,

@@ -6,30 +6,16 @@
 //! `cargo bench -p weft-scatter --bench overhead`; results in
 //! docs/scatter-gather.md.
 
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::time::Instant;
-use weft_core::{Classify, Combine, ErrorClass, ShardId, Sum};
+use weft_core::{Combine, ShardId, Sum};
 use weft_scatter::{Config, LeafContext, Plan, Scatter, Topology};
 
-#[derive(Debug)]
-struct Never;
-
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-
-impl Classify for Never {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Transient
-    }
-}
-
-async fn leaf(x: u64, cx: LeafContext) -> Result<u64, Never> {
+async fn leaf(x: u64, cx: LeafContext) -> Result<u64, Infallible> {
     Ok(black_box(x + u64::from(cx.shard.get())))
 }
 
@@ -79,7 +65,7 @@ fn overhead(c: &mut Criterion) {
     });
     group.finish();
 
-    let pending = |_: u64, _cx: LeafContext| futures::future::pending::<Result<u64, Never>>();
+    let pending = |_: u64, _cx: LeafContext| futures::future::pending::<Result<u64, Infallible>>();
     let stuck = Scatter::new(
         Topology::sharded(SHARDS, 3).unwrap(),
         pending,

@@ -10,11 +10,12 @@
 //! `cargo bench -p weft-scatter --bench tail_at_scale`; results in
 //! docs/scatter-gather.md.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use weft_core::{Classify, Count, ErrorClass, key_hash};
+use weft_core::{Count, key_hash};
 use weft_scatter::{Config, LeafContext, Plan, Scatter, Topology};
 
 const SHARDS: usize = 100;
@@ -22,21 +23,6 @@ const REPLICAS: usize = 3;
 const REQUESTS: u64 = 10_000;
 const MEDIAN_MS: f64 = 100.0;
 const SIGMA: f64 = 0.5;
-
-#[derive(Debug)]
-struct Never;
-
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-
-impl Classify for Never {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Transient
-    }
-}
 
 /// A uniform in (0, 1) from the hash of `parts`.
 fn uniform(parts: (u64, u64, u32, u32, u8)) -> f64 {
@@ -105,7 +91,7 @@ fn run(fleet: Fleet, config: Config) -> Outcome {
         let latency = fleet.latency(n, &cx);
         async move {
             tokio::time::sleep(latency).await;
-            Ok::<u64, Never>(1)
+            Ok::<u64, Infallible>(1)
         }
     };
     let root = Scatter::new(Topology::sharded(SHARDS, REPLICAS).unwrap(), leaf, config).unwrap();
