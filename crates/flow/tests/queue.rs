@@ -366,3 +366,55 @@ async fn a_failed_upstream_closes_the_fed_source_and_reports_the_failure() {
         Err(FlowError::Config(m)) if m.contains("bound is zero")
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_workers_follow_the_target_down_and_back_up() {
+    // 50/s, then 5/s, then 50/s again, 100 ms per item at 80 %: targets
+    // 7, then 1, then 7. The workers must follow in both directions.
+    let source = Arc::new(MemorySource::new());
+    let producer = {
+        let source = source.clone();
+        tokio::spawn(async move {
+            for (per_sec, seconds) in [(50u64, 15u64), (5, 15), (50, 15)] {
+                for _ in 0..per_sec * seconds {
+                    source.push(0u64);
+                    tokio::time::sleep(Duration::from_millis(1000 / per_sec)).await;
+                }
+            }
+            source.close();
+        })
+    };
+    let worker = |x: u64| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, Fail>(x)
+    };
+    let config = QueueConfig::new(Autoscaler::new(1, 32, 0.8, 3).unwrap(), 64).unwrap();
+    let Running {
+        output,
+        control: running,
+        ..
+    } = WorkQueue::spawn(source.clone(), worker, config);
+    let mut status = running.watch_status();
+    let reader = tokio::spawn(output.collect());
+    let mut seen = Vec::new();
+    while status.changed().await.is_ok() {
+        let s = status.borrow().clone();
+        seen.push((s.target, s.workers));
+        if seen.len() >= 44 {
+            break;
+        }
+    }
+    let at = |second: usize| seen[second - 1];
+    assert!((6..=8).contains(&at(14).0), "first phase: {seen:?}");
+    // Idle workers leave within a tick of the target dropping (a few
+    // seconds into the second phase, by the patience of 3).
+    let (target, workers) = at(22);
+    assert!(target <= 2, "second phase: {seen:?}");
+    assert_eq!(workers, target, "idle workers did not leave: {seen:?}");
+    let (target, workers) = at(44);
+    assert!((6..=8).contains(&target), "third phase: {seen:?}");
+    assert_eq!(workers, target, "workers did not come back up: {seen:?}");
+    producer.await.unwrap();
+    assert_eq!(reader.await.unwrap().unwrap().len(), 50 * 15 * 2 + 5 * 15);
+    running.wait().await.unwrap();
+}

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -218,6 +218,28 @@ where
     discarded_count: AtomicU64,
     drain: CancellationToken,
     cancel: CancellationToken,
+    /// Wakes idle workers when there are more than the target.
+    rescaled: Notify,
+}
+
+impl<S, W: Worker<T>, T> Shared<S, W, T> {
+    /// Takes one worker off the count if there are more than the target;
+    /// `true` if the caller is that worker and must stop.
+    fn retire_if_surplus(&self) -> bool {
+        let mut active = self.active.load(Ordering::Acquire);
+        while active > self.target.load(Ordering::Relaxed) {
+            match self.active.compare_exchange_weak(
+                active,
+                active - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => active = now,
+            }
+        }
+        false
+    }
 }
 
 /// A running queue: its output, its dead letters, and the control of the
@@ -344,6 +366,7 @@ impl WorkQueue {
             discarded_count: AtomicU64::new(0),
             drain: drain.clone(),
             cancel: cancel.clone(),
+            rescaled: Notify::new(),
         });
         let status_of = |shared: &Shared<S, W, T>, rate: f64| Status {
             target: shared.target.load(Ordering::Relaxed),
@@ -360,19 +383,16 @@ impl WorkQueue {
             let shared = shared.clone();
             async move {
                 let mut workers = tokio::task::JoinSet::new();
-                let mut next_index = 0usize;
-                let spawn_up_to = |workers: &mut tokio::task::JoinSet<()>,
-                                   next_index: &mut usize| {
-                    while shared.active.load(Ordering::Relaxed)
+                let spawn_up_to = |workers: &mut tokio::task::JoinSet<()>| {
+                    while shared.active.load(Ordering::Acquire)
                         < shared.target.load(Ordering::Relaxed)
                         && !shared.drain.is_cancelled()
                     {
-                        shared.active.fetch_add(1, Ordering::Relaxed);
-                        workers.spawn(work(shared.clone(), *next_index));
-                        *next_index += 1;
+                        shared.active.fetch_add(1, Ordering::AcqRel);
+                        workers.spawn(work(shared.clone()));
                     }
                 };
-                spawn_up_to(&mut workers, &mut next_index);
+                spawn_up_to(&mut workers);
                 let mut last = (Instant::now(), shared.source.arrived());
                 let mut tick = tokio::time::interval_at(Instant::now() + every, every);
                 loop {
@@ -395,7 +415,10 @@ impl WorkQueue {
                             if target != shared.target.swap(target, Ordering::Relaxed) {
                                 tracing::debug!(target, rate, "work queue rescaled");
                             }
-                            spawn_up_to(&mut workers, &mut next_index);
+                            spawn_up_to(&mut workers);
+                            if shared.active.load(Ordering::Acquire) > target {
+                                shared.rescaled.notify_waiters();
+                            }
                             let _ = status_tx.send(status_of(&shared, rate));
                         }
                     }
@@ -418,8 +441,9 @@ impl WorkQueue {
 }
 
 /// One worker: takes items until the source is drained, the queue drains
-/// or is cancelled, or the target drops below its index (retire).
-async fn work<T, S, W>(shared: Arc<Shared<S, W, T>>, index: usize)
+/// or is cancelled, or there are more workers than the target (the first to
+/// notice retires).
+async fn work<T, S, W>(shared: Arc<Shared<S, W, T>>)
 where
     T: Clone + Send + Sync + 'static,
     S: Source<T> + 'static,
@@ -434,8 +458,12 @@ where
     };
     let mut taken = 0u64;
     loop {
-        if index >= shared.target.load(Ordering::Relaxed) || shared.drain.is_cancelled() {
+        if shared.drain.is_cancelled() {
             break;
+        }
+        if shared.retire_if_surplus() {
+            out.flush(&shared.output);
+            return;
         }
         let next = shared.source.next();
         tokio::pin!(next);
@@ -445,10 +473,14 @@ where
                 if !out.flush(&shared.output) {
                     break;
                 }
+                let rescaled = shared.rescaled.notified();
                 tokio::select! {
                     biased;
                     () = shared.drain.cancelled() => break,
                     item = &mut next => item,
+                    // Too many workers: an idle one goes (sources' `next`
+                    // is cancel safe).
+                    () = rescaled => continue,
                 }
             }
         };
@@ -469,7 +501,7 @@ where
         }
     }
     out.flush(&shared.output);
-    shared.active.fetch_sub(1, Ordering::Relaxed);
+    shared.active.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Ids of items done: a bitmap per shard, keyed by 64-id words.
