@@ -392,4 +392,9 @@ impl<T: Clone + Send + Sync> Source<T> for LeasedSource<T> {
     fn arrived(&self) -> u64 {
         self.items.len() as u64
     }
+
+    /// Items not yet tried or given back (not those claimed elsewhere).
+    fn backlog(&self) -> Option<usize> {
+        Some(self.lock().pending.len())
+    }
 }

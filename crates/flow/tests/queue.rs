@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::{Classify, ErrorClass, key_hash};
-use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, RetryPolicy, Running, WorkQueue};
+use weft_flow::queue::{
+    Autoscaler, Load, MemorySource, QueueConfig, RetryPolicy, Running, WorkQueue,
+};
 use weft_flow::{FlowConfig, FlowError};
 
 #[derive(Debug, Clone)]
@@ -254,6 +256,10 @@ fn bad_queue_configuration_is_a_typed_error() {
         Autoscaler::new(1, 2, 1.5, 1),
         Err(FlowError::Config(_))
     ));
+    assert!(matches!(
+        Autoscaler::new(1, 2, 0.8, 1).unwrap().drain_backlog_within(Duration::ZERO),
+        Err(FlowError::Config(m)) if m.contains("drain time is zero")
+    ));
     assert!(
         matches!(RetryPolicy::new(0, Duration::from_millis(1), Duration::from_secs(1)), Err(FlowError::Config(m)) if m.contains("attempts"))
     );
@@ -417,4 +423,68 @@ async fn the_workers_follow_the_target_down_and_back_up() {
     producer.await.unwrap();
     assert_eq!(reader.await.unwrap().unwrap().len(), 50 * 15 * 2 + 5 * 15);
     running.wait().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_draws_workers_to_clear_it_then_lets_them_go() {
+    // 2,000 items waiting, nothing more arriving, 100 ms each: one worker
+    // would take 200 s. Clearing within 10 s at 80 % asks for
+    // ceil(200/s × 0.1 s ÷ 0.8) = 25 workers.
+    let source = Arc::new(MemorySource::from_items(0..2000u64));
+    let worker = |x: u64| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, Fail>(x)
+    };
+    let config = QueueConfig::new(Autoscaler::new(1, 32, 0.8, 2).unwrap(), 64).unwrap();
+    let started = tokio::time::Instant::now();
+    let Running {
+        output,
+        control: running,
+        ..
+    } = WorkQueue::spawn(source, worker, config);
+    let mut status = running.watch_status();
+    let reader = tokio::spawn(output.collect());
+    let mut seen = Vec::new();
+    while status.changed().await.is_ok() {
+        let s = status.borrow().clone();
+        seen.push((s.target, s.backlog));
+        if s.backlog == 0 && seen.len() > 3 {
+            break;
+        }
+    }
+    let most = seen.iter().map(|(t, _)| *t).max().unwrap();
+    assert!(most >= 20, "the backlog did not draw workers: {seen:?}");
+    assert!(seen[0].1 > 1500, "the backlog was not reported: {seen:?}");
+    let got = reader.await.unwrap().unwrap();
+    assert_eq!(got.len(), 2000);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(40),
+        "took {took:?} for 2,000 items"
+    );
+    let last = running.wait().await.unwrap();
+    assert_eq!(last.done, 2000);
+}
+
+#[test]
+fn the_autoscaler_follows_a_ramp_and_ignores_noise_around_its_target() {
+    let load = |per_sec: u32| Load {
+        arrivals_per_sec: f64::from(per_sec),
+        processing: Duration::from_secs(1),
+        backlog: 0,
+    };
+    let mut a = Autoscaler::new(1, 100, 1.0, 3).unwrap();
+    // A ramp wants a new value at every evaluation; it still gets through,
+    // to the most cautious of the last three.
+    let ramp: Vec<usize> = (10..16).map(|r| a.observe(&load(r))).collect();
+    assert_eq!(ramp, [1, 1, 10, 10, 10, 13]);
+    // Noise on both sides of the target never moves it.
+    let noise: Vec<usize> = (0..20)
+        .map(|i| a.observe(&load(if i % 2 == 0 { 11 } else { 15 })))
+        .collect();
+    assert!(noise.iter().all(|&t| t == 13), "{noise:?}");
+    // A drop moves it down after three agreeing evaluations, to the
+    // highest of them.
+    let down: Vec<usize> = [5, 4, 6, 5].iter().map(|&r| a.observe(&load(r))).collect();
+    assert_eq!(down, [13, 13, 6, 6]);
 }

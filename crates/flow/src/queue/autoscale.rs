@@ -4,17 +4,33 @@ use std::time::Duration;
 
 use crate::FlowError;
 
+/// What one evaluation of a queue sees.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Load {
+    /// Items arriving per second since the last evaluation.
+    pub arrivals_per_sec: f64,
+    /// Mean processing time of an item.
+    pub processing: Duration,
+    /// Items waiting in the source.
+    pub backlog: usize,
+}
+
 /// Parallelism from arrival rate and processing time:
 /// `ceil(arrival rate × processing time ÷ target utilisation)`, within
-/// bounds, changed only when the same new value is wanted for
-/// `patience` evaluations in a row (hysteresis), so noise does not make
-/// it flap.
+/// bounds, changed only when `patience` evaluations in a row want it
+/// higher (or all lower), and then to the most cautious of their values
+/// (hysteresis), so noise does not make it flap.
+///
+/// A backlog counts as extra arrivals: `backlog ÷ drain_within` items per
+/// second (default: within 10 s), so a queue that starts on a pile of work
+/// grows to clear it, then shrinks to what the steady arrivals need.
 #[derive(Debug, Clone)]
 pub struct Autoscaler {
     min: usize,
     max: usize,
     utilisation: f64,
     patience: u32,
+    drain_within: Duration,
     current: usize,
     wanted: usize,
     streak: u32,
@@ -52,36 +68,64 @@ impl Autoscaler {
             max,
             utilisation,
             patience,
+            drain_within: Duration::from_secs(10),
             current: start,
             wanted: start,
             streak: 0,
         })
     }
 
-    /// The parallelism the rates call for, before hysteresis.
-    pub fn desired(&self, arrivals_per_sec: f64, processing: Duration) -> usize {
-        let need = (arrivals_per_sec * processing.as_secs_f64() / self.utilisation).ceil();
+    /// How soon a backlog should be cleared (default 10 s): a backlog of
+    /// `b` items adds `b ÷ within` to the arrival rate.
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Config`] if `within` is zero.
+    pub fn drain_backlog_within(mut self, within: Duration) -> Result<Self, FlowError> {
+        if within.is_zero() {
+            return Err(FlowError::Config(
+                "backlog drain time is zero: no number of workers clears a backlog at once".into(),
+            ));
+        }
+        self.drain_within = within;
+        Ok(self)
+    }
+
+    /// The parallelism a load calls for, before hysteresis.
+    pub fn desired(&self, load: &Load) -> usize {
+        let rate =
+            load.arrivals_per_sec.max(0.0) + load.backlog as f64 / self.drain_within.as_secs_f64();
+        let need = (rate * load.processing.as_secs_f64() / self.utilisation).ceil();
         (need.max(0.0) as usize).clamp(self.min.max(1), self.max)
     }
 
     /// Feeds one evaluation; returns the (possibly new) target.
-    pub fn observe(&mut self, arrivals_per_sec: f64, processing: Duration) -> usize {
-        let d = self.desired(arrivals_per_sec, processing);
-        if d == self.current {
+    ///
+    /// The target moves once `patience` evaluations in a row have wanted
+    /// more than it (or all less), and then only as far as the most
+    /// cautious of them: noise on both sides of the target resets the
+    /// count, and a steady ramp still gets through.
+    pub fn observe(&mut self, load: &Load) -> usize {
+        let d = self.desired(load);
+        let direction = d.cmp(&self.current);
+        if direction == std::cmp::Ordering::Equal {
             self.streak = 0;
-        } else if d == self.wanted {
+            return self.current;
+        }
+        if self.streak > 0 && direction == self.wanted.cmp(&self.current) {
             self.streak += 1;
-            if self.streak >= self.patience {
-                self.current = d;
-                self.streak = 0;
-            }
+            self.wanted = if direction == std::cmp::Ordering::Greater {
+                self.wanted.min(d)
+            } else {
+                self.wanted.max(d)
+            };
         } else {
-            self.wanted = d;
             self.streak = 1;
-            if self.patience == 1 {
-                self.current = d;
-                self.streak = 0;
-            }
+            self.wanted = d;
+        }
+        if self.streak >= self.patience {
+            self.current = self.wanted;
+            self.streak = 0;
         }
         self.current
     }

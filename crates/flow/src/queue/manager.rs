@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use weft_core::{Classify, key_hash};
 
-use super::{Autoscaler, Item, Source};
+use super::{Autoscaler, Item, Load, Source};
 use crate::edge::{EdgeTx, edge};
 use crate::{Flow, FlowConfig, FlowError};
 
@@ -184,6 +184,8 @@ pub struct Status {
     pub workers: usize,
     /// Items arriving per second, over the last evaluation.
     pub arrivals_per_sec: f64,
+    /// Items waiting in the source at the last evaluation.
+    pub backlog: usize,
     /// Mean processing time per attempt (moving average).
     pub processing: Duration,
     /// Items done (output or dead-lettered).
@@ -368,16 +370,17 @@ impl WorkQueue {
             cancel: cancel.clone(),
             rescaled: Notify::new(),
         });
-        let status_of = |shared: &Shared<S, W, T>, rate: f64| Status {
+        let status_of = |shared: &Shared<S, W, T>, load: Load| Status {
             target: shared.target.load(Ordering::Relaxed),
             workers: shared.active.load(Ordering::Relaxed),
-            arrivals_per_sec: rate,
+            arrivals_per_sec: load.arrivals_per_sec,
+            backlog: load.backlog,
             processing: Duration::from_micros(shared.processing_ewma_us.load(Ordering::Relaxed)),
             done: shared.done_count.load(Ordering::Relaxed),
             dead: shared.dead_count.load(Ordering::Relaxed),
             discarded: shared.discarded_count.load(Ordering::Relaxed),
         };
-        let (status_tx, status_rx) = watch::channel(status_of(&shared, 0.0));
+        let (status_tx, status_rx) = watch::channel(status_of(&shared, Load::default()));
         let every = config.evaluate_every;
         let manager = {
             let shared = shared.clone();
@@ -410,8 +413,12 @@ impl WorkQueue {
                             let secs = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
                             let rate = (now.1 - last.1) as f64 / secs;
                             last = now;
-                            let processing = Duration::from_micros(shared.processing_ewma_us.load(Ordering::Relaxed));
-                            let target = autoscaler.observe(rate, processing);
+                            let load = Load {
+                                arrivals_per_sec: rate,
+                                processing: Duration::from_micros(shared.processing_ewma_us.load(Ordering::Relaxed)),
+                                backlog: shared.source.backlog().unwrap_or(0),
+                            };
+                            let target = autoscaler.observe(&load);
                             if target != shared.target.swap(target, Ordering::Relaxed) {
                                 tracing::debug!(target, rate, "work queue rescaled");
                             }
@@ -419,11 +426,11 @@ impl WorkQueue {
                             if shared.active.load(Ordering::Acquire) > target {
                                 shared.rescaled.notify_waiters();
                             }
-                            let _ = status_tx.send(status_of(&shared, rate));
+                            let _ = status_tx.send(status_of(&shared, load));
                         }
                     }
                 }
-                let _ = status_tx.send(status_of(&shared, 0.0));
+                let _ = status_tx.send(status_of(&shared, Load::default()));
             }
         };
         let handle = tokio::spawn(manager);

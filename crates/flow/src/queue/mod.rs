@@ -5,7 +5,7 @@ mod autoscale;
 mod manager;
 mod source;
 
-pub use autoscale::Autoscaler;
+pub use autoscale::{Autoscaler, Load};
 pub use manager::{
     Control, DeadLetter, QueueConfig, RetryPolicy, Running, Status, WorkQueue, Worker,
 };

@@ -49,6 +49,11 @@ pub trait Source<T>: Send + Sync {
     fn nack(&self, item: Item<T>) -> impl Future<Output = ()> + Send;
     /// Items pushed so far (for the autoscaler's arrival rate).
     fn arrived(&self) -> u64;
+    /// Items waiting to be handed out, if the source knows (the
+    /// autoscaler adds workers to clear a backlog).
+    fn backlog(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The in-memory [`Source`]: a queue of items, pushed by hand or from an
@@ -229,5 +234,9 @@ impl<T: Send> Source<T> for MemorySource<T> {
 
     fn arrived(&self) -> u64 {
         self.arrived.load(Ordering::Relaxed)
+    }
+
+    fn backlog(&self) -> Option<usize> {
+        Some(self.pending())
     }
 }
