@@ -225,7 +225,10 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
         let mut value = CLAIM.to_vec();
         value.extend_from_slice(&self.owner);
         match Lease::try_acquire(self.store.clone(), &key, value, self.config.clone()).await {
-            Ok(Some(lease)) => Claim::Won(lease),
+            // A claim whose answer came back after its safe time (this
+            // process was stalled) is not worth starting on.
+            Ok(Some(lease)) if lease.is_held() => Claim::Won(lease),
+            Ok(Some(_)) => Claim::Busy,
             Ok(None) => Claim::Busy,
             Err(e) => {
                 tracing::warn!(key, error = %e, "claiming failed; trying later");
