@@ -306,7 +306,7 @@ fn main() {
             );
             for (name, config) in [
                 (
-                    "weft: copy(3), default edges (1024 items, batches of 256)",
+                    "weft: copy(3), default edges (1024 items, batches of 512)",
                     FlowConfig::default(),
                 ),
                 (

@@ -50,11 +50,13 @@ impl FlowConfig {
 }
 
 impl Default for FlowConfig {
-    /// 1024 items per edge, batches of 256.
+    /// 1024 items per edge, batches of 512: the capacity bounds memory, and
+    /// half of it per batch keeps two batches in flight, so a writer fills
+    /// one while the reader drains the other.
     fn default() -> Self {
         FlowConfig {
             capacity: 1024,
-            batch: 256,
+            batch: 512,
         }
     }
 }

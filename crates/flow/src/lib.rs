@@ -34,7 +34,7 @@
 //!
 //! # Batching and latency
 //!
-//! Items move in batches (default up to 256) so that a channel hop costs
+//! Items move in batches (default up to 512) so that a channel hop costs
 //! per batch, not per item; per-item stages (`map`, `filter`, `inspect`)
 //! fuse into the stage that pulls them. A batch leaves a stage when the
 //! stage has processed an input batch, so batching adds no timer delay:
