@@ -133,9 +133,9 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
         }
         let limits = store.limits();
         limits.check(&format!("{prefix}{longest}"), None, None)?;
-        // Done markers outlive any batch: 30 days, or the store's maximum,
-        // in its granularity.
+        // Done markers outlive any batch: 30 days, or the store's maximum.
         let retain = Duration::from_secs(30 * 24 * 3600).min(limits.max_ttl);
+        limits.check(prefix, None, Some(retain))?;
         let poll = config.ttl() / 4;
         let state = State {
             pending: (0..items.len()).collect(),
