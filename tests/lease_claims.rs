@@ -287,19 +287,10 @@ async fn faulty_run(seed: u64) {
 
 #[test]
 fn no_result_is_committed_twice_under_store_faults_and_pauses() {
-    let seeds: u64 = std::env::var("WEFT_CLAIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
-    for seed in 0..seeds {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+    for seed in weft_test::sim::seeds("WEFT_CLAIM_SEEDS", 100) {
         // Shown with the failure: the last seed printed is the one.
         eprintln!("seed {seed}");
-        rt.block_on(faulty_run(seed));
+        weft_test::sim::paused_runtime().block_on(faulty_run(seed));
     }
 }
 

@@ -18,9 +18,40 @@ const N: u64 = 1_000_000;
 const QUEUE_N: u64 = 200_000;
 
 fn expected(n: u64, f: impl Fn(u64) -> Option<u64>) -> (u64, u64) {
-    (0..n)
-        .filter_map(f)
-        .fold((0, 0), |(c, s), x| (c + 1, s.wrapping_add(x)))
+    (0..n).filter_map(f).fold((0, 0), |mut t, x| {
+        tally_add(&mut t, x);
+        t
+    })
+}
+
+/// Count and wrapping sum of what came out: what every row checks.
+fn tally_add(t: &mut (u64, u64), x: u64) {
+    t.0 += 1;
+    t.1 = t.1.wrapping_add(x);
+}
+
+async fn tally_rx(mut rx: mpsc::Receiver<u64>) -> (u64, u64) {
+    let mut t = (0, 0);
+    while let Some(x) = rx.recv().await {
+        tally_add(&mut t, x);
+    }
+    t
+}
+
+async fn tally_flow(flow: Flow<u64>) -> (u64, u64) {
+    let mut t = (0, 0);
+    flow.for_each(|x| tally_add(&mut t, x)).await.unwrap();
+    t
+}
+
+/// The tallies of several reader tasks, added up.
+async fn tally_tasks(tasks: Vec<tokio::task::JoinHandle<(u64, u64)>>) -> (u64, u64) {
+    let mut total = (0, 0u64);
+    for task in tasks {
+        let (c, s) = task.await.unwrap();
+        total = (total.0 + c, total.1.wrapping_add(s));
+    }
+    total
 }
 
 fn row(name: &str, n: u64, secs: f64, got: (u64, u64), want: (u64, u64), base: Option<f64>) -> f64 {
@@ -37,18 +68,13 @@ fn row(name: &str, n: u64, secs: f64, got: (u64, u64), want: (u64, u64), base: O
 }
 
 async fn baseline_hop() -> (u64, u64) {
-    let (tx, mut rx) = mpsc::channel::<u64>(1024);
+    let (tx, rx) = mpsc::channel::<u64>(1024);
     tokio::spawn(async move {
         for i in 0..N {
             tx.send(i).await.unwrap();
         }
     });
-    let (mut c, mut s) = (0, 0u64);
-    while let Some(x) = rx.recv().await {
-        c += 1;
-        s = s.wrapping_add(x);
-    }
-    (c, s)
+    tally_rx(rx).await
 }
 
 async fn baseline_pipeline() -> (u64, u64) {
@@ -57,7 +83,7 @@ async fn baseline_pipeline() -> (u64, u64) {
     let (t2, mut r2) = mpsc::channel::<u64>(1024);
     let (ta, mut ra) = mpsc::channel::<u64>(1024);
     let (tb, mut rb) = mpsc::channel::<u64>(1024);
-    let (t3, mut r3) = mpsc::channel::<u64>(1024);
+    let (t3, r3) = mpsc::channel::<u64>(1024);
     tokio::spawn(async move {
         for i in 0..N {
             t0.send(i).await.unwrap();
@@ -93,12 +119,7 @@ async fn baseline_pipeline() -> (u64, u64) {
             }
         }
     });
-    let (mut c, mut s) = (0, 0u64);
-    while let Some(x) = r3.recv().await {
-        c += 1;
-        s = s.wrapping_add(x);
-    }
-    (c, s)
+    tally_rx(r3).await
 }
 
 async fn weft_pipeline() -> (u64, u64) {
@@ -110,16 +131,7 @@ async fn weft_pipeline() -> (u64, u64) {
         .unwrap();
     let mut inputs = split.outputs;
     inputs.extend(split.unmatched);
-    let (mut c, mut s) = (0, 0u64);
-    Flow::merge(inputs)
-        .unwrap()
-        .for_each(|x| {
-            c += 1;
-            s = s.wrapping_add(x);
-        })
-        .await
-        .unwrap();
-    (c, s)
+    tally_flow(Flow::merge(inputs).unwrap()).await
 }
 
 async fn baseline_copy() -> (u64, u64) {
@@ -131,56 +143,28 @@ async fn baseline_copy() -> (u64, u64) {
             }
         }
     });
-    let readers: Vec<_> = rxs
-        .into_iter()
-        .map(|mut rx| {
-            tokio::spawn(async move {
-                let (mut c, mut s) = (0, 0u64);
-                while let Some(x) = rx.recv().await {
-                    c += 1;
-                    s = s.wrapping_add(x);
-                }
-                (c, s)
-            })
-        })
-        .collect();
-    let mut total = (0, 0u64);
-    for r in readers {
-        let (c, s) = r.await.unwrap();
-        total = (total.0 + c, total.1.wrapping_add(s));
-    }
-    total
+    tally_tasks(
+        rxs.into_iter()
+            .map(|rx| tokio::spawn(tally_rx(rx)))
+            .collect(),
+    )
+    .await
 }
 
 async fn weft_copy(config: FlowConfig) -> (u64, u64) {
     let outs = Flow::from_iter(0..N, config).copy(3).unwrap();
-    let readers: Vec<_> = outs
-        .into_iter()
-        .map(|f| {
-            tokio::spawn(async move {
-                let (mut c, mut s) = (0, 0u64);
-                f.for_each(|x| {
-                    c += 1;
-                    s = s.wrapping_add(x);
-                })
-                .await
-                .unwrap();
-                (c, s)
-            })
-        })
-        .collect();
-    let mut total = (0, 0u64);
-    for r in readers {
-        let (c, s) = r.await.unwrap();
-        total = (total.0 + c, total.1.wrapping_add(s));
-    }
-    total
+    tally_tasks(
+        outs.into_iter()
+            .map(|f| tokio::spawn(tally_flow(f)))
+            .collect(),
+    )
+    .await
 }
 
 async fn baseline_queue() -> (u64, u64) {
     let (tx, rx) = mpsc::channel::<u64>(1024);
     let rx = Arc::new(Mutex::new(rx));
-    let (out_tx, mut out_rx) = mpsc::channel::<u64>(1024);
+    let (out_tx, out_rx) = mpsc::channel::<u64>(1024);
     tokio::spawn(async move {
         for i in 0..QUEUE_N {
             tx.send(i).await.unwrap();
@@ -199,12 +183,7 @@ async fn baseline_queue() -> (u64, u64) {
         });
     }
     drop(out_tx);
-    let (mut c, mut s) = (0, 0u64);
-    while let Some(x) = out_rx.recv().await {
-        c += 1;
-        s = s.wrapping_add(x);
-    }
-    (c, s)
+    tally_rx(out_rx).await
 }
 
 async fn weft_queue() -> (u64, u64) {
@@ -217,16 +196,9 @@ async fn weft_queue() -> (u64, u64) {
         |x: u64| async move { Ok::<_, Infallible>(x + 1) },
         config,
     );
-    let (mut c, mut s) = (0, 0u64);
-    output
-        .for_each(|(_, x)| {
-            c += 1;
-            s = s.wrapping_add(x);
-        })
-        .await
-        .unwrap();
+    let t = tally_flow(output.map(|(_, x)| x)).await;
     control.wait().await.unwrap();
-    (c, s)
+    t
 }
 
 /// The fastest of three runs: seconds and (count, checksum).

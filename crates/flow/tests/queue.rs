@@ -142,17 +142,8 @@ async fn drive(
 
 #[test]
 fn no_item_is_lost_or_duplicated_under_chaos() {
-    let seeds: u64 = std::env::var("WEFT_CHAOS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    for seed in 0..seeds {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(chaos(seed));
+    for seed in weft_test::sim::seeds("WEFT_CHAOS_SEEDS", 1000) {
+        weft_test::sim::paused_runtime().block_on(chaos(seed));
     }
 }
 

@@ -250,31 +250,18 @@ fn judge(log: &Log, f: &mut Figures) {
     }
 }
 
-fn run_seeds(seeds: u64) -> Figures {
+fn run_seeds(seeds: std::ops::Range<u64>) -> Figures {
     let mut f = Figures::default();
-    for seed in 0..seeds {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let log = rt.block_on(simulate(seed));
+    for seed in seeds {
+        let log = weft_test::sim::paused_runtime().block_on(simulate(seed));
         judge(&log, &mut f);
     }
     f
 }
 
-fn seeds() -> u64 {
-    std::env::var("WEFT_TORTURE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
-}
-
 #[test]
 fn lease_torture_safety_holds_over_seeded_schedules() {
-    let n = seeds();
-    let f = run_seeds(n);
+    let f = run_seeds(weft_test::sim::seeds("WEFT_TORTURE_SEEDS", 1000));
     let mut failovers = f.failovers.clone();
     failovers.sort();
     let pct = |p: f64| {

@@ -26,7 +26,8 @@
 //!   loud message on stderr.
 //!
 //! [`cas`] holds the conformance suite every `CasStore` must pass, and
-//! [`faults`] a store wrapper that injects delays, timeouts and pauses.
+//! [`faults`] a store wrapper that injects delays, timeouts and pauses;
+//! [`sim`] the seeds and runtimes of seeded simulations.
 
 pub mod cas;
 mod etcd;
@@ -34,6 +35,7 @@ pub mod faults;
 mod http;
 mod process;
 mod redis;
+pub mod sim;
 
 pub use etcd::{Etcd, EtcdCluster, etcd, etcd_cluster};
 pub use http::{HttpResponse, http};
