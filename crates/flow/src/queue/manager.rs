@@ -224,26 +224,6 @@ where
     rescaled: Notify,
 }
 
-impl<S, W: Worker<T>, T> Shared<S, W, T> {
-    /// Takes one worker off the count if there are more than the target;
-    /// `true` if the caller is that worker and must stop.
-    fn retire_if_surplus(&self) -> bool {
-        let mut active = self.active.load(Ordering::Acquire);
-        while active > self.target.load(Ordering::Relaxed) {
-            match self.active.compare_exchange_weak(
-                active,
-                active - 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => active = now,
-            }
-        }
-        false
-    }
-}
-
 /// A running queue: its output, its dead letters, and the control of the
 /// queue. The fields are public so that they can be taken apart:
 ///
@@ -392,7 +372,7 @@ impl WorkQueue {
                         && !shared.drain.is_cancelled()
                     {
                         shared.active.fetch_add(1, Ordering::AcqRel);
-                        workers.spawn(work(shared.clone()));
+                        workers.spawn(shared.clone().work());
                     }
                 };
                 spawn_up_to(&mut workers);
@@ -447,68 +427,242 @@ impl WorkQueue {
     }
 }
 
-/// One worker: takes items until the source is drained, the queue drains
-/// or is cancelled, or there are more workers than the target (the first to
-/// notice retires).
-async fn work<T, S, W>(shared: Arc<Shared<S, W, T>>)
+/// The workers' side of the queue.
+impl<S, W, T> Shared<S, W, T>
 where
     T: Clone + Send + Sync + 'static,
     S: Source<T> + 'static,
     W: Worker<T>,
 {
-    // Results of fast items are kept here (their room on the output already
-    // taken) and sent as one batch: when the batch is full, when the source
-    // has nothing ready, when room runs out, after LINGER, and on exit.
-    let mut out = Batch {
-        items: Vec::new(),
-        since: Instant::now(),
-    };
-    let mut taken = 0u64;
-    loop {
-        if shared.drain.is_cancelled() {
-            break;
+    /// Takes one worker off the count if there are more than the target;
+    /// `true` if the caller is that worker and must stop.
+    fn retire_if_surplus(&self) -> bool {
+        let mut active = self.active.load(Ordering::Acquire);
+        while active > self.target.load(Ordering::Relaxed) {
+            match self.active.compare_exchange_weak(
+                active,
+                active - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => active = now,
+            }
         }
-        if shared.retire_if_surplus() {
-            out.flush(&shared.output);
-            return;
-        }
-        let next = shared.source.next();
-        tokio::pin!(next);
-        let item = match futures::poll!(next.as_mut()) {
-            std::task::Poll::Ready(item) => item,
-            std::task::Poll::Pending => {
-                if !out.flush(&shared.output) {
-                    break;
+        false
+    }
+
+    /// One worker: takes items until the source is drained, the queue drains
+    /// or is cancelled, or there are more workers than the target (the first to
+    /// notice retires).
+    async fn work(self: Arc<Self>) {
+        // Results of fast items are kept here (their room on the output already
+        // taken) and sent as one batch: when the batch is full, when the source
+        // has nothing ready, when room runs out, after LINGER, and on exit.
+        let mut out = Batch {
+            items: Vec::new(),
+            since: Instant::now(),
+        };
+        let mut taken = 0u64;
+        loop {
+            if self.drain.is_cancelled() {
+                break;
+            }
+            if self.retire_if_surplus() {
+                out.flush(&self.output);
+                return;
+            }
+            let next = self.source.next();
+            tokio::pin!(next);
+            let item = match futures::poll!(next.as_mut()) {
+                std::task::Poll::Ready(item) => item,
+                std::task::Poll::Pending => {
+                    if !out.flush(&self.output) {
+                        break;
+                    }
+                    let rescaled = self.rescaled.notified();
+                    tokio::select! {
+                        biased;
+                        () = self.drain.cancelled() => break,
+                        item = &mut next => item,
+                        // Too many workers: an idle one goes (sources' `next`
+                        // is cancel safe).
+                        () = rescaled => continue,
+                    }
                 }
-                let rescaled = shared.rescaled.notified();
+            };
+            let Some(item) = item else { break };
+            taken += 1;
+            // Time the first items, then one in TIME_EVERY (clock reads cost as
+            // much as a fast item's bookkeeping).
+            let timed = taken <= 16 || taken.is_multiple_of(TIME_EVERY);
+            if !self.process_one(item, &mut out, timed).await {
+                break;
+            }
+            let fast = self.processing_ewma_us.load(Ordering::Relaxed) < FAST_US;
+            let flush = out.items.len() >= self.batch
+                || !fast
+                || (taken.is_multiple_of(TIME_EVERY) && out.since.elapsed() >= LINGER);
+            if flush && !out.flush(&self.output) {
+                break;
+            }
+        }
+        out.flush(&self.output);
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Processes one item to its end; `false` if the worker must stop
+    /// (cancelled, or the output is gone).
+    async fn process_one(
+        &self,
+        item: Item<T>,
+        out: &mut Batch<(u64, W::Output)>,
+        timed: bool,
+    ) -> bool {
+        let id = item.id;
+        if self.done.contains(id) {
+            self.source.ack(id).await;
+            return true;
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let permit = match &self.in_flight {
+                Some(bound) => match bound.acquire().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        self.source.nack(item).await;
+                        return false;
+                    }
+                },
+                None => None,
+            };
+            let started = timed.then(Instant::now);
+            let call = AssertUnwindSafe(self.worker.process(item.payload.clone())).catch_unwind();
+            // The call first: work that is ready never touches the cancel
+            // token's waiter list.
+            let result = tokio::select! {
+                biased;
+                r = call => r,
+                () = self.cancel.cancelled() => {
+                    drop(permit);
+                    self.source.nack(item).await;
+                    return false;
+                }
+            };
+            drop(permit);
+            if let Some(started) = started {
+                let us = started.elapsed().as_micros() as u64;
+                let old = self.processing_ewma_us.load(Ordering::Relaxed);
+                let ewma = if old == 0 { us } else { (old * 7 + us) / 8 };
+                self.processing_ewma_us.store(ewma, Ordering::Relaxed);
+            }
+            let failure = match result {
+                Ok(Ok(output)) => {
+                    return self
+                        .commit(&self.output, item, Some(out), |item| (item.id, output))
+                        .await;
+                }
+                Ok(Err(e)) if e.is_transient() && attempt < self.retry.max_attempts => {
+                    let wait = self.retry.delay(attempt, id);
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => {
+                            self.source.nack(item).await;
+                            return false;
+                        }
+                        () = tokio::time::sleep(wait) => continue,
+                    }
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "worker panicked".into());
+                    format!("worker panicked: {what}")
+                }
+            };
+            return self
+                .commit(&self.dead, item, None, |item| DeadLetter {
+                    item,
+                    error: failure,
+                    attempts: attempt,
+                })
+                .await;
+        }
+    }
+
+    /// Commits an item's result: takes room downstream first (so that nothing
+    /// is acknowledged and then lost on a full or closed edge), acknowledges
+    /// the item at the source, and sends the result only if the source
+    /// confirmed the claim. `false` if the worker must stop.
+    ///
+    /// Results go into `out` (to be sent in a batch); dead letters (`out` is
+    /// `None`) are sent at once. A dead letter whose reader is gone is still
+    /// committed, counted and logged; a result whose reader is gone is given
+    /// back to the source (no one can receive it) and stops the worker.
+    async fn commit<X>(
+        &self,
+        edge: &EdgeTx<X>,
+        item: Item<T>,
+        mut out: Option<&mut Batch<X>>,
+        value: impl FnOnce(Item<T>) -> X,
+    ) -> bool {
+        let id = item.id;
+        let dead = out.is_none();
+        let slot = match edge.try_reserve() {
+            Some(slot) => Some(slot),
+            None => {
+                // Waiting for room: send what this worker holds first, so that
+                // workers never wait on room their own batches occupy.
+                if let Some(out) = out.as_deref_mut()
+                    && !out.flush(edge)
+                {
+                    self.source.nack(item).await;
+                    return false;
+                }
                 tokio::select! {
                     biased;
-                    () = shared.drain.cancelled() => break,
-                    item = &mut next => item,
-                    // Too many workers: an idle one goes (sources' `next`
-                    // is cancel safe).
-                    () = rescaled => continue,
+                    () = self.cancel.cancelled() => {
+                        self.source.nack(item).await;
+                        return false;
+                    }
+                    slot = edge.reserve() => slot,
                 }
             }
         };
-        let Some(item) = item else { break };
-        taken += 1;
-        // Time the first items, then one in TIME_EVERY (clock reads cost as
-        // much as a fast item's bookkeeping).
-        let timed = taken <= 16 || taken.is_multiple_of(TIME_EVERY);
-        if !process_one(&shared, item, &mut out, timed).await {
-            break;
+        if slot.is_none() && !dead {
+            // Nobody reads the output: give the item back.
+            self.source.nack(item).await;
+            return false;
         }
-        let fast = shared.processing_ewma_us.load(Ordering::Relaxed) < FAST_US;
-        let flush = out.items.len() >= shared.batch
-            || !fast
-            || (taken.is_multiple_of(TIME_EVERY) && out.since.elapsed() >= LINGER);
-        if flush && !out.flush(&shared.output) {
-            break;
+        if !self.source.ack(id).await {
+            // The claim was lost (another taker owns the item now): this
+            // result must not count.
+            self.discarded_count.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(id, "claim lost before commit; result discarded");
+            return true;
+        }
+        self.done.insert(id);
+        self.done_count.fetch_add(1, Ordering::Relaxed);
+        if dead {
+            self.dead_count.fetch_add(1, Ordering::Relaxed);
+        }
+        match (slot, out) {
+            (Some(slot), Some(out)) => {
+                slot.keep();
+                out.push(value(item));
+                true
+            }
+            (Some(slot), None) => slot.send(value(item)) || dead,
+            (None, _) => {
+                tracing::warn!(id, "dead letter dropped: its reader is gone");
+                true
+            }
         }
     }
-    out.flush(&shared.output);
-    shared.active.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Ids of items done: a bitmap per shard, keyed by 64-id words.
@@ -595,169 +749,6 @@ impl<X> Batch<X> {
     /// `false` if the receiver is gone.
     fn flush(&mut self, edge: &EdgeTx<X>) -> bool {
         edge.send_kept(std::mem::take(&mut self.items))
-    }
-}
-
-/// Processes one item to its end; `false` if the worker must stop
-/// (cancelled, or the output is gone).
-async fn process_one<T, S, W>(
-    shared: &Shared<S, W, T>,
-    item: Item<T>,
-    out: &mut Batch<(u64, W::Output)>,
-    timed: bool,
-) -> bool
-where
-    T: Clone + Send + Sync + 'static,
-    S: Source<T> + 'static,
-    W: Worker<T>,
-{
-    let id = item.id;
-    if shared.done.contains(id) {
-        shared.source.ack(id).await;
-        return true;
-    }
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let permit = match &shared.in_flight {
-            Some(bound) => match bound.acquire().await {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    shared.source.nack(item).await;
-                    return false;
-                }
-            },
-            None => None,
-        };
-        let started = timed.then(Instant::now);
-        let call = AssertUnwindSafe(shared.worker.process(item.payload.clone())).catch_unwind();
-        // The call first: work that is ready never touches the cancel
-        // token's waiter list.
-        let result = tokio::select! {
-            biased;
-            r = call => r,
-            () = shared.cancel.cancelled() => {
-                drop(permit);
-                shared.source.nack(item).await;
-                return false;
-            }
-        };
-        drop(permit);
-        if let Some(started) = started {
-            let us = started.elapsed().as_micros() as u64;
-            let old = shared.processing_ewma_us.load(Ordering::Relaxed);
-            let ewma = if old == 0 { us } else { (old * 7 + us) / 8 };
-            shared.processing_ewma_us.store(ewma, Ordering::Relaxed);
-        }
-        let failure = match result {
-            Ok(Ok(output)) => {
-                return commit(shared, &shared.output, item, Some(out), |item| {
-                    (item.id, output)
-                })
-                .await;
-            }
-            Ok(Err(e)) if e.is_transient() && attempt < shared.retry.max_attempts => {
-                let wait = shared.retry.delay(attempt, id);
-                tokio::select! {
-                    biased;
-                    () = shared.cancel.cancelled() => {
-                        shared.source.nack(item).await;
-                        return false;
-                    }
-                    () = tokio::time::sleep(wait) => continue,
-                }
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "worker panicked".into());
-                format!("worker panicked: {what}")
-            }
-        };
-        return commit(shared, &shared.dead, item, None, |item| DeadLetter {
-            item,
-            error: failure,
-            attempts: attempt,
-        })
-        .await;
-    }
-}
-
-/// Commits an item's result: takes room downstream first (so that nothing
-/// is acknowledged and then lost on a full or closed edge), acknowledges
-/// the item at the source, and sends the result only if the source
-/// confirmed the claim. `false` if the worker must stop.
-///
-/// Results go into `out` (to be sent in a batch); dead letters (`out` is
-/// `None`) are sent at once. A dead letter whose reader is gone is still
-/// committed, counted and logged; a result whose reader is gone is given
-/// back to the source (no one can receive it) and stops the worker.
-async fn commit<T, S, W, X>(
-    shared: &Shared<S, W, T>,
-    edge: &EdgeTx<X>,
-    item: Item<T>,
-    mut out: Option<&mut Batch<X>>,
-    value: impl FnOnce(Item<T>) -> X,
-) -> bool
-where
-    T: Clone + Send + Sync + 'static,
-    S: Source<T> + 'static,
-    W: Worker<T>,
-{
-    let id = item.id;
-    let dead = out.is_none();
-    let slot = match edge.try_reserve() {
-        Some(slot) => Some(slot),
-        None => {
-            // Waiting for room: send what this worker holds first, so that
-            // workers never wait on room their own batches occupy.
-            if let Some(out) = out.as_deref_mut()
-                && !out.flush(edge)
-            {
-                shared.source.nack(item).await;
-                return false;
-            }
-            tokio::select! {
-                biased;
-                () = shared.cancel.cancelled() => {
-                    shared.source.nack(item).await;
-                    return false;
-                }
-                slot = edge.reserve() => slot,
-            }
-        }
-    };
-    if slot.is_none() && !dead {
-        // Nobody reads the output: give the item back.
-        shared.source.nack(item).await;
-        return false;
-    }
-    if !shared.source.ack(id).await {
-        // The claim was lost (another taker owns the item now): this
-        // result must not count.
-        shared.discarded_count.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(id, "claim lost before commit; result discarded");
-        return true;
-    }
-    shared.done.insert(id);
-    shared.done_count.fetch_add(1, Ordering::Relaxed);
-    if dead {
-        shared.dead_count.fetch_add(1, Ordering::Relaxed);
-    }
-    match (slot, out) {
-        (Some(slot), Some(out)) => {
-            slot.keep();
-            out.push(value(item));
-            true
-        }
-        (Some(slot), None) => slot.send(value(item)) || dead,
-        (None, _) => {
-            tracing::warn!(id, "dead letter dropped: its reader is gone");
-            true
-        }
     }
 }
 
