@@ -117,27 +117,9 @@ async fn main() {
         p50: lat[N / 2],
         p99: lat[N * 99 / 100],
     };
-    let Swap::Done { version } = store.create("weft", b"0".to_vec(), ttl).await.unwrap() else {
-        panic!()
-    };
-    let v = std::cell::Cell::new(version);
-    let weft_cas = measure(|i| {
-        let (store, cur) = (&store, v.get());
-        let v = &v;
-        async move {
-            let Swap::Done { version } = store
-                .compare_and_swap("weft", cur, i.to_string().into_bytes(), ttl)
-                .await
-                .unwrap()
-            else {
-                panic!()
-            };
-            v.set(version);
-        }
-    })
-    .await;
+    let weft_etcd = weft_cas(&store, ttl).await;
     row("etcd", "raw client: grant + guarded put", &raw_etcd, None);
-    row("etcd", "weft compare_and_swap", &weft_cas, Some(&raw_etcd));
+    row("etcd", "weft compare_and_swap", &weft_etcd, Some(&raw_etcd));
     let shared: Arc<dyn CasStore> = Arc::new(store.clone());
     lease_cycle("etcd", shared, Duration::from_secs(2)).await;
 
@@ -171,25 +153,7 @@ async fn main() {
     })
     .await;
     let rstore = RedisStore::connect(&redis.url(), "bench/").await.unwrap();
-    let Swap::Done { version } = rstore.create("weft", b"0".to_vec(), ttl).await.unwrap() else {
-        panic!()
-    };
-    let v = std::cell::Cell::new(version);
-    let weft_redis = measure(|i| {
-        let (store, cur) = (&rstore, v.get());
-        let v = &v;
-        async move {
-            let Swap::Done { version } = store
-                .compare_and_swap("weft", cur, i.to_string().into_bytes(), ttl)
-                .await
-                .unwrap()
-            else {
-                panic!()
-            };
-            v.set(version);
-        }
-    })
-    .await;
+    let weft_redis = weft_cas(&rstore, ttl).await;
     row("Redis", "raw client: CAS script", &raw_redis, None);
     row(
         "Redis",
@@ -201,6 +165,29 @@ async fn main() {
 }
 
 /// Acquire, renew (the lease's refresh call) and release, each measured.
+/// weft's `compare_and_swap` on one key, each swap on the version the
+/// previous one returned.
+async fn weft_cas(store: &dyn CasStore, ttl: Duration) -> Stats {
+    let Swap::Done { version } = store.create("weft", b"0".to_vec(), ttl).await.unwrap() else {
+        panic!("the bench key already exists")
+    };
+    let v = std::cell::Cell::new(version);
+    measure(|i| {
+        let v = &v;
+        async move {
+            let Swap::Done { version } = store
+                .compare_and_swap("weft", v.get(), i.to_string().into_bytes(), ttl)
+                .await
+                .unwrap()
+            else {
+                panic!("a swap lost to nobody")
+            };
+            v.set(version);
+        }
+    })
+    .await
+}
+
 async fn lease_cycle(name: &str, store: Arc<dyn CasStore>, ttl: Duration) {
     let config = LeaseConfig::new(ttl);
     let held = std::cell::RefCell::new(Vec::new());

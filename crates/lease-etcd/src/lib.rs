@@ -275,6 +275,35 @@ impl EtcdStore {
         let _ = self.client().lease_revoke(lease).await;
     }
 
+    /// Writes `value` under a fresh etcd lease of `ttl` if `guard` (built
+    /// on the full key) holds. The lease is revoked when the write surely
+    /// did not apply; after an unknown outcome it is kept, since the key may
+    /// hold it.
+    async fn put_if(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+        guard: impl FnOnce(String) -> Compare,
+    ) -> Result<Swap, StoreError> {
+        self.limits.check(key, Some(&value), Some(ttl))?;
+        let lease = self.grant(key, ttl).await?;
+        let full = self.full(key);
+        let put = TxnOp::put(
+            full.clone(),
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        );
+        let result = self.txn(key, guard(full), put).await;
+        if !matches!(
+            result,
+            Ok(Swap::Done { .. }) | Err(StoreError::Indeterminate { .. })
+        ) {
+            self.revoke(lease).await;
+        }
+        result
+    }
+
     /// Runs a guarded transaction: `then` if `cmp` holds, else read the key.
     async fn txn(&self, key: &str, cmp: Compare, then: TxnOp) -> Result<Swap, StoreError> {
         let full = self.full(key);
@@ -324,28 +353,10 @@ impl CasStore for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<Swap, StoreError> {
-        self.limits.check(key, Some(&value), Some(ttl))?;
-        let lease = self.grant(key, ttl).await?;
-        let full = self.full(key);
-        let put = TxnOp::put(
-            full.clone(),
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        );
-        let result = self
-            .txn(
-                key,
-                Compare::create_revision(full, CompareOp::Equal, 0),
-                put,
-            )
-            .await;
-        if !matches!(
-            result,
-            Ok(Swap::Done { .. }) | Err(StoreError::Indeterminate { .. })
-        ) {
-            self.revoke(lease).await;
-        }
-        result
+        self.put_if(key, value, ttl, |full| {
+            Compare::create_revision(full, CompareOp::Equal, 0)
+        })
+        .await
     }
 
     async fn compare_and_swap(
@@ -355,28 +366,10 @@ impl CasStore for EtcdStore {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<Swap, StoreError> {
-        self.limits.check(key, Some(&value), Some(ttl))?;
-        let lease = self.grant(key, ttl).await?;
-        let full = self.full(key);
-        let put = TxnOp::put(
-            full.clone(),
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        );
-        let result = self
-            .txn(
-                key,
-                Compare::mod_revision(full, CompareOp::Equal, expected.0 as i64),
-                put,
-            )
-            .await;
-        if !matches!(
-            result,
-            Ok(Swap::Done { .. }) | Err(StoreError::Indeterminate { .. })
-        ) {
-            self.revoke(lease).await;
-        }
-        result
+        self.put_if(key, value, ttl, |full| {
+            Compare::mod_revision(full, CompareOp::Equal, expected.0 as i64)
+        })
+        .await
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<Swap, StoreError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weft_lease::{CasStore, Fence, Lease, LeaseConfig, LeaseError, MemoryFence, StoreError, Swap};
+use weft_lease::{CasStore, Fence, Lease, LeaseConfig, MemoryFence, StoreError, Swap};
 use weft_lease_etcd::EtcdStore;
 use weft_test::cas;
 use weft_test::faults::{FaultPlan, FaultyStore};
@@ -107,47 +107,13 @@ async fn a_store_paused_past_the_ttl_loses_the_lease_before_anyone_acquires() {
         return;
     };
     let s: Arc<dyn CasStore> = Arc::new(store(&[&etcd.endpoint()], "pause/").await);
-    let config = LeaseConfig::new(Duration::from_secs(2));
-    let a = Lease::acquire(
-        s.clone(),
-        "owner",
-        b"a".to_vec(),
-        config.clone(),
+    weft_test::scenario::paused_past_the_ttl(
+        s,
         Duration::from_secs(2),
+        || etcd.pause(),
+        || etcd.resume(),
     )
-    .await
-    .unwrap();
-    let fence = MemoryFence::new();
-    fence
-        .check_and_advance("resource", a.token())
-        .await
-        .unwrap();
-    let waiter = {
-        let (s, config) = (s.clone(), config.clone());
-        tokio::spawn(async move {
-            let b = Lease::acquire(s, "owner", b"b".to_vec(), config, Duration::from_secs(20))
-                .await
-                .unwrap();
-            (Instant::now(), b)
-        })
-    };
-    etcd.pause().unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    etcd.resume().unwrap();
-    a.lost().await;
-    let lost_at = Instant::now();
-    let (acquired_at, b) = waiter.await.unwrap();
-    assert!(lost_at < acquired_at);
-    assert!(b.token() > a.token());
-    fence
-        .check_and_advance("resource", b.token())
-        .await
-        .unwrap();
-    assert!(matches!(
-        fence.check_and_advance("resource", a.token()).await,
-        Err(LeaseError::StaleToken { .. })
-    ));
-    b.release().await.unwrap();
+    .await;
 }
 
 /// A three-member cluster: kill the leader while a lease is held and

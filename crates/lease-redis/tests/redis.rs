@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weft_lease::{CasStore, Fence, Lease, LeaseConfig, LeaseError, MemoryFence, StoreError, Swap};
+use weft_lease::{CasStore, Lease, LeaseConfig, StoreError, Swap};
 use weft_lease_redis::RedisStore;
 use weft_test::cas;
 
@@ -54,62 +54,13 @@ async fn a_store_paused_past_the_ttl_loses_the_lease_before_anyone_acquires() {
     };
     let store: Arc<dyn CasStore> =
         Arc::new(RedisStore::connect(&redis.url(), "pause/").await.unwrap());
-    let config = LeaseConfig::new(Duration::from_millis(1000));
-    let a = Lease::acquire(
-        store.clone(),
-        "owner",
-        b"a".to_vec(),
-        config.clone(),
-        Duration::from_secs(1),
+    weft_test::scenario::paused_past_the_ttl(
+        store,
+        Duration::from_millis(1000),
+        || redis.pause(),
+        || redis.resume(),
     )
-    .await
-    .unwrap();
-    let fence = MemoryFence::new();
-    fence
-        .check_and_advance("resource", a.token())
-        .await
-        .unwrap();
-    let waiter = {
-        let (store, config) = (store.clone(), config.clone());
-        tokio::spawn(async move {
-            let b = Lease::acquire(
-                store,
-                "owner",
-                b"b".to_vec(),
-                config,
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-            (Instant::now(), b)
-        })
-    };
-    let start = Instant::now();
-    redis.pause().unwrap();
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    redis.resume().unwrap();
-    a.lost().await;
-    let lost_at = Instant::now();
-    let (acquired_at, b) = waiter.await.unwrap();
-    assert!(!a.is_held());
-    // The lost signal could only fire from the holder's own clock while
-    // the store was frozen; the waiter acquired after the resume.
-    assert!(
-        lost_at < acquired_at,
-        "lost {:?} after the new holder acquired {:?}",
-        lost_at - start,
-        acquired_at - start
-    );
-    assert!(b.token() > a.token());
-    fence
-        .check_and_advance("resource", b.token())
-        .await
-        .unwrap();
-    assert!(matches!(
-        fence.check_and_advance("resource", a.token()).await,
-        Err(LeaseError::StaleToken { .. })
-    ));
-    b.release().await.unwrap();
+    .await;
 }
 
 /// Kill and restart a persistent Redis: the holder detects the loss, and

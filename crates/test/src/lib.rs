@@ -27,7 +27,8 @@
 //!
 //! [`cas`] holds the conformance suite every `CasStore` must pass, and
 //! [`faults`] a store wrapper that injects delays, timeouts and pauses;
-//! [`sim`] the seeds and runtimes of seeded simulations.
+//! [`scenario`] fault scenarios every real store runs alike; [`sim`] the
+//! seeds and runtimes of seeded simulations.
 
 pub mod cas;
 mod etcd;
@@ -35,6 +36,7 @@ pub mod faults;
 mod http;
 mod process;
 mod redis;
+pub mod scenario;
 pub mod sim;
 
 pub use etcd::{Etcd, EtcdCluster, etcd, etcd_cluster};

@@ -1,0 +1,69 @@
+//! Fault scenarios that every real store runs the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use weft_lease::{CasStore, Fence, Lease, LeaseConfig, LeaseError, MemoryFence};
+
+/// The store's process frozen (SIGSTOP) for twice the TTL while a lease is
+/// held and another client waits for it. Asserts that the holder's lost
+/// signal fires before the waiter acquires, that the new holder's token is
+/// higher, and that the old holder's fenced write is refused afterwards.
+///
+/// `pause` and `resume` stop and continue the server's process.
+///
+/// # Panics
+///
+/// When a property does not hold, or the store fails.
+pub async fn paused_past_the_ttl(
+    store: Arc<dyn CasStore>,
+    ttl: Duration,
+    pause: impl FnOnce() -> std::io::Result<()>,
+    resume: impl FnOnce() -> std::io::Result<()>,
+) {
+    let config = LeaseConfig::new(ttl);
+    let a = Lease::acquire(store.clone(), "owner", b"a".to_vec(), config.clone(), ttl)
+        .await
+        .expect("the first holder acquires");
+    let fence = MemoryFence::new();
+    fence
+        .check_and_advance("resource", a.token())
+        .await
+        .expect("the first token passes the fence");
+    let waiter = {
+        let (store, config) = (store.clone(), config.clone());
+        tokio::spawn(async move {
+            let b = Lease::acquire(store, "owner", b"b".to_vec(), config, ttl * 10)
+                .await
+                .expect("the waiter acquires after the pause");
+            (Instant::now(), b)
+        })
+    };
+    let start = Instant::now();
+    pause().expect("pause the store");
+    tokio::time::sleep(ttl * 2).await;
+    resume().expect("resume the store");
+    a.lost().await;
+    let lost_at = Instant::now();
+    let (acquired_at, b) = waiter.await.expect("the waiter's task");
+    assert!(!a.is_held());
+    // The lost signal could only fire from the holder's own clock while
+    // the store was frozen; the waiter acquired after the resume.
+    assert!(
+        lost_at < acquired_at,
+        "lost {:?} after the new holder acquired {:?}",
+        lost_at - start,
+        acquired_at - start
+    );
+    assert!(b.token() > a.token());
+    fence
+        .check_and_advance("resource", b.token())
+        .await
+        .expect("the new token passes the fence");
+    assert!(matches!(
+        fence.check_and_advance("resource", a.token()).await,
+        Err(LeaseError::StaleToken { .. })
+    ));
+    b.release().await.expect("release");
+}
