@@ -40,17 +40,7 @@ async fn the_store_never_touches_keys_outside_its_prefix() {
     };
     let a = store(&[&etcd.endpoint()], "app-a/").await;
     let b = store(&[&etcd.endpoint()], "app-b/").await;
-    let ttl = Duration::from_secs(30);
-    assert!(matches!(
-        a.create("k", b"a".to_vec(), ttl).await.unwrap(),
-        Swap::Done { .. }
-    ));
-    assert!(matches!(
-        b.create("k", b"b".to_vec(), ttl).await.unwrap(),
-        Swap::Done { .. }
-    ));
-    assert_eq!(a.get("k").await.unwrap().unwrap().value, b"a");
-    assert_eq!(b.list("").await.unwrap().len(), 1);
+    weft_test::scenario::prefixes_keep_stores_apart(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,40 +59,47 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, v, v}
 ";
 
-const SWAP: &str = r"
+/// A script that runs `$body` only if the key's version is `ARGV[1]`:
+/// `{-1}` when the key is absent, `{0, version, created, value}` when the
+/// version differs.
+macro_rules! guarded {
+    ($body:literal) => {
+        concat!(
+            r"
 local cur = redis.call('HGET', KEYS[1], 'ver')
 if not cur then return {-1} end
 if cur ~= ARGV[1] then
   local c = redis.call('HMGET', KEYS[1], 'ver', 'cre', 'val')
   return {0, c[1], c[2], c[3]}
 end
+",
+            $body
+        )
+    };
+}
+
+const SWAP: &str = guarded!(
+    r"
 local v = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'val', ARGV[2], 'ver', v)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, v, redis.call('HGET', KEYS[1], 'cre')}
-";
+"
+);
 
-const DELETE: &str = r"
-local cur = redis.call('HGET', KEYS[1], 'ver')
-if not cur then return {-1} end
-if cur ~= ARGV[1] then
-  local c = redis.call('HMGET', KEYS[1], 'ver', 'cre', 'val')
-  return {0, c[1], c[2], c[3]}
-end
+const DELETE: &str = guarded!(
+    r"
 redis.call('DEL', KEYS[1])
 return {1, redis.call('INCR', KEYS[2])}
-";
+"
+);
 
-const REFRESH: &str = r"
-local cur = redis.call('HGET', KEYS[1], 'ver')
-if not cur then return {-1} end
-if cur ~= ARGV[1] then
-  local c = redis.call('HMGET', KEYS[1], 'ver', 'cre', 'val')
-  return {0, c[1], c[2], c[3]}
-end
+const REFRESH: &str = guarded!(
+    r"
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, cur}
-";
+"
+);
 
 /// A [`CasStore`] over one Redis server.
 ///

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use weft_lease::{CasStore, Lease, LeaseConfig, StoreError, Swap};
+use weft_lease::{CasStore, Lease, LeaseConfig, StoreError};
 use weft_lease_redis::RedisStore;
 use weft_test::cas;
 
@@ -31,17 +31,7 @@ async fn the_store_never_touches_keys_outside_its_prefix() {
     };
     let a = RedisStore::connect(&redis.url(), "app-a/").await.unwrap();
     let b = RedisStore::connect(&redis.url(), "app-b/").await.unwrap();
-    let ttl = Duration::from_secs(30);
-    assert!(matches!(
-        a.create("k", b"a".to_vec(), ttl).await.unwrap(),
-        Swap::Done { .. }
-    ));
-    assert!(matches!(
-        b.create("k", b"b".to_vec(), ttl).await.unwrap(),
-        Swap::Done { .. }
-    ));
-    assert_eq!(a.get("k").await.unwrap().unwrap().value, b"a");
-    assert_eq!(b.list("").await.unwrap().len(), 1);
+    weft_test::scenario::prefixes_keep_stores_apart(&a, &b).await;
 }
 
 /// The store pauses (SIGSTOP) for longer than the TTL: the holder's lost

@@ -19,6 +19,19 @@ fn store() -> Arc<MemoryStore> {
     Arc::new(MemoryStore::new())
 }
 
+/// A 3 s lease on "k", taken within 1 s.
+async fn hold_k(store: Arc<dyn CasStore>) -> Lease {
+    Lease::acquire(
+        store,
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_lock_excludes_others_and_unlocks_only_with_its_version() {
     let lock = Lock::new(store());
@@ -83,15 +96,7 @@ async fn acquire_waits_for_expiry_and_gives_up_at_its_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_lease_renews_and_keeps_its_token() {
     let s = store();
-    let lease = Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap();
+    let lease = hold_k(s.clone()).await;
     let token = lease.token();
     sleep(secs(60.0)).await;
     assert_eq!(lease.state(), LeaseState::Held);
@@ -151,15 +156,7 @@ async fn the_lost_signal_fires_before_the_store_expires_the_key() {
 async fn a_guarded_task_is_cancelled_on_loss_and_stops_before_run_returns() {
     let s = store();
     let faulty = Arc::new(FaultyStore::new(s.clone(), FaultPlan::default()));
-    let lease = Lease::acquire(
-        faulty.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap();
+    let lease = hold_k(faulty.clone()).await;
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stopped.clone();
     let f = faulty.clone();
@@ -181,15 +178,7 @@ async fn a_guarded_task_is_cancelled_on_loss_and_stops_before_run_returns() {
 #[tokio::test(start_paused = true)]
 async fn a_guarded_task_that_finishes_releases_the_lease() {
     let s = store();
-    let lease = Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap();
+    let lease = hold_k(s.clone()).await;
     let token = lease.token();
     let got = lease.run(|g| async move { g.token }).await.unwrap();
     assert_eq!(got, token);
@@ -202,15 +191,7 @@ async fn a_guarded_task_that_finishes_releases_the_lease() {
 #[tokio::test(start_paused = true)]
 async fn dropping_a_lease_stops_renewals_and_frees_the_key() {
     let s = store();
-    let lease = Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap();
+    let lease = hold_k(s.clone()).await;
     drop(lease);
     advance(secs(0.01)).await;
     tokio::task::yield_now().await;

@@ -67,3 +67,29 @@ pub async fn paused_past_the_ttl(
     ));
     b.release().await.expect("release");
 }
+
+/// Two stores on one server with prefixes `app-a/` and `app-b/`: the same
+/// key written through each stays apart, and each lists only its own.
+///
+/// # Panics
+///
+/// When a store sees the other's key, or fails.
+pub async fn prefixes_keep_stores_apart(a: &dyn CasStore, b: &dyn CasStore) {
+    use weft_lease::Swap;
+    let ttl = Duration::from_secs(30);
+    assert!(matches!(
+        a.create("k", b"a".to_vec(), ttl)
+            .await
+            .expect("create in a"),
+        Swap::Done { .. }
+    ));
+    assert!(matches!(
+        b.create("k", b"b".to_vec(), ttl)
+            .await
+            .expect("create in b"),
+        Swap::Done { .. }
+    ));
+    let in_a = a.get("k").await.expect("get in a").expect("a's key");
+    assert_eq!(in_a.value, b"a");
+    assert_eq!(b.list("").await.expect("list b").len(), 1);
+}
