@@ -55,27 +55,7 @@ impl Etcd {
             ];
             (argv, 2)
         };
-        let (process, ports) = ServerProcess::start(&SPEC, args, |ports| async move {
-            let response = http(&format!("127.0.0.1:{}", ports[0]), "GET", "/health", None)
-                .await
-                .map_err(|e| e.to_string())?;
-            // Healthy means the member has a leader and serves reads, which
-            // an open port does not say.
-            if response.status == 200
-                && response
-                    .body
-                    .replace(' ', "")
-                    .contains(r#""health":"true""#)
-            {
-                Ok(())
-            } else {
-                Err(format!(
-                    "/health answered {}: {}",
-                    response.status, response.body
-                ))
-            }
-        })
-        .await?;
+        let (process, ports) = ServerProcess::start(&SPEC, args, healthy).await?;
         Ok(Etcd {
             process,
             client_port: ports[0],
