@@ -8,10 +8,23 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use weft_lease::{CasStore, Lease, LeaseConfig, Swap};
 use weft_lease_etcd::EtcdStore;
 use weft_lease_redis::RedisStore;
+
+/// The raw baseline speaks etcd's gRPC API through the same generated code
+/// the store uses, without the store around it.
+#[allow(
+    unreachable_pub,
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all
+)]
+mod proto {
+    include!("../src/proto/etcdserverpb.rs");
+}
+use proto::compare::{CompareResult, CompareTarget, TargetUnion};
+use proto::{Compare, LeaseGrantRequest, PutRequest, RequestOp, TxnRequest, request_op};
 
 const N: usize = 1000;
 
@@ -76,9 +89,13 @@ async fn main() {
 
     // etcd: a CAS with a TTL is a lease grant plus a guarded put, by hand
     // and through the store.
-    let mut raw = etcd_client::Client::connect([etcd.endpoint()], None)
+    let channel = tonic::transport::Endpoint::from_shared(etcd.endpoint())
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let mut raw_kv = proto::kv_client::KvClient::new(channel.clone());
+    let mut raw_lease = proto::lease_client::LeaseClient::new(channel);
     let store =
         EtcdStore::connect_with_min_ttl(&[&etcd.endpoint()], "bench/", Duration::from_secs(1))
             .await
@@ -92,17 +109,31 @@ async fn main() {
     let start = Instant::now();
     for i in 0..N + 50 {
         let t = Instant::now();
-        let lease = raw.lease_grant(5, None).await.unwrap().id();
-        let txn = Txn::new()
-            .when([Compare::mod_revision("bench/raw", CompareOp::Equal, rev)])
-            .and_then([TxnOp::put(
-                "bench/raw",
-                i.to_string(),
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
-        let r = raw.txn(txn).await.unwrap();
-        assert!(r.succeeded());
-        rev = r.header().unwrap().revision();
+        let lease = raw_lease
+            .lease_grant(LeaseGrantRequest { ttl: 5, id: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let txn = TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Mod as i32,
+                key: b"bench/raw".to_vec(),
+                target_union: Some(TargetUnion::ModRevision(rev)),
+            }],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: b"bench/raw".to_vec(),
+                    value: i.to_string().into_bytes(),
+                    lease,
+                })),
+            }],
+            failure: Vec::new(),
+        };
+        let r = raw_kv.txn(txn).await.unwrap().into_inner();
+        assert!(r.succeeded);
+        rev = r.header.unwrap().revision;
         if i >= 50 {
             lat.push(t.elapsed());
         }

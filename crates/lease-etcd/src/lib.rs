@@ -28,13 +28,17 @@
 //!   honour is rejected ([`StoreError::BadTtl`]), never rounded.
 //! - Watch uses etcd's watch, started at the revision the key was read at,
 //!   so no change is missed; etcd reports an expiry as a deletion.
-//! - With several endpoints the store keeps one client per member and
+//! - With several endpoints the store keeps one channel per member and
 //!   sends to the member that answered last; a request that fails to reach
 //!   its member (and any failed read) moves on to the next member at once,
-//!   so a dead member is not tried again and again (etcd-client's own
-//!   balanced channel keeps routing a share of requests to it). A write
-//!   that timed out is reported as [`StoreError::Indeterminate`] and the
-//!   lease layer resolves it by reading.
+//!   so a dead member is not tried again and again (a balanced channel
+//!   would keep routing a share of requests to it). A write that timed out
+//!   is reported as [`StoreError::Indeterminate`] and the lease layer
+//!   resolves it by reading.
+//! - The gRPC client is the crate's own: the few etcd calls it makes
+//!   (range, txn, lease grant / revoke / keep-alive, watch) are generated
+//!   from `proto/etcd.proto` once and committed, so building the crate
+//!   needs no protoc (a test fails when the committed code is stale).
 //! - Every key lives under the store's prefix; the store never reads or
 //!   writes outside it.
 //!
@@ -46,12 +50,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions,
-    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
-};
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
 use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+
+mod proto {
+    //! etcd's v3 API as far as this crate calls it, generated from
+    //! `proto/etcd.proto` (tests/proto_fresh.rs keeps it in step).
+    #![allow(
+        unreachable_pub,
+        missing_docs,
+        missing_debug_implementations,
+        clippy::all,
+        clippy::pedantic
+    )]
+    include!("proto/etcdserverpb.rs");
+}
+
+use proto::compare::{CompareResult, CompareTarget, TargetUnion};
+use proto::kv_client::KvClient;
+use proto::lease_client::LeaseClient;
+use proto::range_request::{SortOrder, SortTarget};
+use proto::watch_client::WatchClient;
+use proto::{
+    Compare, DeleteRangeRequest, KeyValue, LeaseGrantRequest, LeaseKeepAliveRequest,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
+    WatchRequest, event, request_op, response_op, watch_request,
+};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,12 +86,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts for a request that could not connect.
 const CONNECT_ATTEMPTS: usize = 4;
 
+/// The gRPC clients of one member, over one HTTP/2 channel.
+#[derive(Clone)]
+struct Member {
+    kv: KvClient<Channel>,
+    lease: LeaseClient<Channel>,
+    watch: WatchClient<Channel>,
+}
+
+impl Member {
+    fn new(channel: Channel) -> Self {
+        Member {
+            kv: KvClient::new(channel.clone()),
+            lease: LeaseClient::new(channel.clone()),
+            watch: WatchClient::new(channel),
+        }
+    }
+}
+
 /// A [`CasStore`] over an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
-    /// One client per endpoint: the store chooses the member, so that a dead
+    /// One channel per member: the store chooses the member, so that a dead
     /// one is left at once instead of being tried again and again.
-    clients: Arc<[Client]>,
+    members: Arc<[Member]>,
     /// The member that answered last.
     current: Arc<AtomicUsize>,
     endpoints: String,
@@ -98,59 +142,58 @@ impl EtcdStore {
     /// As [`connect`](EtcdStore::connect), for a cluster whose minimum TTL
     /// differs (`ceil(1.5 × --election-timeout)`, in whole seconds).
     ///
+    /// A TTL below the cluster's real minimum is still refused: etcd grants
+    /// such a lease with its minimum instead, which the store sees and turns
+    /// into [`StoreError::BadTtl`] rather than keep a key longer than asked.
+    ///
     /// # Errors
     ///
-    /// As [`connect`](EtcdStore::connect).
+    /// As [`connect`](EtcdStore::connect), and [`StoreError::Other`] for a
+    /// `min_ttl` that is not a whole number of seconds of at least 1 s
+    /// (etcd's TTLs are whole seconds, and it has no TTL of zero).
     pub async fn connect_with_min_ttl(
         endpoints: &[&str],
         prefix: &str,
         min_ttl: Duration,
     ) -> Result<Self, StoreError> {
         let named = endpoints.join(",");
-        if endpoints.is_empty() {
-            return Err(StoreError::Other {
-                store: named,
-                reason: "no endpoints given".into(),
-            });
-        }
-        for e in endpoints {
-            let ok = (e.starts_with("http://") || e.starts_with("https://"))
-                && e.split("://").nth(1).is_some_and(|rest| {
-                    rest.rsplit_once(':')
-                        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-                });
-            if !ok {
-                return Err(StoreError::Other {
-                    store: named,
-                    reason: format!("malformed endpoint {e:?}: expected http://host:port"),
-                });
-            }
-        }
-        let options = ConnectOptions::new()
-            .with_timeout(REQUEST_TIMEOUT)
-            .with_connect_timeout(CONNECT_TIMEOUT);
-        let unavailable = |reason: String| StoreError::Unavailable {
+        let bad = |reason: String| StoreError::Other {
             store: named.clone(),
             reason,
         };
-        let mut clients = Vec::with_capacity(endpoints.len());
+        if endpoints.is_empty() {
+            return Err(bad("no endpoints given".into()));
+        }
+        if min_ttl < Duration::from_secs(1) || min_ttl.subsec_nanos() != 0 {
+            return Err(bad(format!(
+                "minimum TTL {min_ttl:?} is not a whole number of seconds of at least 1s"
+            )));
+        }
+        let mut members = Vec::with_capacity(endpoints.len());
         for e in endpoints {
-            let client = tokio::time::timeout(
-                CONNECT_TIMEOUT * 4,
-                Client::connect([e], Some(options.clone())),
-            )
-            .await
-            .map_err(|_| {
-                unavailable(format!(
-                    "{e} did not answer within {:?}",
-                    CONNECT_TIMEOUT * 4
-                ))
-            })?
-            .map_err(|err| unavailable(format!("{e}: {err}")))?;
-            clients.push(client);
+            let well_formed = e.strip_prefix("http://").is_some_and(|rest| {
+                rest.rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            });
+            if !well_formed {
+                let why = if e.starts_with("https://") {
+                    "https (TLS) is not supported; use http://host:port"
+                } else {
+                    "expected http://host:port"
+                };
+                return Err(bad(format!("malformed endpoint {e:?}: {why}")));
+            }
+            let endpoint = Endpoint::from_shared(e.to_string())
+                .map_err(|err| bad(format!("malformed endpoint {e:?}: {err}")))?
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .tcp_nodelay(true);
+            // Lazy: a member that is down now is tried again on use, and
+            // the store works while any member answers.
+            members.push(Member::new(endpoint.connect_lazy()));
         }
         let store = EtcdStore {
-            clients: clients.into(),
+            members: members.into(),
             current: Arc::new(AtomicUsize::new(0)),
             endpoints: named.clone(),
             prefix: prefix.to_string(),
@@ -171,44 +214,51 @@ impl EtcdStore {
         format!("{}{key}", self.prefix)
     }
 
-    fn error(&self, e: &etcd_client::Error) -> StoreError {
+    fn error(&self, e: &Status) -> StoreError {
         StoreError::Unavailable {
             store: self.endpoints.clone(),
-            reason: e.to_string(),
+            reason: describe(e),
         }
     }
 
     /// Whether the request never reached a server (so retrying is safe).
-    fn not_sent(e: &etcd_client::Error) -> bool {
-        match e {
-            etcd_client::Error::GRpcStatus(s) => {
-                s.code() == tonic::Code::Unavailable
-                    && (s.message().contains("connect") || s.message().contains("refused"))
-            }
-            etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-            _ => false,
+    fn not_sent(e: &Status) -> bool {
+        // A channel that could not connect fails the call with Unavailable
+        // and the connection error as its source; a request that was sent
+        // and then timed out or broke is Cancelled, Unknown or
+        // DeadlineExceeded.
+        e.code() == Code::Unavailable && {
+            let message = describe(e);
+            message.contains("connect") || message.contains("refused")
         }
     }
 
-    /// The client of the member that answered last.
-    fn client(&self) -> Client {
-        self.clients[self.current.load(Ordering::Relaxed) % self.clients.len()].clone()
+    /// The member that answered last.
+    fn member(&self) -> Member {
+        self.members[self.current.load(Ordering::Relaxed) % self.members.len()].clone()
     }
 
     /// Runs `op` on the member that answered last and, while a request
     /// fails without reaching its member (or, for a read, fails at all),
-    /// on the next ones.
-    async fn on_members<T, F, Fut>(&self, read: bool, mut op: F) -> Result<T, etcd_client::Error>
+    /// on the next ones. Each attempt is bounded by the request timeout,
+    /// streams included.
+    async fn on_members<T, F, Fut>(&self, read: bool, mut op: F) -> Result<T, Status>
     where
-        F: FnMut(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+        F: FnMut(Member) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
     {
         let start = self.current.load(Ordering::Relaxed);
-        let tries = self.clients.len().max(CONNECT_ATTEMPTS);
+        let tries = self.members.len().max(CONNECT_ATTEMPTS);
         let mut last = None;
         for i in 0..tries {
-            let idx = (start + i) % self.clients.len();
-            match op(self.clients[idx].clone()).await {
+            let idx = (start + i) % self.members.len();
+            let attempt = tokio::time::timeout(REQUEST_TIMEOUT, op(self.members[idx].clone()));
+            let result = attempt.await.unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "no answer within {REQUEST_TIMEOUT:?}"
+                )))
+            });
+            match result {
                 Ok(v) => {
                     self.current.store(idx, Ordering::Relaxed);
                     return Ok(v);
@@ -223,78 +273,100 @@ impl EtcdStore {
         }
         self.current.store(start + 1, Ordering::Relaxed);
         // invariant: the loop ran at least once and only continues on error.
-        Err(last.unwrap_or_else(|| etcd_client::Error::InvalidArgs("no attempt".into())))
+        Err(last.unwrap_or_else(|| Status::internal("no attempt")))
     }
 
     async fn get_raw(&self, full: &str) -> Result<(Option<KeyValue>, i64), StoreError> {
-        let key = full.to_string();
-        let mut resp = self
-            .on_members(true, |mut c| {
-                let key = key.clone();
-                async move { c.get(key, None).await }
+        let request = RangeRequest {
+            key: full.as_bytes().to_vec(),
+            ..RangeRequest::default()
+        };
+        let resp = self
+            .on_members(true, |mut m| {
+                let request = request.clone();
+                async move { m.kv.range(request).await }
             })
             .await
-            .map_err(|e| self.error(&e))?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        Ok((resp.take_kvs().into_iter().next(), revision))
+            .map_err(|e| self.error(&e))?
+            .into_inner();
+        let revision = resp.header.map_or(0, |h| h.revision);
+        Ok((resp.kvs.into_iter().next(), revision))
     }
 
     /// A write's failure: unknown outcome unless it never left.
-    fn write_error(&self, key: &str, e: &etcd_client::Error) -> StoreError {
+    fn write_error(&self, key: &str, e: &Status) -> StoreError {
         if EtcdStore::not_sent(e) {
             return self.error(e);
         }
-        match e {
-            etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::InvalidArgument => {
-                StoreError::Other {
-                    store: self.endpoints.clone(),
-                    reason: s.message().to_string(),
-                }
-            }
-            _ => StoreError::Indeterminate {
+        if e.code() == Code::InvalidArgument {
+            return StoreError::Other {
                 store: self.endpoints.clone(),
-                key: key.to_string(),
-                reason: e.to_string(),
-            },
+                reason: e.message().to_string(),
+            };
+        }
+        StoreError::Indeterminate {
+            store: self.endpoints.clone(),
+            key: key.to_string(),
+            reason: describe(e),
         }
     }
 
     async fn grant(&self, key: &str, ttl: Duration) -> Result<i64, StoreError> {
-        let secs = ttl.as_secs() as i64;
+        // invariant: `Limits::check` bounded the TTL to 9e9 s, below i64::MAX.
+        let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let request = LeaseGrantRequest { ttl: secs, id: 0 };
         let resp = self
             .on_members(
                 false,
-                |mut c| async move { c.lease_grant(secs, None).await },
+                |mut m| async move { m.lease.lease_grant(request).await },
             )
             .await
-            .map_err(|e| self.write_error(key, &e))?;
-        Ok(resp.id())
+            .map_err(|e| self.write_error(key, &e))?
+            .into_inner();
+        if !resp.error.is_empty() {
+            return Err(StoreError::Other {
+                store: self.endpoints.clone(),
+                reason: format!("lease grant for {key:?} refused: {}", resp.error),
+            });
+        }
+        if resp.ttl != secs {
+            // etcd raises a TTL below its minimum to the minimum: a key
+            // written under this lease would outlive the TTL asked for.
+            self.revoke(resp.id).await;
+            return Err(StoreError::BadTtl {
+                ttl,
+                min: Duration::from_secs(resp.ttl.max(secs).unsigned_abs()),
+                max: self.limits.max_ttl,
+                granularity: self.limits.ttl_granularity,
+            });
+        }
+        Ok(resp.id)
     }
 
     async fn revoke(&self, lease: i64) {
-        let _ = self.client().lease_revoke(lease).await;
+        let mut m = self.member();
+        let request = LeaseRevokeRequest { id: lease };
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, m.lease.lease_revoke(request)).await;
     }
 
-    /// Writes `value` under a fresh etcd lease of `ttl` if `guard` (built
-    /// on the full key) holds. The lease is revoked when the write surely
-    /// did not apply; after an unknown outcome it is kept, since the key may
-    /// hold it.
+    /// Writes `value` under a fresh etcd lease of `ttl` if `guard` holds.
+    /// The lease is revoked when the write surely did not apply; after an
+    /// unknown outcome it is kept, since the key may hold it.
     async fn put_if(
         &self,
         key: &str,
         value: Vec<u8>,
         ttl: Duration,
-        guard: impl FnOnce(String) -> Compare,
+        guard: TargetUnion,
     ) -> Result<Swap, StoreError> {
         self.limits.check(key, Some(&value), Some(ttl))?;
         let lease = self.grant(key, ttl).await?;
-        let full = self.full(key);
-        let put = TxnOp::put(
-            full.clone(),
+        let put = request_op::Request::RequestPut(PutRequest {
+            key: self.full(key).into_bytes(),
             value,
-            Some(PutOptions::new().with_lease(lease)),
-        );
-        let result = self.txn(key, guard(full), put).await;
+            lease,
+        });
+        let result = self.txn(key, guard, put).await;
         if !matches!(
             result,
             Ok(Swap::Done { .. }) | Err(StoreError::Indeterminate { .. })
@@ -304,41 +376,102 @@ impl EtcdStore {
         result
     }
 
-    /// Runs a guarded transaction: `then` if `cmp` holds, else read the key.
-    async fn txn(&self, key: &str, cmp: Compare, then: TxnOp) -> Result<Swap, StoreError> {
-        let full = self.full(key);
-        let txn = Txn::new()
-            .when([cmp])
-            .and_then([then])
-            .or_else([TxnOp::get(full, None)]);
+    /// Runs a guarded transaction on `key`: `then` if `guard` holds, else
+    /// read the key.
+    async fn txn(
+        &self,
+        key: &str,
+        guard: TargetUnion,
+        then: request_op::Request,
+    ) -> Result<Swap, StoreError> {
+        let full = self.full(key).into_bytes();
+        let target = match guard {
+            TargetUnion::CreateRevision(_) => CompareTarget::Create,
+            TargetUnion::ModRevision(_) => CompareTarget::Mod,
+            TargetUnion::Version(_) => CompareTarget::Version,
+            TargetUnion::Value(_) => CompareTarget::Value,
+            TargetUnion::Lease(_) => CompareTarget::Lease,
+        };
+        let request = TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal as i32,
+                target: target as i32,
+                key: full.clone(),
+                target_union: Some(guard),
+            }],
+            success: vec![RequestOp {
+                request: Some(then),
+            }],
+            failure: vec![RequestOp {
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key: full,
+                    ..RangeRequest::default()
+                })),
+            }],
+        };
         // A transaction is a write: retried only where it never left.
         let resp = self
-            .on_members(false, |mut c| {
-                let txn = txn.clone();
-                async move { c.txn(txn).await }
+            .on_members(false, |mut m| {
+                let request = request.clone();
+                async move { m.kv.txn(request).await }
             })
             .await
-            .map_err(|e| self.write_error(key, &e))?;
-        if resp.succeeded() {
-            let revision = resp.header().map_or(0, |h| h.revision());
+            .map_err(|e| self.write_error(key, &e))?
+            .into_inner();
+        if resp.succeeded {
+            let revision = resp.header.map_or(0, |h| h.revision);
             return Ok(Swap::Done {
-                version: Version(revision as u64),
+                version: Version(revision.unsigned_abs()),
             });
         }
-        let current = resp.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Get(mut g) => g.take_kvs().into_iter().next().map(entry),
+        let current = resp.responses.into_iter().find_map(|r| match r.response {
+            Some(response_op::Response::ResponseRange(range)) => {
+                range.kvs.into_iter().next().map(entry)
+            }
             _ => None,
         });
         Ok(Swap::Conflict { current })
     }
 }
 
+/// A status with its source chain, which names the connection error.
+fn describe(e: &Status) -> String {
+    let mut message = format!("{}: {}", e.code(), e.message());
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+/// The end of etcd's key range holding every key that starts with
+/// `prefix`: the prefix with its last byte below 0xff incremented (and the
+/// 0xff bytes after it dropped); `[0]` ("to the end") if there is none.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    match prefix.iter().rposition(|&b| b < 0xff) {
+        Some(i) => {
+            let mut end = prefix[..=i].to_vec();
+            end[i] += 1;
+            end
+        }
+        None => vec![0],
+    }
+}
+
 fn entry(kv: KeyValue) -> Entry {
     Entry {
-        version: Version(kv.mod_revision() as u64),
-        created: Version(kv.create_revision() as u64),
-        value: kv.value().to_vec(),
+        version: Version(kv.mod_revision.unsigned_abs()),
+        created: Version(kv.create_revision.unsigned_abs()),
+        value: kv.value,
     }
+}
+
+/// A version as etcd's signed revision; versions this store hands out
+/// always fit, and one that does not can match no key.
+fn revision(version: Version) -> i64 {
+    i64::try_from(version.0).unwrap_or(-1)
 }
 
 #[async_trait::async_trait]
@@ -353,10 +486,8 @@ impl CasStore for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<Swap, StoreError> {
-        self.put_if(key, value, ttl, |full| {
-            Compare::create_revision(full, CompareOp::Equal, 0)
-        })
-        .await
+        self.put_if(key, value, ttl, TargetUnion::CreateRevision(0))
+            .await
     }
 
     async fn compare_and_swap(
@@ -366,21 +497,23 @@ impl CasStore for EtcdStore {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<Swap, StoreError> {
-        self.put_if(key, value, ttl, |full| {
-            Compare::mod_revision(full, CompareOp::Equal, expected.0 as i64)
-        })
+        self.put_if(
+            key,
+            value,
+            ttl,
+            TargetUnion::ModRevision(revision(expected)),
+        )
         .await
     }
 
     async fn delete(&self, key: &str, expected: Version) -> Result<Swap, StoreError> {
         self.limits.check(key, None, None)?;
-        let full = self.full(key);
-        self.txn(
-            key,
-            Compare::mod_revision(full.clone(), CompareOp::Equal, expected.0 as i64),
-            TxnOp::delete(full, None),
-        )
-        .await
+        let delete = request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+            key: self.full(key).into_bytes(),
+            range_end: Vec::new(),
+        });
+        self.txn(key, TargetUnion::ModRevision(revision(expected)), delete)
+            .await
     }
 
     async fn refresh(
@@ -395,23 +528,24 @@ impl CasStore for EtcdStore {
         let Some(kv) = kv else {
             return Ok(Swap::Conflict { current: None });
         };
-        if kv.mod_revision() as u64 != expected.0 {
+        if kv.mod_revision.unsigned_abs() != expected.0 {
             return Ok(Swap::Conflict {
                 current: Some(entry(kv)),
             });
         }
-        let lease = kv.lease();
+        let lease = kv.lease;
         // One keep-alive resets the lease to its granted TTL (the TTL the
-        // key was written with).
+        // key was written with). The request stream ends after it: etcd
+        // answers the keep-alive, then sees the end and closes the call.
         let alive = self
-            .on_members(false, |mut c| async move {
-                let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
-                keeper.keep_alive().await?;
-                stream.message().await
+            .on_members(false, |mut m| async move {
+                let once = futures::stream::iter([LeaseKeepAliveRequest { id: lease }]);
+                let mut answers = m.lease.lease_keep_alive(once).await?.into_inner();
+                answers.message().await
             })
             .await
             .map_err(|e| self.write_error(key, &e))?;
-        if alive.is_none_or(|r| r.ttl() <= 0) {
+        if alive.is_none_or(|r| r.ttl <= 0) {
             return Ok(Swap::Conflict { current: None });
         }
         // The keep-alive counts only if the key still has that lease and
@@ -419,7 +553,7 @@ impl CasStore for EtcdStore {
         // keep-alive was sent.
         let (now, _) = self.get_raw(&full).await?;
         match now {
-            Some(kv) if kv.mod_revision() as u64 == expected.0 && kv.lease() == lease => {
+            Some(kv) if kv.mod_revision.unsigned_abs() == expected.0 && kv.lease == lease => {
                 Ok(Swap::Done { version: expected })
             }
             other => Ok(Swap::Conflict {
@@ -429,30 +563,29 @@ impl CasStore for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, StoreError> {
-        let full = self.full(prefix);
+        let full = self.full(prefix).into_bytes();
         let strip = self.full("");
-        let mut resp = self
-            .on_members(true, |mut c| {
-                let full = full.clone();
-                async move {
-                    c.get(
-                        full,
-                        Some(
-                            GetOptions::new()
-                                .with_prefix()
-                                .with_sort(SortTarget::Create, SortOrder::Ascend),
-                        ),
-                    )
-                    .await
-                }
+        let request = RangeRequest {
+            range_end: prefix_end(&full),
+            // An empty key cannot start a range; "\0" is the lowest key.
+            key: if full.is_empty() { vec![0] } else { full },
+            sort_order: SortOrder::Ascend as i32,
+            sort_target: SortTarget::Create as i32,
+            ..RangeRequest::default()
+        };
+        let resp = self
+            .on_members(true, |mut m| {
+                let request = request.clone();
+                async move { m.kv.range(request).await }
             })
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| self.error(&e))?
+            .into_inner();
         Ok(resp
-            .take_kvs()
+            .kvs
             .into_iter()
             .filter_map(|kv| {
-                let key = std::str::from_utf8(kv.key())
+                let key = std::str::from_utf8(&kv.key)
                     .ok()?
                     .strip_prefix(&strip)?
                     .to_string();
@@ -474,25 +607,41 @@ impl CasStore for EtcdStore {
             if kv.is_none()
                 && tx
                     .send(WatchEvent::Deleted {
-                        version: Version(revision as u64),
+                        version: Version(revision.unsigned_abs()),
                     })
                     .is_err()
             {
                 return;
             }
-            let mut c = store.client();
-            let options = WatchOptions::new().with_start_revision(revision + 1);
-            let Ok(mut stream) = c.watch(full, Some(options)).await else {
+            let create = WatchRequest {
+                request_union: Some(watch_request::RequestUnion::CreateRequest(
+                    WatchCreateRequest {
+                        key: full.into_bytes(),
+                        range_end: Vec::new(),
+                        start_revision: revision + 1,
+                    },
+                )),
+            };
+            // The request side stays open: etcd ends a watch whose client
+            // half-closes.
+            let requests = futures::stream::iter([create]).chain(futures::stream::pending());
+            let mut m = store.member();
+            let Ok(answers) = m.watch.watch(requests).await else {
                 return;
             };
-            while let Ok(Some(resp)) = stream.message().await {
-                for e in resp.events() {
-                    let Some(kv) = e.kv() else { continue };
-                    let event = match e.event_type() {
-                        EventType::Put => WatchEvent::Put(entry(kv.clone())),
-                        EventType::Delete => WatchEvent::Deleted {
-                            version: Version(kv.mod_revision() as u64),
+            let mut answers = answers.into_inner();
+            while let Ok(Some(resp)) = answers.message().await {
+                if resp.canceled {
+                    return;
+                }
+                for e in resp.events {
+                    let Some(kv) = e.kv else { continue };
+                    let event = match event::EventType::try_from(e.r#type) {
+                        Ok(event::EventType::Put) => WatchEvent::Put(entry(kv)),
+                        Ok(event::EventType::Delete) => WatchEvent::Deleted {
+                            version: Version(kv.mod_revision.unsigned_abs()),
                         },
+                        Err(_) => continue,
                     };
                     if tx.send(event).is_err() {
                         return;
@@ -514,5 +663,66 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_range_ends_after_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(b"app/"), b"app0".to_vec());
+        assert_eq!(prefix_end(b"a\xff\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
+        assert_eq!(prefix_end(b""), vec![0]);
+    }
+
+    #[test]
+    fn versions_beyond_etcd_revisions_match_nothing() {
+        assert_eq!(revision(Version(7)), 7);
+        assert_eq!(revision(Version(u64::MAX)), -1);
+    }
+
+    #[tokio::test]
+    async fn a_minimum_ttl_below_one_second_is_refused_before_connecting() {
+        for min in [
+            Duration::ZERO,
+            Duration::from_millis(500),
+            Duration::from_millis(1500),
+        ] {
+            let err = EtcdStore::connect_with_min_ttl(&["http://127.0.0.1:1"], "p/", min)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Other { reason, .. } if reason.contains("minimum TTL")),
+                "{min:?}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_with_no_member_listening_is_unavailable_and_never_sent_to() {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let err = EtcdStore::connect(&["http://127.0.0.1:1", "http://127.0.0.1:2"], "p/")
+            .await
+            .unwrap_err();
+        let StoreError::Unavailable { store, reason } = &err else {
+            panic!("expected Unavailable, got {err}");
+        };
+        assert_eq!(store, "http://127.0.0.1:1,http://127.0.0.1:2");
+        // The refusal is recognised as "never sent", so writes may move on.
+        assert!(
+            reason.contains("connect") || reason.contains("refused"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn https_endpoints_are_refused_with_the_reason() {
+        let err = EtcdStore::connect(&["https://127.0.0.1:2379"], "p/")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("TLS"), "{err}");
     }
 }
