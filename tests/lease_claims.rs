@@ -330,13 +330,16 @@ async fn bad_claim_configuration_is_a_typed_error() {
         "{err}"
     );
     // A TTL the store cannot honour (etcd-like whole seconds).
-    let seconds: Arc<dyn CasStore> = Arc::new(MemoryStore::with_limits(Limits {
-        ttl_granularity: Duration::from_secs(1),
-        min_ttl: Duration::from_secs(2),
-        max_ttl: Duration::from_secs(3600),
-        max_key_len: 32,
-        max_value_len: 1024,
-    }));
+    let seconds: Arc<dyn CasStore> = Arc::new(
+        MemoryStore::with_limits(Limits {
+            ttl_granularity: Duration::from_secs(1),
+            min_ttl: Duration::from_secs(2),
+            max_ttl: Duration::from_secs(3600),
+            max_key_len: 32,
+            max_value_len: 1024,
+        })
+        .unwrap(),
+    );
     let err = LeasedSource::new(seconds.clone(), "job/", items(&[1]), config).unwrap_err();
     assert!(
         matches!(

@@ -180,6 +180,21 @@ pub enum BoundsProblem {
         /// Counts given.
         counts: usize,
     },
+    /// More boundaries than a histogram may have.
+    TooMany {
+        /// Boundaries asked for.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Recorded extremes that no values could have produced: a minimum above
+    /// the maximum, one without the other, a NaN, or extremes of no values.
+    Extremes {
+        /// The recorded minimum.
+        min: Option<f64>,
+        /// The recorded maximum.
+        max: Option<f64>,
+    },
 }
 
 impl fmt::Display for BoundsProblem {
@@ -201,7 +216,14 @@ impl fmt::Display for BoundsProblem {
             BoundsProblem::CountLength { bounds, counts } => write!(
                 f,
                 "{bounds} boundaries need {} bucket counts, got {counts}",
-                bounds + 1
+                bounds.saturating_add(1)
+            ),
+            BoundsProblem::TooMany { count, max } => {
+                write!(f, "{count} boundaries is above the limit of {max}")
+            }
+            BoundsProblem::Extremes { min, max } => write!(
+                f,
+                "recorded minimum {min:?} and maximum {max:?} do not fit the counts"
             ),
         }
     }

@@ -41,6 +41,8 @@
 //! - [`Health`] and [`HealthTracker`] describe whether a member may be used.
 //! - [`Classify`] says whether an error is transient or permanent; every weft
 //!   error implements it.
+//! - [`time`] keeps time arithmetic from overflowing: `Duration::MAX` is a
+//!   valid "wait forever" everywhere.
 //!
 //! # Guarantees
 //!
@@ -60,6 +62,7 @@ mod hash;
 mod health;
 mod key;
 mod shard;
+pub mod time;
 
 pub use combine::{
     Buckets, Combine, Count, FloatSum, Histogram, HistogramAcc, Max, Min, Sum, TopK,

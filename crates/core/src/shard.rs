@@ -77,6 +77,9 @@ impl fmt::Display for ShardId {
 /// - A lookup is a pure function of the hash and the current membership:
 ///   every process with the same membership maps a hash to the same shard.
 /// - A lookup does not allocate, lock or log.
+/// - Every id a lookup returns is below [`id_bound`](Sharder::id_bound) and
+///   passes [`contains`](Sharder::contains); a function whose ids can have
+///   holes overrides both.
 ///
 /// # Examples
 ///
@@ -106,6 +109,21 @@ pub trait Sharder {
 
     /// The shard that owns `hash`.
     fn shard_for_hash(&self, hash: u64) -> ShardId;
+
+    /// One past the highest id a lookup can return now: every id is in
+    /// `0..id_bound()`. Ids of a member-set function may have holes after
+    /// a removal, so the bound can exceed [`shard_count`](Sharder::shard_count);
+    /// per-shard state indexed by id needs `id_bound()` entries. The default
+    /// is `shard_count()`, right for functions whose ids are `0..n`.
+    fn id_bound(&self) -> usize {
+        self.shard_count()
+    }
+
+    /// Whether a lookup can return `id` now (false for a hole left by a
+    /// removed member). The default is `id < id_bound()`.
+    fn contains(&self, id: ShardId) -> bool {
+        id.index() < self.id_bound()
+    }
 }
 
 /// Routing by key for every [`Sharder`], including `dyn Sharder`: the one
@@ -174,6 +192,12 @@ macro_rules! forward_sharder {
             }
             fn shard_for_hash(&self, hash: u64) -> ShardId {
                 (**self).shard_for_hash(hash)
+            }
+            fn id_bound(&self) -> usize {
+                (**self).id_bound()
+            }
+            fn contains(&self, id: ShardId) -> bool {
+                (**self).contains(id)
             }
         }
     )*};

@@ -1,6 +1,6 @@
 //! Copier: every item to every output.
 
-use crate::fanout::fan_out;
+use crate::fanout::{check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
 impl<T: Clone + Send + 'static> Flow<T> {
@@ -25,11 +25,7 @@ impl<T: Clone + Send + 'static> Flow<T> {
     ///
     /// [`FlowError::Config`] if `n` is zero.
     pub fn copy(self, n: usize) -> Result<Vec<Flow<T>>, FlowError> {
-        if n == 0 {
-            return Err(FlowError::Config(
-                "a copier needs at least one output".into(),
-            ));
-        }
+        check_outputs("a copier", n)?;
         Ok(fan_out(
             self.stream,
             self.config,
@@ -42,6 +38,7 @@ impl<T: Clone + Send + 'static> Flow<T> {
                     }
                     last.extend(batch);
                 }
+                Ok(())
             },
         ))
     }

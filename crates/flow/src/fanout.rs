@@ -4,12 +4,31 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::edge::{EdgeTx, Msg, edge};
-use crate::{Flow, FlowConfig};
+use crate::{Flow, FlowConfig, FlowError};
+
+/// The most outputs a fan-out stage (copier, splitter, sharder, parallel
+/// reduce) may have: each is an edge and a task's buffer.
+pub const MAX_OUTPUTS: usize = 1 << 16;
+
+/// Checks a stage's output count before anything is allocated for it.
+pub(crate) fn check_outputs(what: &str, n: usize) -> Result<(), FlowError> {
+    if n == 0 {
+        return Err(FlowError::Config(format!(
+            "{what} needs at least one output"
+        )));
+    }
+    if n > MAX_OUTPUTS {
+        return Err(FlowError::Config(format!(
+            "{what} with {n} outputs is above the limit of {MAX_OUTPUTS}"
+        )));
+    }
+    Ok(())
+}
 
 /// Spawns a task that routes each input batch into `n` output edges:
 /// `route` fills one buffer per output from a batch; the buffers are sent
-/// in output order (so the slowest output paces the stage). A failure goes
-/// to every output. Outputs whose reader is gone are skipped; the task
+/// in output order (so the slowest output paces the stage). A failure, of
+/// the input or of `route`, goes to every output. Outputs whose reader is gone are skipped; the task
 /// stops when all are gone.
 pub(crate) fn fan_out<T, R>(
     input: BoxStream<'static, Msg<T>>,
@@ -19,16 +38,15 @@ pub(crate) fn fan_out<T, R>(
 ) -> Vec<Flow<T>>
 where
     T: Send + 'static,
-    R: FnMut(Vec<T>, &mut [Vec<T>]) + Send + 'static,
+    R: FnMut(Vec<T>, &mut [Vec<T>]) -> Result<(), FlowError> + Send + 'static,
 {
     let (txs, rxs): (Vec<EdgeTx<T>>, Vec<_>) = (0..n).map(|_| edge(config.capacity)).unzip();
     tokio::spawn(async move {
         let mut input = input;
         let mut buffers: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
         while let Some(m) = input.next().await {
-            match m {
-                Ok(batch) => {
-                    route(batch, &mut buffers);
+            match m.and_then(|batch| route(batch, &mut buffers)) {
+                Ok(()) => {
                     let mut open = false;
                     for (tx, buf) in txs.iter().zip(buffers.iter_mut()) {
                         if tx.is_closed() {

@@ -17,18 +17,29 @@ pub struct FlowConfig {
 }
 
 impl FlowConfig {
+    /// The largest edge capacity, in items (2³⁰): an edge's buffer is
+    /// memory, and its permits are a tokio semaphore's.
+    pub const MAX_CAPACITY: usize = 1 << 30;
+
     /// Edges hold up to `capacity` items; items move in batches of up to
     /// `batch`.
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if either is zero or `batch` exceeds
-    /// `capacity`.
+    /// [`FlowError::Config`] if either is zero, `batch` exceeds
+    /// `capacity`, or `capacity` is above
+    /// [`MAX_CAPACITY`](FlowConfig::MAX_CAPACITY).
     pub fn new(capacity: usize, batch: usize) -> Result<Self, FlowError> {
         if capacity == 0 {
             return Err(FlowError::Config(
                 "capacity is zero: an edge must hold at least one item".into(),
             ));
+        }
+        if capacity > FlowConfig::MAX_CAPACITY {
+            return Err(FlowError::Config(format!(
+                "capacity {capacity} is above the limit of {} items per edge",
+                FlowConfig::MAX_CAPACITY
+            )));
         }
         if batch == 0 || batch > capacity {
             return Err(FlowError::Config(format!(

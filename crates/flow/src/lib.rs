@@ -62,6 +62,7 @@ mod shard;
 mod split;
 
 pub use error::FlowError;
+pub use fanout::MAX_OUTPUTS;
 pub use flow::{Flow, FlowConfig, FlowSender, channel};
 pub use join::Outcome;
 pub use shard::Shards;

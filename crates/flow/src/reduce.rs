@@ -3,7 +3,7 @@
 use futures::StreamExt;
 use weft_core::Combine;
 
-use crate::fanout::fan_out;
+use crate::fanout::{check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
 impl<T: Send + 'static> Flow<T> {
@@ -53,9 +53,7 @@ impl<T: Send + 'static> Flow<T> {
         C: Combine<Input = T> + Clone + Send + Sync + 'static,
         C::Acc: Send + 'static,
     {
-        if parallelism == 0 {
-            return Err(FlowError::Config("reduce parallelism is zero".into()));
-        }
+        check_outputs("a parallel reduce", parallelism)?;
         let mut turn = 0;
         let parts = fan_out(
             self.stream,
@@ -64,6 +62,7 @@ impl<T: Send + 'static> Flow<T> {
             move |batch, buffers| {
                 buffers[turn % buffers.len()].extend(batch);
                 turn += 1;
+                Ok(())
             },
         );
         let tasks: Vec<_> = parts

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use weft_core::{Health, ShardExt, ShardKey, Sharder};
+use weft_core::{Health, ShardExt, ShardId, ShardKey, Sharder};
 
 use crate::fanout::fan_out;
-use crate::{Flow, FlowError};
+use crate::{Flow, FlowError, MAX_OUTPUTS};
 
 /// The outputs of [`Flow::shard`], one per shard, and their health.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ impl<T> Shards<T> {
                 match health {
                     Health::Healthy => 0,
                     Health::Suspect => 1,
-                    Health::Down => 2,
+                    Health::Down => DOWN,
                 },
                 Ordering::Relaxed,
             );
@@ -35,8 +35,14 @@ impl<T> Shards<T> {
 
 impl<T: Send + 'static> Flow<T> {
     /// Routes each item to the output of its key's shard under `sharder`
-    /// (any weft-shard function; shard ids must be `0..shard_count`), so
-    /// all items of a key go to one output, in order.
+    /// (any weft-shard function), so all items of a key go to one output,
+    /// in order.
+    ///
+    /// Output `i` is shard id `i`: there are [`Sharder::id_bound`] outputs,
+    /// so a member-set function with holes after a removal (ids `0` and `2`
+    /// of a set that lost member `1`) routes every key to its own member's
+    /// output. The output of a hole receives nothing and starts down, so
+    /// spill-over never picks it.
     ///
     /// With `spill`, an item whose output is marked down
     /// ([`Shards::mark`]) goes to the next output that is not, trading the
@@ -55,33 +61,59 @@ impl<T: Send + 'static> Flow<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] for a sharder over zero shards.
+    /// [`FlowError::Config`] for a sharder over zero shards, or whose id
+    /// bound is below its shard count or above [`MAX_OUTPUTS`]. A sharder
+    /// that returns an id at or above its own bound (a broken `Sharder`)
+    /// fails the flow with [`FlowError::Config`] on every output, naming the
+    /// id, instead of sending the item elsewhere.
     pub fn shard<S, K, F>(self, sharder: S, key: F, spill: bool) -> Result<Shards<T>, FlowError>
     where
         S: Sharder + Send + Sync + 'static,
         K: ShardKey,
         F: Fn(&T) -> K + Send + 'static,
     {
-        let n = sharder.shard_count();
-        if n == 0 {
+        let count = sharder.shard_count();
+        let n = sharder.id_bound();
+        if count == 0 {
             return Err(FlowError::Config("the sharder has zero shards".into()));
         }
-        let health: Arc<[AtomicU8]> = (0..n).map(|_| AtomicU8::new(0)).collect();
+        if n < count || n > MAX_OUTPUTS {
+            return Err(FlowError::Config(format!(
+                "the sharder's id bound {n} is outside {count}..={MAX_OUTPUTS} (its shard count to the output limit)"
+            )));
+        }
+        let health: Arc<[AtomicU8]> = (0..n)
+            .map(|i| {
+                // invariant: n <= MAX_OUTPUTS < u32::MAX.
+                let live = sharder.contains(ShardId::new(i as u32));
+                AtomicU8::new(if live { 0 } else { DOWN })
+            })
+            .collect();
         let h = health.clone();
         let outputs = fan_out(self.stream, self.config, n, move |batch, buffers| {
             for item in batch {
-                let mut target = sharder.shard_for(&key(&item)).index() % n;
+                let id = sharder.shard_for(&key(&item));
+                let mut target = id.index();
+                if target >= n {
+                    return Err(FlowError::Config(format!(
+                        "the sharder returned {id}, outside its id bound {n}"
+                    )));
+                }
                 if spill
-                    && h[target].load(Ordering::Relaxed) == 2
+                    && h[target].load(Ordering::Relaxed) == DOWN
                     && let Some(next) = (1..n)
                         .map(|d| (target + d) % n)
-                        .find(|&i| h[i].load(Ordering::Relaxed) != 2)
+                        .find(|&i| h[i].load(Ordering::Relaxed) != DOWN)
                 {
                     target = next;
                 }
                 buffers[target].push(item);
             }
+            Ok(())
         });
         Ok(Shards { outputs, health })
     }
 }
+
+/// The health byte of a down output.
+const DOWN: u8 = 2;

@@ -94,6 +94,7 @@ impl<T: Clone + Send + 'static> Flow<T> {
                         }
                     }
                 }
+                Ok(())
             },
         );
         let unmatched = (extra == 1).then(|| outputs.pop()).flatten();

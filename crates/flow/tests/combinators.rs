@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
+use weft_core::Sharder;
 use weft_core::{Combine, Count, Health, Histogram, ShardExt, Sum};
 use weft_flow::{Flow, FlowConfig, FlowError, Outcome, Unmatched, channel};
-use weft_shard::LevelJump;
+use weft_shard::{LevelJump, Memento};
 
 fn cfg(capacity: usize, batch: usize) -> FlowConfig {
     FlowConfig::new(capacity, batch).unwrap()
@@ -249,4 +250,92 @@ proptest! {
         let exact = rt.block_on(Flow::from_iter(xs.clone(), cfg(batch * 4, batch)).reduce_parallel(s.clone(), parallelism)).unwrap();
         prop_assert_eq!(exact, s.extract(s.fold(xs.iter().copied())));
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Member-set sharders leave holes in their ids when members leave: each
+    /// key still reaches its own member's output, holes get nothing, and
+    /// nothing is lost.
+    #[test]
+    fn the_sharder_routes_by_id_when_members_leave_holes(
+        members in 2usize..12,
+        removed in prop::collection::vec(any::<prop::sample::Index>(), 1..6),
+        keys in prop::collection::vec(any::<u64>(), 1..300),
+    ) {
+        let names: Vec<String> = (0..members).map(|i| format!("m{i}")).collect();
+        let mut set = Memento::new(names.clone()).unwrap();
+        for r in removed {
+            if set.len() > 1 {
+                let _ = set.remove(&names[r.index(members)]);
+            }
+        }
+        let bound = set.id_bound();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let outputs: Vec<Vec<u64>> = rt.block_on(async {
+            let shards = Flow::from_iter(keys.clone(), cfg(32, 8))
+                .shard(set.clone(), |k: &u64| *k, false)
+                .unwrap();
+            let all = futures::future::join_all(shards.outputs.into_iter().map(|f| f.collect()));
+            all.await.into_iter().map(Result::unwrap).collect()
+        });
+        prop_assert_eq!(outputs.len(), bound);
+        let mut delivered = 0;
+        for (id, got) in outputs.iter().enumerate() {
+            if !set.contains(weft_core::ShardId::new(id as u32)) {
+                prop_assert!(got.is_empty(), "the hole {} received items", id);
+            }
+            for k in got {
+                prop_assert_eq!(set.shard_for(k).index(), id, "key {} misrouted", k);
+            }
+            delivered += got.len();
+        }
+        prop_assert_eq!(delivered, keys.len());
+    }
+}
+
+/// A sharder that breaks its own contract: an id at its bound.
+struct OffTheEnd;
+
+impl weft_core::Sharder for OffTheEnd {
+    fn shard_count(&self) -> usize {
+        2
+    }
+    fn shard_for_hash(&self, _: u64) -> weft_core::ShardId {
+        weft_core::ShardId::new(2)
+    }
+}
+
+#[tokio::test]
+async fn a_sharder_id_outside_its_bound_fails_the_flow_instead_of_wrapping() {
+    let shards = Flow::from_iter(0..10u32, cfg(16, 8))
+        .shard(OffTheEnd, |x: &u32| *x, false)
+        .unwrap();
+    for out in shards.outputs {
+        let err = out.collect().await.unwrap_err();
+        assert!(
+            matches!(&err, FlowError::Config(m) if m.contains("shard 2") && m.contains("bound 2")),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stage_sizes_beyond_the_limits_are_refused_before_allocating() {
+    assert!(matches!(
+        FlowConfig::new(usize::MAX, 1),
+        Err(FlowError::Config(m)) if m.contains("limit")
+    ));
+    assert!(FlowConfig::new(FlowConfig::MAX_CAPACITY, 512).is_ok());
+    assert!(matches!(
+        Flow::from_iter(0..3u32, FlowConfig::default()).copy(usize::MAX),
+        Err(FlowError::Config(m)) if m.contains("limit")
+    ));
+    assert!(matches!(
+        Flow::from_iter(0..3u32, FlowConfig::default())
+            .reduce_parallel(Count::new(), weft_flow::MAX_OUTPUTS + 1)
+            .await,
+        Err(FlowError::Config(m)) if m.contains("limit")
+    ));
 }

@@ -128,6 +128,12 @@ async fn killing_the_etcd_leader_keeps_the_lease_or_reports_it_lost_in_time() {
     )
     .await
     .unwrap();
+    // When the holder is told it lost the lease, if it is.
+    let lost = a.cancellation();
+    let lost_at = tokio::spawn(async move {
+        lost.cancelled().await;
+        Instant::now()
+    });
     let leader = cluster.leader().await.expect("the cluster has a leader");
     let killed = Instant::now();
     cluster.kill(leader);
@@ -149,17 +155,36 @@ async fn killing_the_etcd_leader_keeps_the_lease_or_reports_it_lost_in_time() {
     }
     let first_write = first_write.expect("the surviving members accept writes");
     println!("etcd leader killed: first successful write after {first_write:?}");
+    // Longer than the TTL: a lease still held now was renewed after the kill.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    if a.is_held() {
+    let a_token = a.token();
+    let survived = a.is_held();
+    if survived {
+        assert!(
+            killed.elapsed() > config.ttl() && !lost_at.is_finished(),
+            "held past a TTL after the kill means a renewal went through"
+        );
         println!("the lease survived the leader's death");
         a.release().await.unwrap();
-    } else {
-        println!("the lease was reported lost");
     }
     let b = Lease::acquire(s, "owner", b"b".to_vec(), config, Duration::from_secs(15))
         .await
         .unwrap();
-    assert!(b.token() > a.token());
+    let granted = Instant::now();
+    assert!(b.token() > a_token);
+    if !survived {
+        // Lost: then in time, before anyone else could be granted the key.
+        let lost_at = lost_at.await.unwrap();
+        assert!(
+            lost_at < granted,
+            "the holder heard of its loss {:?} after the next grant",
+            lost_at - granted
+        );
+        println!(
+            "the lease was reported lost {:?} before the next grant",
+            granted - lost_at
+        );
+    }
     assert!(first_write < Duration::from_secs(10));
 }
 

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::time::Instant;
 use weft_core::key_hash;
+use weft_core::time::capped;
 
 use crate::lock::poll_interval;
 use crate::{CasStore, Lease, LeaseConfig, LeaseError, Swap, Version, WatchEvent};
@@ -93,7 +94,7 @@ impl Election {
     /// best-effort delete is sent).
     pub async fn campaign(&self, value: Vec<u8>, wait: Duration) -> Result<Leadership, LeaseError> {
         let start = Instant::now();
-        let deadline = start + wait;
+        let deadline = start + capped(wait);
         let id = key_hash(&(
             CANDIDATE.fetch_add(1, Ordering::Relaxed),
             std::process::id(),

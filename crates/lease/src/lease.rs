@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use weft_core::time::micros;
 use weft_core::{Classify, key_hash};
 
 use crate::lock::{acquire_key, try_create};
@@ -174,6 +175,12 @@ impl LeaseConfig {
                 self.ttl
             ));
         }
+        if self.op_timeout.is_some_and(|t| t.is_zero()) {
+            return bad("operation timeout is zero: every renewal would time out".into());
+        }
+        if self.release_timeout.is_zero() {
+            return bad("release timeout is zero: every release would time out".into());
+        }
         if self.margin_or_default() >= self.ttl {
             return bad(format!(
                 "margin {:?} is not below the TTL {:?}",
@@ -217,7 +224,7 @@ impl Shared {
     }
 
     fn extend(&self, sent: Duration) {
-        let until = (sent + self.config.safe_period()).as_micros() as u64;
+        let until = micros(sent.saturating_add(self.config.safe_period()));
         self.safe_until_us.fetch_max(until, Ordering::AcqRel);
     }
 
@@ -567,7 +574,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             / (1u64 << 53) as f64;
         interval.mul_f64(1.0 + cfg.jitter * (2.0 * unit - 1.0))
     };
-    let mut next = first_sent + jittered(round);
+    let mut next = first_sent.saturating_add(jittered(round));
     loop {
         let now = clock.now();
         let safe = shared.safe_until();
@@ -597,7 +604,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             Ok(Ok(Swap::Done { .. })) => {
                 shared.extend(sent);
                 shared.set(LeaseState::Held);
-                next = sent + jittered(round);
+                next = sent.saturating_add(jittered(round));
             }
             Ok(Ok(Swap::Conflict { .. })) => {
                 tracing::debug!(key = %shared.key, "lease lost: the store no longer holds it");
@@ -606,7 +613,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             }
             Ok(Err(e)) if e.is_transient() => {
                 shared.set(LeaseState::AtRisk);
-                next = clock.now() + interval / 4;
+                next = clock.now().saturating_add(interval / 4);
             }
             Ok(Err(e)) => {
                 tracing::debug!(key = %shared.key, error = %e, "lease lost: renewal failed permanently");
@@ -615,7 +622,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             }
             Err(_) => {
                 shared.set(LeaseState::AtRisk);
-                next = clock.now() + interval / 4;
+                next = clock.now().saturating_add(interval / 4);
             }
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::time::Instant;
 use weft_core::key_hash;
+use weft_core::time::capped;
 
 use crate::{CasStore, LeaseError, StoreError, Swap, Version, WatchEvent};
 
@@ -192,7 +193,7 @@ pub(crate) async fn acquire_key(
     clock: &dyn crate::LeaseClock,
 ) -> Result<(Version, Duration), LeaseError> {
     let start = Instant::now();
-    let deadline = start + wait;
+    let deadline = start + capped(wait);
     loop {
         // Subscribe before trying, so a release between the failed create
         // and the wait is not missed.

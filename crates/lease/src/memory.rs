@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+use weft_core::time::capped;
 
 use crate::store::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
 
@@ -79,7 +80,7 @@ impl MemoryStore {
     /// A store with millisecond TTLs (1 ms to one year), keys up to 4 KiB and
     /// values up to 1 MiB.
     pub fn new() -> Self {
-        MemoryStore::with_limits(Limits {
+        MemoryStore::unchecked(Limits {
             ttl_granularity: Duration::from_millis(1),
             min_ttl: Duration::from_millis(1),
             max_ttl: Duration::from_secs(365 * 24 * 3600),
@@ -90,7 +91,17 @@ impl MemoryStore {
 
     /// A store with other limits (e.g. etcd's whole seconds, to test a
     /// caller's validation).
-    pub fn with_limits(limits: Limits) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::BadLimits`] for limits no operation could meet (see
+    /// [`Limits::validate`]).
+    pub fn with_limits(limits: Limits) -> Result<Self, StoreError> {
+        limits.validate()?;
+        Ok(MemoryStore::unchecked(limits))
+    }
+
+    fn unchecked(limits: Limits) -> Self {
         MemoryStore {
             shared: Arc::new(Shared {
                 inner: Mutex::new(Inner::default()),
@@ -108,7 +119,7 @@ impl MemoryStore {
 
     /// Writes `entry` with a TTL and tells watchers; starts the reaper.
     fn put(&self, inner: &mut Inner, key: &str, entry: Entry, ttl: Duration) {
-        let expires_at = Instant::now() + ttl;
+        let expires_at = Instant::now() + capped(ttl);
         if let Some(old) = inner.entries.get(key) {
             inner.expiries.remove(&(old.expires_at, key.to_string()));
         }
@@ -126,6 +137,17 @@ impl MemoryStore {
             tokio::spawn(reap(Arc::downgrade(&self.shared), self.shared.wake.clone()));
         }
         self.shared.wake.notify_one();
+    }
+
+    /// Writes start the expiry timer, a tokio task: without a runtime they
+    /// fail before changing anything.
+    fn check_runtime() -> Result<(), StoreError> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StoreError::NoRuntime {
+                store: "memory".into(),
+            }),
+        }
     }
 
     fn next_revision(inner: &mut Inner) -> Version {
@@ -198,6 +220,7 @@ impl CasStore for MemoryStore {
 
     async fn create(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<Swap, StoreError> {
         self.limits.check(key, Some(&value), Some(ttl))?;
+        MemoryStore::check_runtime()?;
         let mut inner = self.lock();
         expire_due(&mut inner, Instant::now());
         if let Some(s) = inner.entries.get(key) {
@@ -223,6 +246,7 @@ impl CasStore for MemoryStore {
         ttl: Duration,
     ) -> Result<Swap, StoreError> {
         self.limits.check(key, Some(&value), Some(ttl))?;
+        MemoryStore::check_runtime()?;
         let mut inner = self.lock();
         expire_due(&mut inner, Instant::now());
         let created = match inner.entries.get(key) {
@@ -285,9 +309,10 @@ impl CasStore for MemoryStore {
             }
         };
         inner.expiries.remove(&(at, key.to_string()));
-        inner.expiries.insert((now + ttl, key.to_string()));
+        let expires_at = now + capped(ttl);
+        inner.expiries.insert((expires_at, key.to_string()));
         if let Some(s) = inner.entries.get_mut(key) {
-            s.expires_at = now + ttl;
+            s.expires_at = expires_at;
         }
         self.shared.wake.notify_one();
         Ok(Swap::Done { version: expected })

@@ -64,6 +64,29 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Checks that these limits can be met at all: a minimum TTL above zero
+    /// and not above the maximum, and room for a key of at least one byte.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::BadLimits`] naming the problem.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |reason: String| Err(StoreError::BadLimits(reason));
+        if self.min_ttl.is_zero() {
+            return bad("the minimum TTL is zero: a key must live for some time".into());
+        }
+        if self.min_ttl > self.max_ttl {
+            return bad(format!(
+                "the minimum TTL {:?} is above the maximum {:?}",
+                self.min_ttl, self.max_ttl
+            ));
+        }
+        if self.max_key_len == 0 {
+            return bad("the key limit is zero bytes: no key fits".into());
+        }
+        Ok(())
+    }
+
     /// Checks a key, value and TTL against these limits.
     ///
     /// # Errors
@@ -188,6 +211,16 @@ pub enum StoreError {
         key: String,
         /// The prefix.
         prefix: String,
+    },
+    /// A store configured with limits no operation can meet.
+    #[error("store limits are inconsistent: {0}")]
+    BadLimits(String),
+    /// The store needs a runtime that is not running (a tokio runtime for
+    /// its timers), detected before anything was changed.
+    #[error("store {store} needs a tokio runtime, and none is running on this thread")]
+    NoRuntime {
+        /// The store.
+        store: String,
     },
     /// Any other permanent failure.
     #[error("store {store}: {reason}")]

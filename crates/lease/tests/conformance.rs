@@ -18,7 +18,7 @@ async fn memory_store_with_whole_second_ttls_passes_too() {
         ..weft_lease::CasStore::limits(&MemoryStore::new())
     };
     cas::conformance(
-        Arc::new(MemoryStore::with_limits(limits)),
+        Arc::new(MemoryStore::with_limits(limits).unwrap()),
         cas::Options::default(),
     )
     .await;

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tokio::time::{Instant, advance, sleep};
 use weft_lease::{
     CasStore, Election, Fence, Lease, LeaseConfig, LeaseError, LeaseState, Limits, Lock,
-    MemoryFence, MemoryStore, StoreError, Version, WatchEvent,
+    MemoryFence, MemoryStore, StoreError, Swap, Version, WatchEvent,
 };
 use weft_test::faults::{FaultPlan, FaultyStore};
 
@@ -220,11 +220,14 @@ async fn bad_lease_configuration_is_a_typed_error() {
     assert!(
         matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(2.0))), LeaseError::Config(m) if m.contains("safe period"))
     );
-    let etcd_like: Arc<dyn CasStore> = Arc::new(MemoryStore::with_limits(Limits {
-        ttl_granularity: secs(1.0),
-        min_ttl: secs(2.0),
-        ..s.limits()
-    }));
+    let etcd_like: Arc<dyn CasStore> = Arc::new(
+        MemoryStore::with_limits(Limits {
+            ttl_granularity: secs(1.0),
+            min_ttl: secs(2.0),
+            ..s.limits()
+        })
+        .unwrap(),
+    );
     for ttl in [secs(1.0), secs(2.5)] {
         let e = LeaseConfig::new(ttl)
             .validate(etcd_like.as_ref())
@@ -318,20 +321,234 @@ async fn a_leader_paused_past_its_ttl_is_replaced_and_its_late_write_fenced() {
     assert!(matches!(late, Err(LeaseError::StaleToken { .. })));
 }
 
-#[tokio::test]
-async fn the_fence_rejects_lower_tokens_under_concurrency() {
-    let fence = Arc::new(MemoryFence::new());
-    let tasks = (1..=50u64).map(|t| {
-        let fence = fence.clone();
-        tokio::spawn(async move { fence.check_and_advance("r", Version(t)).await.is_ok() })
-    });
-    let accepted: Vec<bool> = futures::future::join_all(tasks)
+/// Races `tasks` concurrent writers per round against `fence` on a
+/// multi-thread runtime and returns the first violation found: a token
+/// accepted although a higher one had been accepted before its check began,
+/// or a fence whose highest token ends other than the highest it accepted.
+fn race_fence(fence: Arc<dyn Fence>, rounds: u64, tasks: u64) -> Option<String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        for round in 0..rounds {
+            let resource = format!("r{round}");
+            let completed = Arc::new(AtomicU64::new(0));
+            let handles: Vec<_> = (0..tasks)
+                .map(|i| {
+                    let (fence, resource, completed) =
+                        (fence.clone(), resource.clone(), completed.clone());
+                    // Tokens in a scrambled order, with repeats.
+                    let token = (i * 7 + round) % (tasks / 2 + 1) + 1;
+                    tokio::spawn(async move {
+                        let before = completed.load(Ordering::SeqCst);
+                        let ok = fence
+                            .check_and_advance(&resource, Version(token))
+                            .await
+                            .is_ok();
+                        if ok {
+                            completed.fetch_max(token, Ordering::SeqCst);
+                        }
+                        (token, before, ok)
+                    })
+                })
+                .collect();
+            let mut highest_accepted = 0;
+            for h in handles {
+                let (token, before, ok) = h.await.unwrap();
+                if ok && token < before {
+                    return Some(format!(
+                        "round {round}: token {token} accepted after {before} was"
+                    ));
+                }
+                if ok {
+                    highest_accepted = highest_accepted.max(token);
+                }
+            }
+            let at_highest = fence
+                .check_and_advance(&resource, Version(highest_accepted))
+                .await;
+            if at_highest.is_err() {
+                return Some(format!(
+                    "round {round}: the fence ends above its highest accepted token {highest_accepted}"
+                ));
+            }
+            if highest_accepted > 1
+                && fence
+                    .check_and_advance(&resource, Version(highest_accepted - 1))
+                    .await
+                    .is_ok()
+            {
+                return Some(format!(
+                    "round {round}: the fence ends below its highest accepted token {highest_accepted}"
+                ));
+            }
+        }
+        None
+    })
+}
+
+#[test]
+fn the_fence_rejects_lower_tokens_under_concurrency() {
+    assert_eq!(race_fence(Arc::new(MemoryFence::new()), 300, 64), None);
+}
+
+/// A fence that checks, lets others run, then advances: the race the
+/// concurrency test must catch.
+#[derive(Debug, Default)]
+struct NonAtomicFence(std::sync::Mutex<std::collections::HashMap<String, Version>>);
+
+#[async_trait::async_trait]
+impl Fence for NonAtomicFence {
+    async fn check_and_advance(&self, resource: &str, token: Version) -> Result<(), LeaseError> {
+        let high = self.0.lock().unwrap().get(resource).copied();
+        if let Some(highest) = high.filter(|&h| token < h) {
+            return Err(LeaseError::StaleToken {
+                resource: resource.into(),
+                token,
+                highest,
+            });
+        }
+        tokio::task::yield_now().await;
+        self.0.lock().unwrap().insert(resource.into(), token);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_concurrency_check_catches_a_fence_that_checks_then_advances() {
+    let found = race_fence(Arc::new(NonAtomicFence::default()), 300, 64);
+    assert!(found.is_some(), "a non-atomic fence passed the race");
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_of_duration_max_wait_as_long_as_it_takes() {
+    let s = store();
+    let config = LeaseConfig::new(secs(3.0));
+    let first = Lease::acquire(s.clone(), "k", b"a".to_vec(), config.clone(), Duration::MAX)
         .await
-        .into_iter()
-        .map(|r| r.unwrap())
-        .collect();
-    assert!(accepted.iter().any(|&a| a));
-    assert_eq!(fence.highest("r"), Some(Version(50)));
-    assert!(fence.check_and_advance("r", Version(49)).await.is_err());
-    assert!(fence.check_and_advance("other", Version(1)).await.is_ok());
+        .unwrap();
+    let first_token = first.token();
+    let waiter = tokio::spawn({
+        let (s, config) = (s.clone(), config.clone());
+        async move { Lease::acquire(s, "k", b"b".to_vec(), config, Duration::MAX).await }
+    });
+    sleep(secs(60.0)).await;
+    assert!(!waiter.is_finished(), "a wait forever does not give up");
+    first.release().await.unwrap();
+    let second = waiter.await.unwrap().unwrap();
+    assert!(second.token() > first_token);
+
+    let lock = Lock::new(s.clone());
+    let held = lock
+        .acquire("l", b"a".to_vec(), secs(2.0), Duration::MAX)
+        .await
+        .unwrap();
+    // The first lock expires after its TTL; the wait forever then wins it.
+    let again = lock
+        .acquire("l", b"b".to_vec(), secs(2.0), Duration::MAX)
+        .await
+        .unwrap();
+    assert!(again.token > held.token);
+
+    let election = Election::new(s.clone(), "svc", config);
+    let leader = election
+        .campaign(b"x".to_vec(), Duration::MAX)
+        .await
+        .unwrap();
+    assert!(leader.is_leader());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_longest_ttl_the_limits_allow_is_kept_not_overflowed() {
+    let forever: Arc<dyn CasStore> = Arc::new(
+        MemoryStore::with_limits(Limits {
+            max_ttl: Duration::MAX,
+            ttl_granularity: Duration::ZERO,
+            ..MemoryStore::new().limits()
+        })
+        .unwrap(),
+    );
+    let Swap::Done { version } = forever
+        .create("k", b"v".to_vec(), Duration::MAX)
+        .await
+        .unwrap()
+    else {
+        panic!("create")
+    };
+    tokio::time::sleep(secs(365.0 * 24.0 * 3600.0)).await;
+    assert_eq!(forever.get("k").await.unwrap().unwrap().version, version);
+    assert!(matches!(
+        forever.refresh("k", version, Duration::MAX).await.unwrap(),
+        Swap::Done { .. }
+    ));
+}
+
+#[test]
+fn store_limits_no_operation_can_meet_are_refused() {
+    let base = MemoryStore::new().limits();
+    for (limits, needle) in [
+        (
+            Limits {
+                min_ttl: secs(10.0),
+                max_ttl: secs(5.0),
+                ..base
+            },
+            "above the maximum",
+        ),
+        (
+            Limits {
+                max_key_len: 0,
+                ..base
+            },
+            "key limit",
+        ),
+        (
+            Limits {
+                min_ttl: Duration::ZERO,
+                ..base
+            },
+            "minimum TTL is zero",
+        ),
+    ] {
+        let err = MemoryStore::with_limits(limits).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::BadLimits(m) if m.contains(needle)),
+            "{needle}: {err}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_operation_or_release_timeouts_are_refused() {
+    let s = store();
+    for (config, needle) in [
+        (
+            LeaseConfig::new(secs(3.0)).op_timeout(Duration::ZERO),
+            "operation timeout",
+        ),
+        (
+            LeaseConfig::new(secs(3.0)).release_timeout(Duration::ZERO),
+            "release timeout",
+        ),
+    ] {
+        let e = Lease::try_acquire(s.clone(), "k", b"v".to_vec(), config)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, LeaseError::Config(m) if m.contains(needle)),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_memory_store_write_without_a_tokio_runtime_is_an_error_not_a_panic() {
+    let s = MemoryStore::new();
+    let err = futures::executor::block_on(s.create("k", b"v".to_vec(), secs(1.0))).unwrap_err();
+    assert!(matches!(err, StoreError::NoRuntime { .. }), "{err}");
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+    // Nothing was written.
+    assert_eq!(futures::executor::block_on(s.get("k")).unwrap(), None);
 }

@@ -6,6 +6,9 @@ use weft_core::HealthPolicy;
 
 use crate::{ScatterError, Topology};
 
+/// The most attempts a root makes for one shard: first, hedges and retries.
+pub const MAX_ATTEMPTS: usize = 8;
+
 /// When a call has gathered enough.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Gather {
@@ -156,7 +159,8 @@ impl Config {
         self
     }
 
-    /// At most this many attempts per shard (first, hedges and retries).
+    /// At most this many attempts per shard (first, hedges and retries),
+    /// 1 to [`MAX_ATTEMPTS`]; a quorum raises it to the quorum.
     #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.hedging.max_attempts = attempts;
@@ -199,8 +203,25 @@ impl Config {
         if self.deadline.is_zero() {
             return Err(ScatterError::ZeroDuration("deadline"));
         }
-        if self.attempt_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(ScatterError::ZeroDuration("attempt timeout"));
+        if let Some(timeout) = self.attempt_timeout {
+            if timeout.is_zero() {
+                return Err(ScatterError::ZeroDuration("attempt timeout"));
+            }
+            if timeout > self.deadline {
+                return Err(ScatterError::TimeoutAboveDeadline {
+                    timeout,
+                    deadline: self.deadline,
+                });
+            }
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(ScatterError::ZeroCount("max in flight"));
+        }
+        if self.budget_window == 0 {
+            return Err(ScatterError::ZeroCount("budget window"));
+        }
+        if self.hedging.window == 0 {
+            return Err(ScatterError::ZeroCount("latency window"));
         }
         if !(0.0..=1.0).contains(&self.max_extra_load) {
             return Err(ScatterError::BadBudget(self.max_extra_load));
@@ -217,7 +238,14 @@ impl Config {
             });
         }
         if self.hedging.max_attempts == 0 {
-            return Err(ScatterError::ZeroDuration("max attempts"));
+            return Err(ScatterError::ZeroCount("max attempts"));
+        }
+        if self.hedging.max_attempts as usize > MAX_ATTEMPTS {
+            return Err(ScatterError::TooManyAttempts {
+                what: "max attempts",
+                got: self.hedging.max_attempts as usize,
+                max: MAX_ATTEMPTS,
+            });
         }
         match self.gather {
             Gather::FirstK(k) if k == 0 || k > topology.shard_count() => {
@@ -228,6 +256,13 @@ impl Config {
             }
             Gather::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
                 return Err(ScatterError::BadFraction(f));
+            }
+            Gather::Quorum(q) if q > MAX_ATTEMPTS => {
+                return Err(ScatterError::TooManyAttempts {
+                    what: "quorum",
+                    got: q,
+                    max: MAX_ATTEMPTS,
+                });
             }
             Gather::Quorum(q) => {
                 for i in 0..topology.shard_count() {

@@ -62,6 +62,38 @@ pub enum ScatterError {
         /// The ceiling.
         ceiling: std::time::Duration,
     },
+    /// A size above the limit the root can hold.
+    #[error("{got} {what} is above the limit of {max}")]
+    TooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// How many were asked for.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A count that must be at least 1.
+    #[error("{0} is zero: it must be at least 1")]
+    ZeroCount(&'static str),
+    /// More attempts per shard than a root makes.
+    #[error("{what} of {got} needs more attempts per shard than the limit of {max}")]
+    TooManyAttempts {
+        /// The setting (`max attempts` or `quorum`).
+        what: &'static str,
+        /// Its value.
+        got: usize,
+        /// The most attempts a root makes per shard.
+        max: usize,
+    },
+    /// A per-attempt timeout longer than the call's deadline, which could
+    /// never fire.
+    #[error("attempt timeout {timeout:?} is longer than the deadline {deadline:?}")]
+    TimeoutAboveDeadline {
+        /// The attempt timeout.
+        timeout: std::time::Duration,
+        /// The deadline.
+        deadline: std::time::Duration,
+    },
     /// A plan that names a shard the topology does not have.
     #[error("the plan names {0}, which is not in the topology")]
     UnknownShard(ShardId),

@@ -77,7 +77,7 @@ mod report;
 mod root;
 mod topology;
 
-pub use config::{CallOptions, Config, Gather, Hedging};
+pub use config::{CallOptions, Config, Gather, Hedging, MAX_ATTEMPTS};
 pub use error::ScatterError;
 pub use leaf::{Leaf, LeafContext};
 #[cfg(feature = "tower")]

@@ -52,6 +52,12 @@ impl<Req> Plan<Req> {
     /// Splits `keys` by their owning shard under `sharder` and builds one
     /// sub-request per shard from its keys, in shard order. Each key goes to
     /// the shard that owns it and to no other.
+    ///
+    /// Shard ids are the sharder's own, holes included (a member-set
+    /// function after a removal), so the topology needs
+    /// [`Sharder::id_bound`] shards; a plan naming a shard the topology does
+    /// not have is refused by the call ([`crate::ScatterError::UnknownShard`]),
+    /// never sent elsewhere.
     pub fn by_key<S, K, I, F>(sharder: &S, keys: I, mut build: F) -> Self
     where
         S: Sharder + ?Sized,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weft_core::time::micros;
 use weft_core::{Health, HealthPolicy, HealthTracker};
 
 use crate::mix::mix64;
@@ -71,7 +72,7 @@ impl Replicas {
     }
 
     fn us(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.epoch).as_micros() as u64
+        micros(at.saturating_duration_since(self.epoch))
     }
 
     /// 0 = in the pool (healthy, suspect, or down with a probe due);
@@ -134,7 +135,7 @@ impl Replicas {
     /// A down replica chosen is a probe: one per probation period.
     fn note_probe(&self, pick: usize, at: Instant) {
         if self.health(pick) == Health::Down {
-            let next = self.us(at) + self.probation.as_micros() as u64;
+            let next = self.us(at).saturating_add(micros(self.probation));
             self.list[pick]
                 .probe_after_us
                 .store(next, Ordering::Relaxed);
@@ -189,7 +190,9 @@ impl Replicas {
         if let Some(t) = change {
             replica.health.store(encode(t.to), Ordering::Relaxed);
             if t.to == Health::Down {
-                let next = self.us(Instant::now()) + self.probation.as_micros() as u64;
+                let next = self
+                    .us(Instant::now())
+                    .saturating_add(micros(self.probation));
                 replica.probe_after_us.store(next, Ordering::Relaxed);
                 tracing::debug!(replica = r, "replica put on probation");
             } else if t.from == Health::Down {

@@ -13,18 +13,16 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::task::AtomicWaker;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use weft_core::time::{capped, micros};
 use weft_core::{Classify, Combine, Health, ShardId};
 
 use crate::budget::Budget;
 use crate::latency::LatencyWindow;
 use crate::replicas::Replicas;
 use crate::{
-    CallOptions, Config, Gather, Gathered, Leaf, LeafContext, Outcome, Plan, Report, ScatterError,
-    ShardReport, Topology,
+    CallOptions, Config, Gather, Gathered, Leaf, LeafContext, MAX_ATTEMPTS, Outcome, Plan, Report,
+    ScatterError, ShardReport, Topology,
 };
-
-/// Most attempts one shard may take in one call.
-const MAX_ATTEMPTS: usize = 8;
 
 /// A scatter/gather root over a topology of shards × replicas.
 ///
@@ -210,10 +208,8 @@ impl<L> Scatter<L> {
             .percentile(self.config.percentile(), h.min_samples)
             .unwrap_or(h.fallback)
             .clamp(h.floor, h.ceiling);
-        self.hedge_cache.set(
-            samples,
-            delay.as_micros().min(u128::from(u64::MAX - 1)) as u64,
-        );
+        self.hedge_cache
+            .set(samples, micros(delay).min(u64::MAX - 1));
         delay
     }
 
@@ -300,7 +296,7 @@ impl<L> Scatter<L> {
         if deadline_after.is_zero() {
             return Err(ScatterError::ZeroDuration("deadline"));
         }
-        let deadline = start + deadline_after;
+        let deadline = start + capped(deadline_after);
         let shard_count = self.topology.shard_count();
         let mut asked = vec![usize::MAX; shard_count];
         for (i, (shard, _)) in plan.entries.iter().enumerate() {
@@ -399,7 +395,11 @@ impl<L> Scatter<L> {
                 hedge: kind == Kind::Hedge,
                 deadline,
             };
-            let call = self.leaf.call(run.request.clone(), cx);
+            // A leaf that panics before it returns its future fails its
+            // attempt, as one that panics while polled does.
+            let request = run.request.clone();
+            let call =
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.leaf.call(request, cx))).ok();
             inflight.push(Attempt {
                 slot: &slots[index],
                 index,
@@ -468,12 +468,15 @@ impl<L> Scatter<L> {
                         }
                         if hedging && runs[a.run].attempts < max_attempts as u32 {
                             timers.push(Reverse((
-                                start + a.issued + hedge_delay,
+                                start + a.issued + capped(hedge_delay),
                                 Event::Hedge(index),
                             )));
                         }
                         if let Some(t) = self.config.attempt_timeout {
-                            timers.push(Reverse((start + a.issued + t, Event::Timeout(index))));
+                            timers.push(Reverse((
+                                start + a.issued + capped(t),
+                                Event::Timeout(index),
+                            )));
                         }
                     }
                     let next = timers.peek().map_or(deadline, |t| t.0.0.min(deadline));
@@ -514,7 +517,7 @@ impl<L> Scatter<L> {
                                             && a.seq == run.attempts
                                             && launch(a.run, Kind::Hedge, &mut runs, &mut info, &mut inflight, &mut unarmed)
                                         {
-                                            tracing::debug!(shard = runs[a.run].shard.get(), delay_us = hedge_delay.as_micros() as u64, "hedge sent");
+                                            tracing::debug!(shard = runs[a.run].shard.get(), delay_us = micros(hedge_delay), "hedge sent");
                                         }
                                     }
                                     Event::Timeout(index) => {
@@ -805,8 +808,9 @@ pin_project_lite::pin_project! {
         index: usize,
         acquire: Option<Acquire<'a>>,
         permit: Option<tokio::sync::SemaphorePermit<'a>>,
+        // None: the leaf panicked while making the future.
         #[pin]
-        call: F,
+        call: Option<F>,
     }
 }
 
@@ -832,7 +836,9 @@ where
                 Poll::Pending => return cancel_or_pending(this.slot, index, cx),
             }
         }
-        let call = this.call;
+        let Some(call) = this.call.as_pin_mut() else {
+            return Poll::Ready((index, Ended::Panicked));
+        };
         match std::panic::catch_unwind(AssertUnwindSafe(|| call.poll(cx))) {
             Ok(Poll::Ready(result)) => Poll::Ready((index, Ended::Answer(result))),
             // Only a pending attempt needs to hear about cancellation.

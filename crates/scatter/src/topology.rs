@@ -32,17 +32,51 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The most shards a topology may have.
+    pub const MAX_SHARDS: usize = 1 << 20;
+    /// The most replicas a topology may have, and the most (shard, replica)
+    /// pairs: each costs the root memory for its health and load.
+    pub const MAX_REPLICAS: usize = 1 << 24;
+
+    /// Checks sizes before anything is allocated for them.
+    fn check_size(
+        shards: usize,
+        replicas: usize,
+        pairs: Option<usize>,
+    ) -> Result<(), ScatterError> {
+        let too_large = |what, got, max| Err(ScatterError::TooLarge { what, got, max });
+        if shards == 0 {
+            return Err(ScatterError::ZeroShards);
+        }
+        if shards > Topology::MAX_SHARDS {
+            return too_large("shards", shards, Topology::MAX_SHARDS);
+        }
+        if replicas > Topology::MAX_REPLICAS {
+            return too_large("replicas", replicas, Topology::MAX_REPLICAS);
+        }
+        match pairs {
+            Some(p) if p <= Topology::MAX_REPLICAS => Ok(()),
+            // An overflowing product is over the limit too.
+            got => too_large(
+                "shard-replica pairs",
+                got.unwrap_or(usize::MAX),
+                Topology::MAX_REPLICAS,
+            ),
+        }
+    }
+
     /// A topology from explicit replica lists: `shards[i]` holds the replica
     /// indices (into `0..replicas`) that serve shard `i`.
     ///
     /// # Errors
     ///
-    /// [`ScatterError::ZeroShards`], [`ScatterError::NoReplicas`] and
-    /// [`ScatterError::UnknownReplica`].
+    /// [`ScatterError::ZeroShards`], [`ScatterError::NoReplicas`],
+    /// [`ScatterError::UnknownReplica`], and [`ScatterError::TooLarge`]
+    /// above [`MAX_SHARDS`](Topology::MAX_SHARDS) shards or
+    /// [`MAX_REPLICAS`](Topology::MAX_REPLICAS) replicas or pairs.
     pub fn new(shards: Vec<Vec<usize>>, replicas: usize) -> Result<Self, ScatterError> {
-        if shards.is_empty() {
-            return Err(ScatterError::ZeroShards);
-        }
+        let pairs = shards.iter().map(Vec::len).sum();
+        Topology::check_size(shards.len(), replicas, Some(pairs))?;
         for (i, list) in shards.iter().enumerate() {
             let shard = ShardId::new(i as u32);
             if list.is_empty() {
@@ -64,8 +98,11 @@ impl Topology {
     ///
     /// # Errors
     ///
-    /// [`ScatterError::ZeroShards`] or [`ScatterError::NoReplicas`].
+    /// [`ScatterError::ZeroShards`], [`ScatterError::NoReplicas`] or
+    /// [`ScatterError::TooLarge`], as [`new`](Topology::new).
     pub fn sharded(shards: usize, replicas: usize) -> Result<Self, ScatterError> {
+        let total = shards.checked_mul(replicas);
+        Topology::check_size(shards, total.unwrap_or(usize::MAX), total)?;
         let lists = (0..shards)
             .map(|i| (i * replicas..(i + 1) * replicas).collect())
             .collect();
@@ -77,8 +114,10 @@ impl Topology {
     ///
     /// # Errors
     ///
-    /// [`ScatterError::ZeroShards`] or [`ScatterError::NoReplicas`].
+    /// [`ScatterError::ZeroShards`], [`ScatterError::NoReplicas`] or
+    /// [`ScatterError::TooLarge`], as [`new`](Topology::new).
     pub fn replicated(parts: usize, replicas: usize) -> Result<Self, ScatterError> {
+        Topology::check_size(parts, replicas, parts.checked_mul(replicas))?;
         Topology::new(vec![(0..replicas).collect(); parts], replicas)
     }
 

@@ -618,3 +618,150 @@ fn bad_input_is_a_typed_error() {
         );
     });
 }
+
+#[test]
+fn configurations_that_can_never_work_are_typed_errors() {
+    let leaf = |_: (), _cx: LeafContext| async move { Ok::<u64, LeafError>(1) };
+    let t = |r| Topology::sharded(4, r).unwrap();
+    let d = ms(10);
+    let err = |c: Config, r| Scatter::new(t(r), leaf, c).unwrap_err();
+    // A quorum that needs more attempts than a root makes per shard, even
+    // where the shard has replicas enough.
+    assert_eq!(
+        err(Config::new(d).gather(Gather::Quorum(9)), 12),
+        ScatterError::TooManyAttempts {
+            what: "quorum",
+            got: 9,
+            max: weft_scatter::MAX_ATTEMPTS
+        }
+    );
+    assert!(Scatter::new(t(8), leaf, Config::new(d).gather(Gather::Quorum(8))).is_ok());
+    assert!(matches!(
+        err(Config::new(d).max_attempts(9), 2),
+        ScatterError::TooManyAttempts {
+            what: "max attempts",
+            got: 9,
+            ..
+        }
+    ));
+    assert_eq!(
+        err(Config::new(d).max_attempts(0), 2),
+        ScatterError::ZeroCount("max attempts")
+    );
+    assert_eq!(
+        err(Config::new(d).max_in_flight(0), 2),
+        ScatterError::ZeroCount("max in flight")
+    );
+    assert_eq!(
+        err(Config::new(d).latency_window(0), 2),
+        ScatterError::ZeroCount("latency window")
+    );
+    assert_eq!(
+        err(Config::new(d).attempt_timeout(ms(11)), 2),
+        ScatterError::TimeoutAboveDeadline {
+            timeout: ms(11),
+            deadline: d
+        }
+    );
+    assert!(Scatter::new(t(2), leaf, Config::new(d).attempt_timeout(d)).is_ok());
+    assert!(matches!(
+        err(Config::new(d).max_extra_load(f64::NAN), 2),
+        ScatterError::BadBudget(_)
+    ));
+    assert!(matches!(
+        err(Config::new(d).gather(Gather::Fraction(f64::NAN)), 2),
+        ScatterError::BadFraction(_)
+    ));
+}
+
+#[test]
+fn topologies_too_large_to_hold_are_refused_before_allocating() {
+    for (shards, replicas) in [
+        (usize::MAX, 1),
+        (1, usize::MAX),
+        (1 << 21, 1),
+        (1 << 13, 1 << 12),
+    ] {
+        let err = Topology::sharded(shards, replicas).unwrap_err();
+        assert!(
+            matches!(err, ScatterError::TooLarge { .. }),
+            "{shards}×{replicas}: {err}"
+        );
+        assert!(err.to_string().contains("limit"), "{err}");
+        let err = Topology::replicated(shards, replicas).unwrap_err();
+        assert!(matches!(err, ScatterError::TooLarge { .. }), "{err}");
+    }
+    // Overflowing products are refused too, not wrapped.
+    assert!(matches!(
+        Topology::sharded(usize::MAX / 2, 3),
+        Err(ScatterError::TooLarge { .. })
+    ));
+    assert!(Topology::sharded(Topology::MAX_SHARDS, 1).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn durations_at_the_extremes_mean_wait_forever_and_never_overflow() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let leaf = move |_: (), cx: LeafContext| {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            if cx.replica.is_multiple_of(2) {
+                sleep(ms(30)).await;
+                Err(LeafError::Busy)
+            } else {
+                Ok::<u64, LeafError>(1)
+            }
+        }
+    };
+    let config = Config::new(Duration::MAX)
+        .attempt_timeout(Duration::MAX)
+        .hedge_fallback(Duration::MAX, u64::MAX)
+        .hedge_delay_bounds(Duration::ZERO, Duration::MAX)
+        .health(HealthPolicy::default(), Duration::MAX)
+        .max_extra_load(1.0);
+    let root = Scatter::new(Topology::sharded(4, 2).unwrap(), leaf, config).unwrap();
+    for _ in 0..3 {
+        let g = root
+            .gather(Plan::broadcast(4, ()), &Count::new())
+            .await
+            .unwrap();
+        assert_eq!(g.output, 4, "every shard answers, first or on retry");
+    }
+    let forever = CallOptions::default().deadline(Duration::MAX);
+    let g = root
+        .gather_with(Plan::broadcast(4, ()), &Count::new(), forever)
+        .await
+        .unwrap();
+    assert_eq!(g.output, 4);
+    assert!(calls.load(Ordering::SeqCst) >= 16);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leaf_that_panics_before_returning_its_future_fails_its_shard() {
+    struct Eager;
+    impl weft_scatter::Leaf<()> for Eager {
+        type Response = u64;
+        type Error = LeafError;
+        type Future = std::future::Ready<Result<u64, LeafError>>;
+        fn call(&self, _: (), cx: LeafContext) -> Self::Future {
+            assert!(
+                cx.shard.get() != 2,
+                "bug in the synchronous part of the call"
+            );
+            std::future::ready(Ok(1))
+        }
+    }
+    let root = Scatter::new(Topology::sharded(4, 2).unwrap(), Eager, config(ms(100))).unwrap();
+    let g = root
+        .gather(Plan::broadcast(4, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(g.output, 3);
+    assert!(matches!(
+        &g.report.shards[2].outcome,
+        Outcome::Failed { error, .. } if error == "leaf panicked"
+    ));
+    assert_eq!(g.report.answered, 3);
+}

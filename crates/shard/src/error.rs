@@ -50,9 +50,35 @@ pub enum ShardError {
         /// The member count.
         members: usize,
     },
-    /// A Maglev table larger than a `u32` can index.
-    #[error("Maglev table size {0} is above the limit of {max}", max = u32::MAX)]
+    /// A Maglev table larger than the limit.
+    #[error("Maglev table size {0} is above the limit of {max}", max = crate::Maglev::MAX_TABLE_SIZE)]
     TableTooLarge(u64),
+    /// A ring or continuum with more points than the limit (weights times
+    /// virtual nodes), refused before anything is allocated.
+    #[error(
+        "{points} points (weights × virtual nodes) is above the limit of {max}: lower the weights or the virtual nodes"
+    )]
+    TooManyPoints {
+        /// The points the members would need.
+        points: f64,
+        /// The limit.
+        max: usize,
+    },
+    /// A weight that is not a whole number, for a scheme whose weights are
+    /// integers.
+    #[error(
+        "member {member:?} has weight {weight}: {scheme} weights are whole numbers from 1 to {max}"
+    )]
+    WeightNotWhole {
+        /// The member.
+        member: String,
+        /// The weight given.
+        weight: f64,
+        /// The scheme.
+        scheme: &'static str,
+        /// The largest weight allowed.
+        max: u64,
+    },
     /// A bounded-load capacity factor that is not above 1.
     #[error("capacity factor {0} must be finite and above 1")]
     CapacityFactor(f64),

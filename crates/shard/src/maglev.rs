@@ -40,6 +40,8 @@ pub struct Maglev {
 impl Maglev {
     /// The default table size, 65537 (prime).
     pub const DEFAULT_TABLE_SIZE: u64 = 65_537;
+    /// The largest table size (2²⁶, 256 MB of table).
+    pub const MAX_TABLE_SIZE: u64 = 1 << 26;
 
     /// Builds the table of size `table_size` for `members`.
     ///
@@ -47,9 +49,10 @@ impl Maglev {
     ///
     /// [`ShardError::TableNotPrime`] if `table_size` is not prime,
     /// [`ShardError::TableTooSmall`] if it is below the member count and
-    /// [`ShardError::TableTooLarge`] above 2³² − 1.
+    /// [`ShardError::TableTooLarge`] above
+    /// [`MAX_TABLE_SIZE`](Maglev::MAX_TABLE_SIZE).
     pub fn new(members: Members, table_size: u64) -> Result<Self, ShardError> {
-        if table_size > u64::from(u32::MAX) {
+        if table_size > Maglev::MAX_TABLE_SIZE {
             return Err(ShardError::TableTooLarge(table_size));
         }
         if !is_prime(table_size) {

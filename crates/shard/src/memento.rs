@@ -229,6 +229,15 @@ impl Sharder for Memento {
         self.present as usize
     }
 
+    /// The slot count: ids of removed members stay vacant until reused.
+    fn id_bound(&self) -> usize {
+        self.names.len()
+    }
+
+    fn contains(&self, id: ShardId) -> bool {
+        self.names.get(id.index()).is_some_and(Option::is_some)
+    }
+
     #[inline]
     fn shard_for_hash(&self, hash: u64) -> ShardId {
         let mut b = LevelJump::bucket(hash, self.removed_at.len() as u32);

@@ -41,21 +41,34 @@ pub struct Ring {
 impl Ring {
     /// The default number of virtual nodes per unit of weight.
     pub const DEFAULT_VNODES: u32 = 160;
+    /// The most points a ring may have (2²⁴, about 400 MB while it is
+    /// built).
+    pub const MAX_POINTS: usize = 1 << 24;
 
     /// A ring over `members` with `vnodes` points per unit of weight.
     ///
     /// # Errors
     ///
-    /// [`ShardError::ZeroVirtualNodes`] if `vnodes` is zero.
+    /// [`ShardError::ZeroVirtualNodes`] if `vnodes` is zero, and
+    /// [`ShardError::TooManyPoints`] if the weights would need more than
+    /// [`MAX_POINTS`](Ring::MAX_POINTS) points.
     pub fn new(members: Members, vnodes: u32) -> Result<Self, ShardError> {
         if vnodes == 0 {
             return Err(ShardError::ZeroVirtualNodes);
         }
-        let mut entries: Vec<(u64, u64, u32)> = Vec::new();
+        let count = |weight: f64| (f64::from(vnodes) * weight).round().max(1.0);
+        let points: f64 = members.iter().map(|m| count(m.weight)).sum();
+        if points > Ring::MAX_POINTS as f64 {
+            return Err(ShardError::TooManyPoints {
+                points,
+                max: Ring::MAX_POINTS,
+            });
+        }
+        let mut entries: Vec<(u64, u64, u32)> = Vec::with_capacity(points as usize);
         for (id, m) in members.iter().enumerate() {
-            let count = ((f64::from(vnodes) * m.weight).round() as u64).max(1);
+            // invariant: below MAX_POINTS, checked above.
+            let count = count(m.weight) as u64;
             let seed = key_hash(m.name.as_str());
-            entries.reserve(count as usize);
             for i in 0..count {
                 let point = key_hash(&(m.name.as_str(), i as u32));
                 entries.push((point, seed, id as u32));

@@ -354,3 +354,64 @@ fn memento_state_round_trips_through_serde() {
     let bad = r#"{"slots":["a",null],"vacated":[]}"#;
     assert!(serde_json::from_str::<Memento>(bad).is_err());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After removals, Memento's ids have holes: every id a lookup returns
+    /// is below the id bound, names a present member, and the bound covers
+    /// the slots, not just the members left.
+    #[test]
+    fn memento_ids_stay_within_the_id_bound_and_name_present_members(
+        n in 2usize..40,
+        removals in prop::collection::vec(any::<prop::sample::Index>(), 1..20),
+        seed in any::<u64>(),
+    ) {
+        let names: Vec<String> = (0..n).map(|i| format!("node-{i}")).collect();
+        let mut set = Memento::new(names.clone()).unwrap();
+        for r in removals {
+            if set.len() > 1 {
+                let _ = set.remove(&names[r.index(n)]);
+            }
+        }
+        prop_assert!(set.id_bound() >= set.shard_count());
+        prop_assert_eq!(set.id_bound(), set.slots());
+        let mut holes = 0;
+        for id in 0..set.id_bound() {
+            let id = ShardId::new(id as u32);
+            prop_assert_eq!(set.contains(id), set.name(id).is_some());
+            holes += usize::from(!set.contains(id));
+        }
+        prop_assert_eq!(holes, set.id_bound() - set.shard_count());
+        for h in hashes(seed, 500) {
+            let id = set.shard_for_hash(h);
+            prop_assert!(id.index() < set.id_bound());
+            prop_assert!(set.contains(id), "{} is a hole", id);
+        }
+        // Dense functions keep the default: the bound is the count.
+        let ring = Ring::new(named(n), 16).unwrap();
+        prop_assert_eq!(ring.id_bound(), ring.shard_count());
+        let boxed: Box<dyn Sharder> = Box::new(set.clone());
+        prop_assert_eq!(boxed.id_bound(), set.id_bound());
+    }
+}
+
+#[test]
+fn rings_and_tables_too_large_to_build_are_refused_before_allocating() {
+    for weight in [1e9, 1e300, f64::MAX] {
+        let members = Members::new(vec![weft_shard::Member::weighted("a", weight)]).unwrap();
+        let err = Ring::new(members, Ring::DEFAULT_VNODES).unwrap_err();
+        assert!(
+            matches!(err, ShardError::TooManyPoints { .. }),
+            "weight {weight}: {err}"
+        );
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
+    assert!(matches!(
+        Maglev::new(named(3), (1 << 26) + 15),
+        Err(ShardError::TableTooLarge(_))
+    ));
+    let half = Members::new(vec![weft_shard::Member::weighted("10.0.0.1:11211", 0.5)]).unwrap();
+    let err = weft_shard::compat::Ketama::new(half).unwrap_err();
+    assert!(err.to_string().contains("whole numbers"), "{err}");
+}

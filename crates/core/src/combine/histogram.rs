@@ -39,12 +39,17 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// The most boundaries a histogram may have: every accumulator holds a
+    /// count per bucket.
+    pub const MAX_BOUNDS: usize = 1 << 16;
+
     /// A histogram with the given bucket boundaries.
     ///
     /// # Errors
     ///
-    /// [`CoreError::HistogramBounds`] if the list is empty, holds a NaN or an
-    /// infinity, or is not strictly increasing.
+    /// [`CoreError::HistogramBounds`] if the list is empty, longer than
+    /// [`MAX_BOUNDS`](Histogram::MAX_BOUNDS), holds a NaN or an infinity, or
+    /// is not strictly increasing.
     pub fn new(bounds: impl Into<Vec<f64>>) -> Result<Self, CoreError> {
         let bounds = bounds.into();
         check_bounds(&bounds)?;
@@ -59,8 +64,10 @@ impl Histogram {
     ///
     /// [`CoreError::HistogramBounds`] if the boundaries are not finite and
     /// strictly increasing: `count` of zero, `start` not positive, `factor`
-    /// not above 1, or growth past `f64::MAX`.
+    /// not above 1, growth past `f64::MAX`, or `count` above
+    /// [`MAX_BOUNDS`](Histogram::MAX_BOUNDS) (checked before allocating).
     pub fn exponential(start: f64, factor: f64, count: usize) -> Result<Self, CoreError> {
+        check_len(count)?;
         Histogram::new(
             std::iter::successors(Some(start), |b| Some(b * factor))
                 .take(count)
@@ -74,10 +81,21 @@ impl Histogram {
     }
 }
 
+fn check_len(count: usize) -> Result<(), CoreError> {
+    if count > Histogram::MAX_BOUNDS {
+        return Err(CoreError::HistogramBounds(BoundsProblem::TooMany {
+            count,
+            max: Histogram::MAX_BOUNDS,
+        }));
+    }
+    Ok(())
+}
+
 fn check_bounds(bounds: &[f64]) -> Result<(), CoreError> {
     if bounds.is_empty() {
         return Err(CoreError::HistogramBounds(BoundsProblem::Empty));
     }
+    check_len(bounds.len())?;
     for (index, &value) in bounds.iter().enumerate() {
         if !value.is_finite() {
             return Err(CoreError::HistogramBounds(BoundsProblem::NotFinite {
@@ -147,8 +165,9 @@ impl Combine for Histogram {
 /// Bucket counts over fixed boundaries: the output of [`Histogram`], and a
 /// value that can be sent, stored and merged on its own.
 ///
-/// Deserialising validates it: boundaries as in [`Histogram::new`] and one
-/// more count than boundaries.
+/// Deserialising validates it: boundaries as in [`Histogram::new`], one
+/// more count than boundaries, and extremes that fit the counts (both or
+/// neither, the minimum not above the maximum).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "BucketsRepr", into = "BucketsRepr")]
 pub struct Buckets {
@@ -178,6 +197,18 @@ impl TryFrom<BucketsRepr> for Buckets {
             return Err(CoreError::HistogramBounds(BoundsProblem::CountLength {
                 bounds: r.bounds.len(),
                 counts: r.counts.len(),
+            }));
+        }
+        let values = r.counts.iter().fold(0u64, |a, &c| a.saturating_add(c));
+        let consistent = match (r.min, r.max) {
+            (None, None) => values == 0,
+            (Some(min), Some(max)) => values > 0 && min <= max,
+            _ => false,
+        };
+        if !consistent {
+            return Err(CoreError::HistogramBounds(BoundsProblem::Extremes {
+                min: r.min,
+                max: r.max,
             }));
         }
         Ok(Buckets {
@@ -422,5 +453,31 @@ mod tests {
         let short = r#"{"bounds":[1.0],"counts":[0],"min":null,"max":null}"#;
         let err = serde_json::from_str::<Buckets>(short).unwrap_err();
         assert!(err.to_string().contains("need 2 bucket counts"), "{err}");
+        for extremes in [
+            r#""min":5.0,"max":1.0"#,
+            r#""min":1.0,"max":null"#,
+            r#""min":null,"max":null"#,
+        ] {
+            let json = format!(r#"{{"bounds":[1.0,2.0],"counts":[1,0,1],{extremes}}}"#);
+            let err = serde_json::from_str::<Buckets>(&json).unwrap_err();
+            assert!(err.to_string().contains("do not fit"), "{extremes}: {err}");
+        }
+        let empty_with_extremes = r#"{"bounds":[1.0],"counts":[0,0],"min":1.0,"max":1.0}"#;
+        assert!(serde_json::from_str::<Buckets>(empty_with_extremes).is_err());
+        let nan_only = r#"{"bounds":[1.0],"counts":[0,0],"nan":3,"min":null,"max":null}"#;
+        assert!(serde_json::from_str::<Buckets>(nan_only).is_ok());
+    }
+
+    #[test]
+    fn bucket_counts_beyond_the_limit_are_refused_before_allocating() {
+        for count in [Histogram::MAX_BOUNDS + 1, usize::MAX] {
+            let err = Histogram::exponential(1.0, 2.0, count).unwrap_err();
+            assert!(err.to_string().contains("limit"), "{err}");
+            let err = Histogram::exponential(1.0, 1.000_000_1, count).unwrap_err();
+            assert!(err.to_string().contains("limit"), "{err}");
+        }
+        assert!(Histogram::exponential(1.0, 1.001, Histogram::MAX_BOUNDS).is_ok());
+        // Growth past f64::MAX is its own error, not a hang.
+        assert!(Histogram::exponential(1.0, 2.0, 2000).is_err());
     }
 }

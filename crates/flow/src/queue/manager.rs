@@ -377,7 +377,10 @@ impl WorkQueue {
                 };
                 spawn_up_to(&mut workers);
                 let mut last = (Instant::now(), shared.source.arrived());
-                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+                let mut tick = tokio::time::interval_at(
+                    Instant::now() + weft_core::time::capped(every),
+                    every,
+                );
                 loop {
                     tokio::select! {
                         joined = workers.join_next() => {

@@ -43,23 +43,38 @@ pub struct Ketama {
 }
 
 impl Ketama {
+    /// The most points a continuum may have.
+    pub const MAX_POINTS: usize = 1 << 24;
+
     /// Builds the continuum.
     ///
     /// # Errors
     ///
-    /// [`ShardError::BadWeight`] for a weight that is not a whole number
-    /// (libmemcached weights are integers), and [`ShardError::MemberSyntax`]
-    /// for a port that is not a number.
+    /// [`ShardError::WeightNotWhole`] for a weight that is not a whole
+    /// number (libmemcached weights are integers),
+    /// [`ShardError::TooManyPoints`] above
+    /// [`MAX_POINTS`](Ketama::MAX_POINTS) points (160 a member), and
+    /// [`ShardError::MemberSyntax`] for a port that is not a number.
     pub fn new(members: Members) -> Result<Self, ShardError> {
         let mut total: u64 = 0;
         for m in &members {
             if m.weight.fract() != 0.0 || m.weight > f64::from(u32::MAX) {
-                return Err(ShardError::BadWeight {
+                return Err(ShardError::WeightNotWhole {
                     member: m.name.clone(),
                     weight: m.weight,
+                    scheme: "libmemcached ketama",
+                    max: u64::from(u32::MAX),
                 });
             }
             total += m.weight as u64;
+        }
+        // 160 points a member whatever the weights (their shares of 160·n).
+        let points = 160.0 * members.len() as f64;
+        if points > Ketama::MAX_POINTS as f64 {
+            return Err(ShardError::TooManyPoints {
+                points,
+                max: Ketama::MAX_POINTS,
+            });
         }
         let live = members.len() as f32;
         let mut entries: Vec<(u32, u32)> = Vec::new();
