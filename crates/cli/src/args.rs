@@ -52,30 +52,52 @@ impl Args {
         self.flags.get(name).map(String::as_str)
     }
 
-    /// A flag parsed as `T`, naming the flag on error.
-    pub(crate) fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+    /// A flag parsed as `T`, naming the flag and what it takes on error.
+    pub(crate) fn parsed<T: FlagValue>(&self, name: &str) -> Result<Option<T>, String> {
         self.get(name)
             .map(|v| {
                 v.parse::<T>()
-                    .map_err(|_| format!("--{name} {v:?} is not a valid value"))
+                    .map_err(|_| format!("--{name} {v:?} is not {}", T::EXPECTED))
             })
             .transpose()
     }
 
     /// A comma-separated list flag.
-    pub(crate) fn list<T: std::str::FromStr>(&self, name: &str) -> Result<Option<Vec<T>>, String> {
+    pub(crate) fn list<T: FlagValue>(&self, name: &str) -> Result<Option<Vec<T>>, String> {
         self.get(name)
             .map(|v| {
                 v.split(',')
                     .map(|item| {
                         item.trim().parse::<T>().map_err(|_| {
-                            format!("--{name}: {:?} is not a valid value", item.trim())
+                            format!("--{name}: {:?} is not {}", item.trim(), T::EXPECTED)
                         })
                     })
                     .collect()
             })
             .transpose()
     }
+}
+
+/// A flag's value type, with what it accepts for error messages.
+pub(crate) trait FlagValue: std::str::FromStr {
+    /// What a valid value is, after "is not".
+    const EXPECTED: &'static str;
+}
+
+impl FlagValue for u32 {
+    const EXPECTED: &'static str = "a whole number from 0 to 4294967295";
+}
+
+impl FlagValue for u64 {
+    const EXPECTED: &'static str = "a whole number from 0 to 18446744073709551615";
+}
+
+impl FlagValue for usize {
+    const EXPECTED: &'static str = "a whole number from 0 to 18446744073709551615";
+}
+
+impl FlagValue for String {
+    const EXPECTED: &'static str = "text";
 }
 
 #[cfg(test)]
@@ -106,5 +128,8 @@ mod tests {
         assert!(Args::parse(&argv("--shards"), &["shards"]).is_err());
         let a = Args::parse(&argv("--shards x"), &["shards"]).unwrap();
         assert!(a.parsed::<u32>("shards").is_err());
+        let a = Args::parse(&argv("--shards 4294967296"), &["shards"]).unwrap();
+        let err = a.parsed::<u32>("shards").unwrap_err();
+        assert!(err.contains("0 to 4294967295"), "{err}");
     }
 }

@@ -76,15 +76,22 @@ fn decode(raw: &str, format: KeyFormat) -> Result<Key, String> {
             int: None,
         }),
         KeyFormat::Hex => {
-            let digits = raw.trim();
+            let digits = raw.trim().as_bytes();
+            // Digits only: no sign, no prefix, no other characters (which
+            // could also split a multi-byte character).
+            if let Some(bad) = raw.trim().chars().find(|c| !c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "key {raw:?} is not hex: {bad:?} is not a hex digit"
+                ));
+            }
             if !digits.len().is_multiple_of(2) {
                 return Err(format!("key {raw:?} is not hex: odd number of digits"));
             }
-            let bytes = (0..digits.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|_| format!("key {raw:?} is not hex"))?;
+            let nibble = |d: u8| char::from(d).to_digit(16).unwrap_or(0) as u8;
+            let bytes = digits
+                .chunks_exact(2)
+                .map(|pair| (nibble(pair[0]) << 4) | nibble(pair[1]))
+                .collect();
             Ok(Key { bytes, int: None })
         }
         KeyFormat::U64 => {
@@ -118,6 +125,19 @@ fn members(args: &Args, scheme: &str) -> Result<Members, String> {
             "scheme {scheme} needs --shards N or --members LIST"
         )),
     }
+}
+
+/// Schemes whose answer does not depend on a shard count refuse one
+/// rather than ignore it.
+fn fixed_slots(args: &Args, scheme: &str, answer: &str) -> Result<(), String> {
+    for flag in ["shards", "members"] {
+        if args.get(flag).is_some() {
+            return Err(format!(
+                "--{flag} does not apply to --scheme {scheme}: it answers with {answer}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bytes_only(scheme: &str, format: KeyFormat) -> Result<(), String> {
@@ -224,6 +244,7 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
         }
         "redis-cluster" => {
             bytes_only(scheme, format)?;
+            fixed_slots(args, scheme, "16384 hash slots")?;
             Box::new(|k| Ok(redis_slot(&k.bytes).to_string()))
         }
         "ketama" => {
@@ -250,6 +271,7 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
         }
         "cassandra" => {
             bytes_only(scheme, format)?;
+            fixed_slots(args, scheme, "a token, not a shard")?;
             Box::new(|k| Ok(cassandra_token(&k.bytes).to_string()))
         }
         "elasticsearch" => {

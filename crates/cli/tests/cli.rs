@@ -236,3 +236,96 @@ fn bench_hash_prints_a_table_with_the_floor_first_and_writes_an_svg() {
     assert!(plot.starts_with("<svg") && plot.contains("level-jump") && plot.contains("polyline"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn hostile_flags_and_keys_get_an_error_that_names_the_problem() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "route",
+                "--scheme",
+                "jump",
+                "--shards",
+                "4",
+                "--key-format",
+                "hex",
+                "é1",
+            ],
+            "not a hex digit",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "jump",
+                "--shards",
+                "4",
+                "--key-format",
+                "hex",
+                "+1+2",
+            ],
+            "'+' is not a hex digit",
+        ),
+        (
+            &["route", "--scheme", "redis-cluster", "--shards", "0", "k"],
+            "does not apply",
+        ),
+        (
+            &["route", "--scheme", "cassandra", "--shards", "3", "k"],
+            "does not apply",
+        ),
+        (
+            &["route", "--scheme", "jump", "--shards", "99999999999", "k"],
+            "from 0 to 4294967295",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "ketama",
+                "--members",
+                "10.0.0.1:11211=0.5",
+                "k",
+            ],
+            "whole numbers",
+        ),
+        (
+            &[
+                "bench-hash",
+                "--shards",
+                "1000000",
+                "--algos",
+                "ring",
+                "--keys",
+                "1000",
+            ],
+            "above the limit",
+        ),
+        (
+            &["bench-hash", "--keys", "99999999999999999999999"],
+            "from 0 to",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = weft(args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // Uppercase hex is hex.
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "jump",
+            "--shards",
+            "4",
+            "--key-format",
+            "hex",
+            "0aFF",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -95,6 +95,17 @@ pub enum ShardError {
         /// The shard count.
         shards: u32,
     },
+    /// An Elasticsearch `routing_partition_size` that is zero, or above 1
+    /// and not below the shard count.
+    #[error(
+        "routing_partition_size {size} must be 1, or above 1 and below number_of_shards {shards}"
+    )]
+    PartitionSize {
+        /// The partition size given.
+        size: u32,
+        /// The shard count.
+        shards: u32,
+    },
     /// A member name that is not in the set.
     #[error("member {0:?} is not in the set")]
     UnknownMember(String),

@@ -245,3 +245,26 @@ fn elasticsearch_shards_use_routing_shards_and_factor() {
         (routing_hash("user-7").wrapping_add(offset) as i64).rem_euclid(640) as u32 / 128;
     assert_eq!(parted.shard_for_document(Some("user-7"), "doc-1"), expected);
 }
+
+#[test]
+fn elasticsearch_partition_sizes_the_index_would_refuse_are_errors() {
+    use weft_shard::compat::Elasticsearch;
+    let index = || Elasticsearch::new(5).unwrap();
+    for size in [0, 5, 6, u32::MAX] {
+        assert!(
+            matches!(
+                index().with_partition_size(size),
+                Err(ShardError::PartitionSize { .. })
+            ),
+            "{size}"
+        );
+    }
+    assert!(index().with_partition_size(1).is_ok());
+    assert!(index().with_partition_size(4).is_ok());
+    assert!(
+        Elasticsearch::new(1)
+            .unwrap()
+            .with_partition_size(1)
+            .is_ok()
+    );
+}

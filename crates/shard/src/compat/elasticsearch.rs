@@ -120,10 +120,15 @@ impl Elasticsearch {
     ///
     /// # Errors
     ///
-    /// [`ShardError::ZeroShards`] if `size` is zero.
+    /// [`ShardError::PartitionSize`] if `size` is zero, or above 1 and
+    /// not below the shard count (Elasticsearch refuses such an index: the
+    /// partition offset would wrap onto the same shards).
     pub fn with_partition_size(mut self, size: u32) -> Result<Self, ShardError> {
-        if size == 0 {
-            return Err(ShardError::ZeroShards);
+        if size == 0 || (size > 1 && size >= self.shards) {
+            return Err(ShardError::PartitionSize {
+                size,
+                shards: self.shards,
+            });
         }
         self.partition_size = size;
         Ok(self)
