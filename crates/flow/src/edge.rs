@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError, mpsc};
 
 use crate::FlowError;
+use crate::stall::Stall;
 
 /// What travels on an edge: a batch of items, or the failure that ended
 /// the stream. Completion is the edge closing.
@@ -17,6 +18,7 @@ pub(crate) struct EdgeTx<T> {
     tx: mpsc::UnboundedSender<Msg<T>>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    stall: Arc<Stall>,
 }
 
 impl<T> Clone for EdgeTx<T> {
@@ -25,6 +27,7 @@ impl<T> Clone for EdgeTx<T> {
             tx: self.tx.clone(),
             permits: self.permits.clone(),
             capacity: self.capacity,
+            stall: self.stall.clone(),
         }
     }
 }
@@ -70,6 +73,7 @@ pub(crate) fn edge<T>(capacity: usize) -> (EdgeTx<T>, EdgeRx<T>) {
             tx,
             permits: permits.clone(),
             capacity,
+            stall: Stall::new(capacity),
         },
         EdgeRx {
             rx,
@@ -89,9 +93,15 @@ impl<T> EdgeTx<T> {
             } else {
                 Vec::new()
             };
-            let n = batch.len() as u32;
-            let Ok(permit) = self.permits.acquire_many(n).await else {
-                return false;
+            // invariant: a batch is at most the capacity, at most 2³⁰.
+            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            let permit = match self.permits.try_acquire_many(n) {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => return false,
+                Err(TryAcquireError::NoPermits) => match self.wait_for_room(n).await {
+                    Some(permit) => permit,
+                    None => return false,
+                },
             };
             // The receiver returns the permits when it takes the batch.
             permit.forget();
@@ -103,10 +113,22 @@ impl<T> EdgeTx<T> {
         true
     }
 
+    /// Waits for room for `n` items: the slow path of a send, watched
+    /// by the stall watchdog.
+    async fn wait_for_room(&self, n: u32) -> Option<SemaphorePermit<'_>> {
+        // Cleared when the wait ends, or when the send is dropped waiting.
+        let _waiting = self.stall.waiting();
+        self.permits.acquire_many(n).await.ok()
+    }
+
     /// Waits for room for one item; `None` if the receiver is gone. The
     /// room is given back if the slot is dropped unused.
     pub(crate) async fn reserve(&self) -> Option<Slot<'_, T>> {
-        let permit = self.permits.acquire().await.ok()?;
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => self.wait_for_room(1).await?,
+        };
         Some(Slot { tx: self, permit })
     }
 

@@ -326,6 +326,22 @@ impl<T: Send + 'static> Flow<T> {
         Ok(out)
     }
 
+    /// Collects every item of every flow, reading them all at once: the
+    /// shape that cannot deadlock for the outputs of one stage (a copier,
+    /// splitter or sharder waits for room on each of its outputs, so
+    /// reading them one after another stops once an unread edge fills).
+    ///
+    /// # Errors
+    ///
+    /// The first failure that ended one of the flows.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops every flow.
+    pub async fn collect_all(flows: Vec<Flow<T>>) -> Result<Vec<Vec<T>>, FlowError> {
+        futures::future::try_join_all(flows.into_iter().map(Flow::collect)).await
+    }
+
     /// Calls `f` on every item, batch by batch.
     ///
     /// # Errors

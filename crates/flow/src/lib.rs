@@ -60,6 +60,7 @@ pub mod queue;
 mod reduce;
 mod shard;
 mod split;
+mod stall;
 
 pub use error::FlowError;
 pub use fanout::MAX_OUTPUTS;

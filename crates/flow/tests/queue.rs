@@ -151,7 +151,7 @@ fn no_item_is_lost_or_duplicated_under_chaos() {
 async fn acknowledged_items_are_never_processed_again_and_panics_are_dead_lettered() {
     let source = Arc::new(MemorySource::new());
     for x in [1u64, 2, 3] {
-        source.push(x);
+        source.push(x).unwrap();
     }
     source.close();
     let worker = |x: u64| async move {
@@ -189,7 +189,7 @@ async fn the_autoscaler_converges_on_steady_rates_and_does_not_flap_under_noise(
         let source = source.clone();
         tokio::spawn(async move {
             for i in 0..1500u64 {
-                source.push(i);
+                source.push(i).unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             source.close();
@@ -374,7 +374,7 @@ async fn the_workers_follow_the_target_down_and_back_up() {
         tokio::spawn(async move {
             for (per_sec, seconds) in [(50u64, 15u64), (5, 15), (50, 15)] {
                 for _ in 0..per_sec * seconds {
-                    source.push(0u64);
+                    source.push(0u64).unwrap();
                     tokio::time::sleep(Duration::from_millis(1000 / per_sec)).await;
                 }
             }

@@ -23,8 +23,10 @@ use crate::CoreError;
 /// at the end, so the result is the correctly rounded exact sum: the same
 /// for every split and merge order, which a plain `+` fold is not
 /// (`1e100 + 1.0 - 1e100` is `0.0` in one order and `1.0` in another). An
-/// infinite or NaN input makes the result infinite or NaN as IEEE-754 says;
-/// finite inputs whose partial sums exceed `f64::MAX` give an infinity.
+/// infinite or NaN input makes the result infinite or NaN as IEEE-754 says.
+/// Finite inputs never overflow on the way (large inputs are kept scaled
+/// by 2⁻⁶⁴): `[MAX, MAX, -MAX]` is `MAX` in every order, and only an exact
+/// sum beyond the `f64` range gives ±infinity.
 ///
 /// # Examples
 ///
@@ -94,72 +96,138 @@ int_sum!(u8, u16, u32, u64, i8, i16, i32, i64);
 
 /// The accumulator of `Sum<f64>`: the exact sum of its inputs, held as
 /// non-overlapping partials in increasing magnitude.
+///
+/// So that no intermediate sum can overflow, inputs of magnitude at least
+/// 2⁻⁹⁵⁸ are kept scaled by 2⁻⁶⁴ (exact: they stay normal numbers), and
+/// smaller ones apart, unscaled; the two meet only in [`Combine::extract`].
+/// The exact sum, and so the result, is the same in every order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FloatSum {
+    /// Partials of the inputs of magnitude ≥ 2⁻⁹⁵⁸, each scaled by 2⁻⁶⁴.
     partials: Vec<f64>,
+    /// Partials of the smaller inputs, unscaled.
+    #[serde(default)]
+    tiny: Vec<f64>,
     /// Sum of the non-finite inputs (0.0 while there are none).
     special: f64,
 }
 
+/// 2⁶⁴ and its inverse: the scale of the large partials.
+const SCALE_UP: f64 = 18_446_744_073_709_551_616.0;
+const SCALE_DOWN: f64 = 1.0 / SCALE_UP;
+/// The smallest input kept scaled: scaled down it is still a normal number.
+const SCALED_FROM: f64 = f64::MIN_POSITIVE * SCALE_UP;
+
+/// Adds `x` exactly to non-overlapping `partials` (Shewchuk's grow step);
+/// returns the part that left the f64 range, if any.
+fn grow(partials: &mut Vec<f64>, mut x: f64) -> Option<f64> {
+    let mut kept = 0;
+    for i in 0..partials.len() {
+        let mut y = partials[i];
+        if x.abs() < y.abs() {
+            std::mem::swap(&mut x, &mut y);
+        }
+        let hi = x + y;
+        let lo = y - (hi - x);
+        if lo != 0.0 {
+            partials[kept] = lo;
+            kept += 1;
+        }
+        x = hi;
+    }
+    partials.truncate(kept);
+    if x.is_finite() {
+        partials.push(x);
+        None
+    } else {
+        Some(x)
+    }
+}
+
+/// The correctly rounded value of non-overlapping partials in increasing
+/// magnitude.
+fn round(p: &[f64]) -> f64 {
+    let Some(mut n) = p.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let mut hi = p[n];
+    let mut lo = 0.0;
+    while n > 0 {
+        let x = hi;
+        n -= 1;
+        let y = p[n];
+        hi = x + y;
+        lo = y - (hi - x);
+        if lo != 0.0 {
+            break;
+        }
+    }
+    // Round half-even correctly when the rest of the partials would tip a
+    // tie: the step Python's fsum takes.
+    if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
+        }
+    }
+    hi
+}
+
 impl FloatSum {
-    fn add(&mut self, mut x: f64) {
+    fn add(&mut self, x: f64) {
         if !x.is_finite() {
             self.special += x;
             return;
         }
-        let mut kept = 0;
-        for i in 0..self.partials.len() {
-            let mut y = self.partials[i];
-            if x.abs() < y.abs() {
-                std::mem::swap(&mut x, &mut y);
-            }
-            let hi = x + y;
-            let lo = y - (hi - x);
-            if lo != 0.0 {
-                self.partials[kept] = lo;
-                kept += 1;
-            }
-            x = hi;
-        }
-        self.partials.truncate(kept);
-        if x.is_finite() {
-            self.partials.push(x);
+        let overflow = if x.abs() >= SCALED_FROM {
+            grow(&mut self.partials, x * SCALE_DOWN)
         } else {
-            // The running sum left the f64 range.
-            self.special += x;
+            grow(&mut self.tiny, x)
+        };
+        // Only after about 2⁶³ inputs near f64::MAX.
+        if let Some(inf) = overflow {
+            self.special += inf;
         }
+    }
+
+    fn merge(&mut self, other: FloatSum) {
+        for p in other.partials {
+            if let Some(inf) = grow(&mut self.partials, p) {
+                self.special += inf;
+            }
+        }
+        for p in other.tiny {
+            if let Some(inf) = grow(&mut self.tiny, p) {
+                self.special += inf;
+            }
+        }
+        self.special += other.special;
     }
 
     fn value(&self) -> f64 {
         if self.special != 0.0 || self.special.is_nan() {
             return self.special;
         }
-        let p = &self.partials;
-        let Some(mut n) = p.len().checked_sub(1) else {
-            return 0.0;
-        };
-        let mut hi = p[n];
-        let mut lo = 0.0;
-        while n > 0 {
-            let x = hi;
-            n -= 1;
-            let y = p[n];
-            hi = x + y;
-            lo = y - (hi - x);
-            if lo != 0.0 {
-                break;
+        if self.partials.is_empty() {
+            return round(&self.tiny);
+        }
+        // Back to scale: a partial beyond the range means the sum is too
+        // (the largest partial carries the sum, the rest is below its ulp).
+        let mut all = Vec::with_capacity(self.partials.len() + self.tiny.len());
+        for &p in &self.partials {
+            let up = p * SCALE_UP;
+            if !up.is_finite() {
+                return up;
+            }
+            all.push(up);
+        }
+        for &t in &self.tiny {
+            if let Some(inf) = grow(&mut all, t) {
+                return inf;
             }
         }
-        // Round half-even correctly when the rest of the partials would tip
-        // a tie: the step Python's fsum takes.
-        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
-            let y = lo * 2.0;
-            let x = hi + y;
-            if y == x - hi {
-                hi = x;
-            }
-        }
-        hi
+        round(&all)
     }
 }
 
@@ -175,10 +243,7 @@ impl Combine for Sum<f64> {
         acc.add(input);
     }
     fn merge(&self, acc: &mut FloatSum, other: FloatSum) {
-        for p in other.partials {
-            acc.add(p);
-        }
-        acc.special += other.special;
+        acc.merge(other);
     }
     fn extract(&self, acc: FloatSum) -> f64 {
         acc.value()
@@ -219,5 +284,25 @@ mod tests {
                 .is_nan()
         );
         assert_eq!(s.extract(s.fold([f64::INFINITY, 5.0])), f64::INFINITY);
+    }
+
+    #[test]
+    fn float_sums_past_the_range_are_exact_or_infinite_in_every_order() {
+        let s = Sum::<f64>::new();
+        let m = f64::MAX;
+        for order in [[m, m, -m], [m, -m, m], [-m, m, m]] {
+            assert_eq!(s.extract(s.fold(order)), m, "{order:?}");
+        }
+        // Split and merged in either order, too.
+        let (mut a, b) = (s.fold([m, m]), s.fold([-m]));
+        s.merge(&mut a, b);
+        assert_eq!(s.extract(a), m);
+        assert_eq!(s.extract(s.fold([m, m])), f64::INFINITY);
+        assert_eq!(s.extract(s.fold([-m, -m, 1.0])), f64::NEG_INFINITY);
+        // Tiny and huge meet exactly at the end.
+        let tiny = f64::from_bits(1); // the smallest subnormal
+        assert_eq!(s.extract(s.fold([m, tiny, -m])), tiny);
+        assert_eq!(s.extract(s.fold([tiny, 1e-300, -1e-300])), tiny);
+        assert_eq!(s.extract(s.fold([1e308, 1e308, -1e308, tiny])), 1e308);
     }
 }

@@ -218,6 +218,7 @@ where
     done_count: AtomicU64,
     dead_count: AtomicU64,
     discarded_count: AtomicU64,
+    discarded: Arc<Mutex<Vec<u64>>>,
     drain: CancellationToken,
     cancel: CancellationToken,
     /// Wakes idle workers when there are more than the target.
@@ -254,6 +255,62 @@ pub struct Running<O, T> {
     pub control: Control,
 }
 
+/// Everything a queue produced, from [`Running::collect_all`].
+#[derive(Debug)]
+pub struct Collected<O, T> {
+    /// `(item id, output)` for each item processed.
+    pub output: Vec<(u64, O)>,
+    /// Items that failed for good.
+    pub dead_letters: Vec<DeadLetter<T>>,
+    /// The final status.
+    pub status: Status,
+    /// Ids whose result was discarded (see [`Control::discarded_ids`]).
+    pub discarded: Vec<u64>,
+}
+
+impl<O: Send + 'static, T: Send + 'static> Running<O, T> {
+    /// Reads the output and the dead letters to the end while waiting for
+    /// the queue: the shape that cannot deadlock. (Awaiting
+    /// [`Control::wait`] before reading the output stops once the output
+    /// edge fills: the workers wait for room that only a reader makes.)
+    ///
+    /// # Errors
+    ///
+    /// The failure of the output or dead-letter flow, or of the manager
+    /// task.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the outputs and the control: the workers
+    /// see their output closed, give their items back and stop.
+    pub async fn collect_all(self) -> Result<Collected<O, T>, FlowError> {
+        let Running {
+            output,
+            dead_letters,
+            control,
+        } = self;
+        let discarded = control.discarded.clone();
+        let (output, dead_letters, status) =
+            futures::future::try_join3(output.collect(), dead_letters.collect(), control.wait())
+                .await?;
+        let discarded = std::mem::take(&mut *lock_ids(&discarded));
+        Ok(Collected {
+            output,
+            dead_letters,
+            status,
+            discarded,
+        })
+    }
+}
+
+/// The most discarded ids a queue keeps for [`Control::discarded_ids`];
+/// [`Status::discarded`] counts them all.
+pub const MAX_DISCARDED_IDS: usize = 1 << 16;
+
+fn lock_ids(ids: &Mutex<Vec<u64>>) -> std::sync::MutexGuard<'_, Vec<u64>> {
+    ids.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Controls a running queue: its status, graceful drain, cancellation,
 /// and waiting for its end.
 #[derive(Debug)]
@@ -262,9 +319,22 @@ pub struct Control {
     drain: CancellationToken,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
+    discarded: Arc<Mutex<Vec<u64>>>,
 }
 
 impl Control {
+    /// Takes the ids whose result was discarded since the last call: the
+    /// source refused their acknowledgement (the claim was lost, e.g. a
+    /// lease that expired while this process was paused), so another taker
+    /// owns them and this queue's result for them was not sent. Side
+    /// effects the worker had outside the queue for these ids happened
+    /// once more; reconcile them by id. At most [`MAX_DISCARDED_IDS`] are
+    /// kept between calls (the oldest first); [`Status::discarded`] counts
+    /// every one.
+    pub fn discarded_ids(&self) -> Vec<u64> {
+        std::mem::take(&mut *lock_ids(&self.discarded))
+    }
+
     /// The latest status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -346,6 +416,7 @@ impl WorkQueue {
             done_count: AtomicU64::new(0),
             dead_count: AtomicU64::new(0),
             discarded_count: AtomicU64::new(0),
+            discarded: Arc::new(Mutex::new(Vec::new())),
             drain: drain.clone(),
             cancel: cancel.clone(),
             rescaled: Notify::new(),
@@ -416,6 +487,7 @@ impl WorkQueue {
                 let _ = status_tx.send(status_of(&shared, Load::default()));
             }
         };
+        let discarded = shared.discarded.clone();
         let handle = tokio::spawn(manager);
         Running {
             output: Flow::from_edge(out_rx, config.output),
@@ -425,6 +497,7 @@ impl WorkQueue {
                 drain,
                 cancel,
                 handle,
+                discarded,
             },
         }
     }
@@ -645,7 +718,12 @@ where
             // The claim was lost (another taker owns the item now): this
             // result must not count.
             self.discarded_count.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(id, "claim lost before commit; result discarded");
+            let mut ids = lock_ids(&self.discarded);
+            if ids.len() < MAX_DISCARDED_IDS {
+                ids.push(id);
+            }
+            drop(ids);
+            tracing::warn!(id, "claim lost before commit; result discarded");
             return true;
         }
         self.done.insert(id);

@@ -7,6 +7,7 @@ mod source;
 
 pub use autoscale::{Autoscaler, Load};
 pub use manager::{
-    Control, DeadLetter, QueueConfig, RetryPolicy, Running, Status, WorkQueue, Worker,
+    Collected, Control, DeadLetter, MAX_DISCARDED_IDS, QueueConfig, RetryPolicy, Running, Status,
+    WorkQueue, Worker,
 };
-pub use source::{Item, MemorySource, Source};
+pub use source::{Closed, Item, MemorySource, Source};

@@ -11,6 +11,11 @@ use tokio::task::JoinHandle;
 
 use crate::{Flow, FlowError};
 
+/// A push to a closed [`MemorySource`]: the payload, handed back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the source is closed: no more items are taken")]
+pub struct Closed<T>(pub T);
+
 /// A work item: an id unique within its source, and the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item<T> {
@@ -95,26 +100,48 @@ impl<T> MemorySource<T> {
     /// A closed source holding `items` (ids 0, 1, …).
     pub fn from_items<I: IntoIterator<Item = T>>(items: I) -> Self {
         let s = MemorySource::new();
-        for item in items {
-            s.push(item);
+        for (id, payload) in (0u64..).zip(items) {
+            s.lock().push_back(Item { id, payload });
+            s.next_id.store(id + 1, Ordering::Relaxed);
+            s.arrived.fetch_add(1, Ordering::Relaxed);
         }
         s.close();
         s
     }
 
     /// Adds an item; returns its id.
-    pub fn push(&self, payload: T) -> u64 {
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`], holding the payload, once the source is closed: no
+    /// taker would ever get the item, so it is handed back rather than
+    /// given an id.
+    pub fn push(&self, payload: T) -> Result<u64, Closed<T>> {
+        // Closing takes the same lock, so a push either lands before the
+        // close (and is handed out) or is refused.
+        let mut queue = self.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Closed(payload));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().push_back(Item { id, payload });
+        queue.push_back(Item { id, payload });
         self.arrived.fetch_add(1, Ordering::Relaxed);
+        drop(queue);
         self.ready.notify_one();
-        id
+        Ok(id)
     }
 
-    /// No more items will be pushed.
+    /// No more items will be pushed; later pushes are refused.
     pub fn close(&self) {
+        let queue = self.lock();
         self.closed.store(true, Ordering::Release);
+        drop(queue);
         self.ready.notify_waiters();
+    }
+
+    /// Whether the source is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Items waiting to be handed out.
@@ -156,7 +183,7 @@ impl<T> MemorySource<T> {
         let mut batches = flow.stream;
         Ok(tokio::spawn(async move {
             let mut fed = 0u64;
-            let result = loop {
+            let result = 'feed: loop {
                 match batches.next().await {
                     None => break Ok(fed),
                     Some(Err(e)) => break Err(e),
@@ -172,7 +199,11 @@ impl<T> MemorySource<T> {
                                 }
                                 taken.await;
                             }
-                            source.push(item);
+                            if source.push(item).is_err() {
+                                break 'feed Err(FlowError::Config(format!(
+                                    "the source was closed while it was fed: {fed} items fed, the rest of the flow was not"
+                                )));
+                            }
                             fed += 1;
                         }
                     }
@@ -205,13 +236,22 @@ impl<T: Send> Source<T> for MemorySource<T> {
                 return Some(item);
             }
             let ready = self.ready.notified();
-            if let Some(item) = self.lock().pop_front() {
+            let (popped, done) = {
+                let mut queue = self.lock();
+                let popped = queue.pop_front();
+                // Closed, empty, and nothing in hand that could be nacked
+                // back; read under the lock, so no push lands after this.
+                let done = popped.is_none()
+                    && self.closed.load(Ordering::Acquire)
+                    && self.in_hand.load(Ordering::Acquire) == 0;
+                (popped, done)
+            };
+            if let Some(item) = popped {
                 self.in_hand.fetch_add(1, Ordering::AcqRel);
                 self.popped();
                 return Some(item);
             }
-            // Closed, empty, and nothing in hand that could be nacked back.
-            if self.closed.load(Ordering::Acquire) && self.in_hand.load(Ordering::Acquire) == 0 {
+            if done {
                 self.ready.notify_waiters();
                 return None;
             }

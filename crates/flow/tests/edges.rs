@@ -1,0 +1,168 @@
+//! Items that could vanish and shapes that could hang: pushes after close,
+//! refused acknowledgements, unread outputs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_flow::queue::{
+    Autoscaler, Closed, Item, MemorySource, QueueConfig, Running, Source, WorkQueue,
+};
+use weft_flow::{Flow, FlowConfig};
+
+fn config(output_capacity: usize) -> QueueConfig {
+    QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 2)
+        .unwrap()
+        .output(FlowConfig::new(output_capacity, output_capacity.min(4)).unwrap())
+}
+
+#[test]
+fn a_push_after_close_hands_the_payload_back() {
+    let source = MemorySource::new();
+    assert_eq!(source.push("a"), Ok(0));
+    source.close();
+    assert_eq!(source.push("b"), Err(Closed("b")));
+    assert!(source.is_closed());
+    assert_eq!(
+        source.pending(),
+        1,
+        "only the item pushed before the close waits"
+    );
+}
+
+#[test]
+fn every_push_that_got_an_id_is_handed_out_whatever_races_the_close() {
+    for round in 0..200u64 {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (accepted, taken) = rt.block_on(async move {
+            let source = Arc::new(MemorySource::new());
+            let pushers: Vec<_> = (0..4u64)
+                .map(|p| {
+                    let source = source.clone();
+                    tokio::spawn(async move {
+                        let mut ids = Vec::new();
+                        for i in 0..50 {
+                            if let Ok(id) = source.push(p * 1000 + i) {
+                                ids.push(id);
+                            }
+                            if i % 8 == round % 8 {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        ids
+                    })
+                })
+                .collect();
+            let closer = {
+                let source = source.clone();
+                tokio::spawn(async move {
+                    tokio::task::yield_now().await;
+                    source.close();
+                })
+            };
+            let taker = {
+                let source = source.clone();
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    while let Some(Item { id, .. }) = source.next().await {
+                        assert!(source.ack(id).await);
+                        ids.push(id);
+                    }
+                    ids
+                })
+            };
+            let mut accepted = Vec::new();
+            for p in pushers {
+                accepted.extend(p.await.unwrap());
+            }
+            closer.await.unwrap();
+            (accepted, taker.await.unwrap())
+        });
+        let (mut accepted, mut taken) = (accepted, taken);
+        accepted.sort_unstable();
+        taken.sort_unstable();
+        assert_eq!(accepted, taken, "round {round}: an accepted push vanished");
+    }
+}
+
+/// A source whose claims on odd ids are lost before the commit.
+struct LosesOddClaims(MemorySource<u64>);
+
+impl Source<u64> for LosesOddClaims {
+    async fn next(&self) -> Option<Item<u64>> {
+        self.0.next().await
+    }
+    async fn ack(&self, id: u64) -> bool {
+        self.0.ack(id).await && id.is_multiple_of(2)
+    }
+    async fn nack(&self, item: Item<u64>) {
+        self.0.nack(item).await;
+    }
+    fn arrived(&self) -> u64 {
+        self.0.arrived()
+    }
+}
+
+#[tokio::test]
+async fn a_refused_acknowledgement_gives_the_user_the_id() {
+    let source = Arc::new(LosesOddClaims(MemorySource::from_items(0..100u64)));
+    let worker = |x: u64| async move { Ok::<_, std::io::Error>(x) };
+    let done = WorkQueue::spawn(source, worker, config(16))
+        .collect_all()
+        .await
+        .unwrap();
+    let mut out: Vec<u64> = done.output.iter().map(|(id, _)| *id).collect();
+    out.sort_unstable();
+    let mut discarded = done.discarded;
+    discarded.sort_unstable();
+    assert_eq!(out, (0..100).step_by(2).collect::<Vec<_>>());
+    assert_eq!(discarded, (1..100).step_by(2).collect::<Vec<_>>());
+    assert_eq!(done.status.discarded, 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn collect_all_cannot_deadlock_where_waiting_first_does() {
+    let worker = |x: u64| async move { Ok::<_, std::io::Error>(x) };
+    // Waiting on the control before reading: the output edge (8 items)
+    // fills and the queue never ends.
+    let Running {
+        output,
+        dead_letters,
+        control,
+    } = WorkQueue::spawn(
+        Arc::new(MemorySource::from_items(0..1000u64)),
+        worker,
+        config(8),
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(60), control.wait())
+            .await
+            .is_err(),
+        "waiting before reading should block on the full output"
+    );
+    drop((output, dead_letters));
+
+    let done = WorkQueue::spawn(
+        Arc::new(MemorySource::from_items(0..1000u64)),
+        worker,
+        config(8),
+    )
+    .collect_all()
+    .await
+    .unwrap();
+    assert_eq!(done.output.len(), 1000);
+    assert_eq!(done.status.done, 1000);
+}
+
+#[tokio::test]
+async fn reading_copies_concurrently_completes_where_one_after_another_would_not() {
+    let items: Vec<u64> = (0..10_000).collect();
+    let outs = Flow::from_iter(items.clone(), FlowConfig::new(64, 16).unwrap())
+        .copy(3)
+        .unwrap();
+    let all = Flow::collect_all(outs).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|out| *out == items));
+}
