@@ -104,8 +104,21 @@ impl Election {
         let key = format!("{}/{id:016x}", self.prefix);
         let lease =
             Lease::acquire(self.store.clone(), &key, value, self.config.clone(), wait).await?;
+        let timeout = |key: String| LeaseError::Timeout {
+            key,
+            waited: start.elapsed(),
+        };
         loop {
-            let queue = self.store.list(&format!("{}/", self.prefix)).await?;
+            // Every store call ends by the deadline; on giving up the
+            // candidacy is dropped (its key deleted in the background), so
+            // `wait` bounds the call whatever the store does.
+            let prefix = format!("{}/", self.prefix);
+            let list = self.store.list(&prefix);
+            let Ok(queue) = tokio::time::timeout_at(deadline, list).await else {
+                drop(lease);
+                return Err(timeout(key));
+            };
+            let queue = queue?;
             let Some(mine) = queue.iter().position(|(k, _)| *k == key) else {
                 return Err(LeaseError::Lost { key });
             };
@@ -126,8 +139,8 @@ impl Election {
                 r = gone => r?,
                 () = lease.lost() => return Err(LeaseError::Lost { key }),
                 () = tokio::time::sleep_until(deadline) => {
-                    let _ = lease.release().await;
-                    return Err(LeaseError::Timeout { key, waited: start.elapsed() });
+                    drop(lease);
+                    return Err(timeout(key));
                 }
             }
         }

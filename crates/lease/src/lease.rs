@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use weft_core::time::micros;
 use weft_core::{Classify, key_hash};
 
-use crate::lock::{acquire_key, try_create};
+use crate::lock::{Claim, acquire_key, try_create};
 use crate::{CasStore, LeaseClock, LeaseError, StoreError, Swap, SystemClock, Version};
 
 /// Whether a lease is held.
@@ -216,6 +216,8 @@ struct Shared {
     stop: CancellationToken,
     released: AtomicBool,
     release_result: Mutex<Option<Result<(), LeaseError>>>,
+    /// Marks the key as this process's while the lease lives.
+    _claim: Claim,
 }
 
 impl Shared {
@@ -283,27 +285,71 @@ pub struct Lease {
     task: Option<JoinHandle<()>>,
 }
 
-/// What a guarded task receives: its fencing token and the signal to stop.
+/// What code acting under a lease checks: its fencing token and whether it
+/// must stop.
+///
+/// [`is_cancelled`](Guard::is_cancelled) compares the lease clock with the
+/// lease's safe time at the moment it is asked, as
+/// [`Lease::is_held`] does: a process paused past its safe period (SIGSTOP,
+/// a long GC pause, a suspended VM) is told to stop by its first check on
+/// resume, before the renewal task has had a chance to run.
+/// [`cancelled`](Guard::cancelled) resolves at the safe time too, but a
+/// paused process runs it only when its runtime runs again: code about to
+/// act should check [`is_cancelled`](Guard::is_cancelled), or better,
+/// present [`token`](Guard::token) to a [`crate::Fence`].
 #[derive(Debug, Clone)]
 pub struct Guard {
     /// The lease's fencing token.
     pub token: Version,
-    cancel: CancellationToken,
+    shared: Arc<Shared>,
 }
 
 impl Guard {
-    /// Resolves when the task must stop: the lease is lost.
+    /// Resolves when the task must stop: the lease is lost or its safe
+    /// period is over.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe.
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        let shared = &self.shared;
+        loop {
+            let left = shared
+                .safe_until()
+                .saturating_sub(shared.config.clock.now());
+            if left.is_zero() {
+                shared.set(LeaseState::Lost);
+                return;
+            }
+            // A renewal moves the safe time on: look again when it was due.
+            tokio::select! {
+                () = shared.lost.cancelled() => return,
+                () = tokio::time::sleep(left) => {}
+            }
+        }
     }
 
-    /// Whether the task must stop.
+    /// Whether the task must stop: the lease is lost, or the lease clock
+    /// is past its safe time now.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        let shared = &self.shared;
+        if shared.lost.is_cancelled() {
+            return true;
+        }
+        if shared.config.clock.now() >= shared.safe_until() {
+            shared.set(LeaseState::Lost);
+            return true;
+        }
+        false
+    }
+
+    /// A cancellation token that is cancelled when the lease is known to
+    /// be lost, for APIs that take one. It is asynchronous: the renewal task
+    /// (or a check of the lease or a guard) cancels it, so a process paused
+    /// past its safe period sees it uncancelled until its runtime runs
+    /// again; check [`is_cancelled`](Guard::is_cancelled) before acting.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.shared.lost.child_token()
     }
 }
 
@@ -330,8 +376,9 @@ impl Lease {
     ) -> Result<Lease, LeaseError> {
         config.validate(store.as_ref())?;
         store.limits().check(key, Some(&value), None)?;
-        let (token, sent) = acquire_key(
+        let (token, sent, claim) = acquire_key(
             store.as_ref(),
+            Some(&store),
             key,
             &value,
             config.ttl,
@@ -339,7 +386,7 @@ impl Lease {
             config.clock.as_ref(),
         )
         .await?;
-        Ok(Lease::start(store, key, token, sent, config))
+        Ok(Lease::start(store, key, token, sent, config, claim))
     }
 
     /// Takes a lease on the key if it is free.
@@ -360,9 +407,10 @@ impl Lease {
         config.validate(store.as_ref())?;
         store.limits().check(key, Some(&value), None)?;
         let sent = config.clock.now();
+        let claim = Claim::new(store.as_ref(), key, &value);
         Ok(try_create(store.as_ref(), key, &value, config.ttl)
             .await?
-            .map(|token| Lease::start(store, key, token, sent, config)))
+            .map(|token| Lease::start(store, key, token, sent, config, claim)))
     }
 
     fn start(
@@ -371,6 +419,7 @@ impl Lease {
         token: Version,
         sent: Duration,
         config: LeaseConfig,
+        claim: Claim,
     ) -> Lease {
         let (state, _) = watch::channel(LeaseState::Held);
         let shared = Arc::new(Shared {
@@ -384,6 +433,7 @@ impl Lease {
             stop: CancellationToken::new(),
             released: AtomicBool::new(false),
             release_result: Mutex::new(None),
+            _claim: claim,
         });
         shared.extend(sent);
         let task = tokio::spawn(renew(shared.clone(), sent));
@@ -436,6 +486,12 @@ impl Lease {
 
     /// Resolves when the lease is lost.
     ///
+    /// This is a signal, delivered when the renewal task (or a check)
+    /// notices the loss: a process paused past its safe period learns of it
+    /// only when its runtime runs again. Code about to act checks
+    /// [`is_held`](Lease::is_held) or a [`Guard`], or presents its token to
+    /// a [`crate::Fence`].
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe.
@@ -443,13 +499,19 @@ impl Lease {
         self.shared.lost.cancelled().await
     }
 
-    /// A token cancelled when the lease is lost, to hand to work that must
-    /// stop then.
-    pub fn cancellation(&self) -> CancellationToken {
-        self.shared.lost.child_token()
+    /// A guard to hand to work that must stop when the lease is lost: its
+    /// [`is_cancelled`](Guard::is_cancelled) compares the clock with the
+    /// safe time whenever it is asked.
+    pub fn cancellation(&self) -> Guard {
+        Guard {
+            token: self.token(),
+            shared: self.shared.clone(),
+        }
     }
 
-    /// A receiver of state changes.
+    /// A receiver of state changes. Like [`lost`](Lease::lost), it hears
+    /// of a loss when the renewal task (or a check) notices it: after a
+    /// pause, only once the runtime runs again.
     pub fn watch_state(&self) -> watch::Receiver<LeaseState> {
         self.shared.state.subscribe()
     }
@@ -475,10 +537,7 @@ impl Lease {
         F: FnOnce(Guard) -> Fut,
         Fut: Future<Output = T>,
     {
-        let guard = Guard {
-            token: self.token(),
-            cancel: self.shared.lost.child_token(),
-        };
+        let guard = self.cancellation();
         let work = task(guard);
         tokio::pin!(work);
         tokio::select! {

@@ -552,3 +552,245 @@ fn a_memory_store_write_without_a_tokio_runtime_is_an_error_not_a_panic() {
     // Nothing was written.
     assert_eq!(futures::executor::block_on(s.get("k")).unwrap(), None);
 }
+
+/// A clock the test moves by hand: a process that was frozen sees it jump.
+#[derive(Debug, Default)]
+struct JumpClock(std::sync::atomic::AtomicU64);
+
+impl weft_lease::LeaseClock for JumpClock {
+    fn now(&self) -> Duration {
+        Duration::from_micros(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_checked_after_a_pause_past_the_safe_period_says_stop_at_once() {
+    let clock = Arc::new(JumpClock::default());
+    let config = LeaseConfig::new(secs(3.0)).clock(clock.clone());
+    let lease = Lease::try_acquire(store(), "k", b"a".to_vec(), config)
+        .await
+        .unwrap()
+        .unwrap();
+    let guard = lease.cancellation();
+    let token = guard.cancellation_token();
+    assert!(!guard.is_cancelled());
+    // The process was frozen: on resume its clock is past the safe time,
+    // and no task (renewal or other) has run yet.
+    let jump = lease.safe_until() + Duration::from_millis(1);
+    clock
+        .0
+        .store(jump.as_micros() as u64, std::sync::atomic::Ordering::SeqCst);
+    assert!(guard.is_cancelled(), "the first check on resume says stop");
+    assert!(!lease.is_held());
+    // The asynchronous token has heard of it too, through the check.
+    assert!(token.is_cancelled());
+    tokio::time::timeout(secs(1.0), guard.cancelled())
+        .await
+        .expect("cancelled() resolves");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_resolves_at_the_safe_time_when_renewals_stop() {
+    let s = store();
+    let lease = Lease::try_acquire(s.clone(), "k", b"a".to_vec(), LeaseConfig::new(secs(3.0)))
+        .await
+        .unwrap()
+        .unwrap();
+    let guard = lease.cancellation();
+    // Renewals keep it: the guard does not fire while they succeed.
+    assert!(
+        tokio::time::timeout(secs(10.0), guard.cancelled())
+            .await
+            .is_err()
+    );
+    assert!(!guard.is_cancelled());
+    let started = Instant::now();
+    drop(lease);
+    guard.cancelled().await;
+    assert!(
+        started.elapsed() < secs(0.1),
+        "dropping the lease stops the guard"
+    );
+}
+
+/// A store whose first create applies `apply_after` later, as a stalled
+/// Redis does when it resumes: the caller sees a timeout at once, or, with
+/// `hang`, no answer at all.
+#[derive(Debug)]
+struct LateFirstCreate {
+    inner: Arc<MemoryStore>,
+    late: std::sync::atomic::AtomicBool,
+    apply_after: Duration,
+    hang: bool,
+}
+
+#[async_trait::async_trait]
+impl CasStore for LateFirstCreate {
+    fn limits(&self) -> Limits {
+        self.inner.limits()
+    }
+    async fn get(&self, key: &str) -> Result<Option<weft_lease::Entry>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn create(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<Swap, StoreError> {
+        if self.late.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let (inner, key2, after) = (self.inner.clone(), key.to_string(), self.apply_after);
+            tokio::spawn(async move {
+                sleep(after).await;
+                let _ = inner.create(&key2, value, ttl).await;
+            });
+            if self.hang {
+                futures::future::pending::<()>().await;
+            }
+            return Err(StoreError::Indeterminate {
+                store: "late".into(),
+                key: key.into(),
+                reason: "timed out on the client".into(),
+            });
+        }
+        self.inner.create(key, value, ttl).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Version,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<Swap, StoreError> {
+        self.inner.compare_and_swap(key, expected, value, ttl).await
+    }
+    async fn delete(&self, key: &str, expected: Version) -> Result<Swap, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn refresh(
+        &self,
+        key: &str,
+        expected: Version,
+        ttl: Duration,
+    ) -> Result<Swap, StoreError> {
+        self.inner.refresh(key, expected, ttl).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, weft_lease::Entry)>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    fn watch(&self, key: &str) -> Option<futures::stream::BoxStream<'static, WatchEvent>> {
+        self.inner.watch(key)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_that_applies_after_its_timeout_is_adopted_not_orphaned() {
+    let inner = store();
+    let s: Arc<dyn CasStore> = Arc::new(LateFirstCreate {
+        inner: inner.clone(),
+        late: std::sync::atomic::AtomicBool::new(true),
+        apply_after: Duration::from_millis(5),
+        hang: false,
+    });
+    let started = Instant::now();
+    let lease = Lease::acquire(
+        s.clone(),
+        "k",
+        b"me".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(10.0),
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < secs(1.0),
+        "the late create was waited out as someone else's: {:?}",
+        started.elapsed()
+    );
+    // The lease holds the late create's version, and renews it.
+    let entry = inner.get("k").await.unwrap().unwrap();
+    assert_eq!(lease.token(), entry.version);
+    sleep(secs(10.0)).await;
+    assert!(lease.is_held());
+    assert_eq!(
+        inner.get("k").await.unwrap().unwrap().created,
+        lease.token()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
+    let inner = store();
+    let faulty = Arc::new(FaultyStore::new(inner.clone(), FaultPlan::default()));
+    faulty.set_paused(true);
+    let s: Arc<dyn CasStore> = faulty.clone();
+    let wait = secs(5.0);
+    let started = Instant::now();
+    let e = Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        wait,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, LeaseError::Timeout { .. }), "{e}");
+    assert!(
+        started.elapsed() <= wait + secs(0.01),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    let e = Lock::new(s.clone())
+        .acquire("l", b"a".to_vec(), secs(3.0), wait)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LeaseError::Timeout { .. }), "{e}");
+    assert!(
+        started.elapsed() <= wait + secs(0.01),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    let election = Election::new(s.clone(), "svc", LeaseConfig::new(secs(3.0)));
+    assert!(election.campaign(b"x".to_vec(), wait).await.is_err());
+    assert!(
+        started.elapsed() <= wait + secs(0.01),
+        "{:?}",
+        started.elapsed()
+    );
+
+    faulty.set_paused(false);
+
+    // A create that never answers is abandoned at the deadline too; if the
+    // store applies it later, nobody holds the key and it expires after its
+    // TTL, as a create dropped after it applied does.
+    let inner = store();
+    let s: Arc<dyn CasStore> = Arc::new(LateFirstCreate {
+        inner: inner.clone(),
+        late: std::sync::atomic::AtomicBool::new(true),
+        apply_after: secs(1.5),
+        hang: true,
+    });
+    let started = Instant::now();
+    let e = Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, LeaseError::Timeout { .. }), "{e}");
+    assert!(started.elapsed() <= secs(1.01), "{:?}", started.elapsed());
+    sleep(secs(0.6)).await;
+    assert!(
+        inner.get("k").await.unwrap().is_some(),
+        "the late create applied"
+    );
+    sleep(secs(3.0)).await;
+    assert_eq!(
+        inner.get("k").await.unwrap(),
+        None,
+        "it expired after its TTL"
+    );
+}
