@@ -166,3 +166,51 @@ async fn reading_copies_concurrently_completes_where_one_after_another_would_not
     assert_eq!(all.len(), 3);
     assert!(all.iter().all(|out| *out == items));
 }
+
+#[derive(Debug)]
+struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("busy")
+    }
+}
+
+impl weft_core::Classify for Busy {
+    fn class(&self) -> weft_core::ErrorClass {
+        weft_core::ErrorClass::Transient
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn extreme_queue_settings_are_refused_or_work_without_overflow() {
+    let autoscaler = || Autoscaler::new(1, 2, 0.8, 1).unwrap();
+    assert!(QueueConfig::new(autoscaler(), usize::MAX).is_err());
+    assert!(Autoscaler::new(1, usize::MAX, 0.8, 1).is_ok());
+    // A retry cap of Duration::MAX and an evaluation interval of
+    // Duration::MAX: backoff and ticks saturate instead of overflowing.
+    let retry =
+        weft_flow::queue::RetryPolicy::new(2, Duration::from_millis(1), Duration::MAX).unwrap();
+    let config = QueueConfig::new(autoscaler(), 2)
+        .unwrap()
+        .retry(retry)
+        .evaluate_every(Duration::MAX)
+        .unwrap();
+    let worker = |x: u64| async move {
+        if x.is_multiple_of(2) {
+            Ok(x)
+        } else {
+            Err(Busy)
+        }
+    };
+    let done = WorkQueue::spawn(Arc::new(MemorySource::from_items(0..10u64)), worker, config)
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(done.output.len(), 5);
+    assert_eq!(
+        done.dead_letters.len(),
+        5,
+        "odd items fail twice, then dead-letter"
+    );
+}

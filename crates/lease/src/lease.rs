@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use weft_core::time::micros;
+use weft_core::time::{capped, micros};
 use weft_core::{Classify, key_hash};
 
 use crate::lock::{Claim, acquire_key, try_create};
@@ -188,7 +188,7 @@ impl LeaseConfig {
                 self.ttl
             ));
         }
-        let longest_gap = interval.mul_f64(1.0 + self.jitter);
+        let longest_gap = capped(interval).mul_f64(1.0 + self.jitter);
         if self.safe_period() <= longest_gap {
             return bad(format!(
                 "TTL {:?} with drift {} and margin {:?} leaves a safe period of {:?}, not more than the renewal interval {:?}: the lease would be lost between renewals",
@@ -631,7 +631,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
     let jittered = |round: u64| {
         let unit = (key_hash(&(shared.key.as_str(), shared.token.0, round)) >> 11) as f64
             / (1u64 << 53) as f64;
-        interval.mul_f64(1.0 + cfg.jitter * (2.0 * unit - 1.0))
+        capped(interval).mul_f64(1.0 + cfg.jitter * (2.0 * unit - 1.0))
     };
     let mut next = first_sent.saturating_add(jittered(round));
     loop {

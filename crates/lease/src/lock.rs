@@ -300,6 +300,12 @@ pub(crate) async fn acquire_key(
     wait: Duration,
     clock: &dyn crate::LeaseClock,
 ) -> Result<(Version, Duration, Claim), LeaseError> {
+    // Waiting needs tokio's timers; fail plainly where there is no runtime.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(LeaseError::Store(StoreError::NoRuntime {
+            store: format!("lease on {key:?}"),
+        }));
+    }
     let claim = Claim::new(store, key, value);
     // The send time of the first create whose outcome is still unknown,
     // taken over from an earlier acquisition if one left such a create.

@@ -794,3 +794,24 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
         "it expired after its TTL"
     );
 }
+
+#[test]
+fn waiting_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let s: Arc<dyn CasStore> = store();
+    let e = futures::executor::block_on(Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(e, LeaseError::Store(StoreError::NoRuntime { .. })),
+        "{e}"
+    );
+    let e =
+        futures::executor::block_on(Lock::new(s).acquire("l", b"a".to_vec(), secs(1.0), secs(1.0)))
+            .unwrap_err();
+    assert!(e.to_string().contains("tokio runtime"), "{e}");
+}

@@ -94,6 +94,10 @@ pub enum ScatterError {
         /// The deadline.
         deadline: std::time::Duration,
     },
+    /// A call made outside a tokio runtime: its deadline and hedges are
+    /// tokio timers (the runtime needs its time driver too).
+    #[error("scatter/gather needs a tokio runtime with time enabled, and none is running")]
+    NoRuntime,
     /// A plan that names a shard the topology does not have.
     #[error("the plan names {0}, which is not in the topology")]
     UnknownShard(ShardId),

@@ -288,6 +288,11 @@ impl<L> Scatter<L> {
         C: Combine,
         R: Fn(Vec<C::Input>) -> C::Input,
     {
+        // The deadline and hedges are tokio timers: fail plainly where no
+        // runtime is running.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ScatterError::NoRuntime);
+        }
         // One clock read per batch of work: leaves that complete together
         // share a timestamp, which keeps the clock off the per-leaf path.
         let clock = Clock::new();

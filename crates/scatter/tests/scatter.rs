@@ -765,3 +765,12 @@ async fn a_leaf_that_panics_before_returning_its_future_fails_its_shard() {
     ));
     assert_eq!(g.report.answered, 3);
 }
+
+#[test]
+fn a_call_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let leaf = |_: (), _cx: LeafContext| async move { Ok::<u64, LeafError>(1) };
+    let root = Scatter::new(Topology::sharded(2, 1).unwrap(), leaf, config(ms(10))).unwrap();
+    let err = futures::executor::block_on(root.gather(Plan::broadcast(2, ()), &Count::new()))
+        .unwrap_err();
+    assert_eq!(err, ScatterError::NoRuntime);
+}

@@ -89,7 +89,8 @@ impl RetryPolicy {
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.max);
         let unit = (key_hash(&(id, attempt)) >> 11) as f64 / (1u64 << 53) as f64;
-        exp.mul_f64(0.5 + unit)
+        // Capped first: a cap of Duration::MAX times 1.5 would overflow.
+        weft_core::time::capped(exp).mul_f64(0.5 + unit)
     }
 }
 
@@ -124,6 +125,12 @@ impl QueueConfig {
     pub fn new(autoscaler: Autoscaler, max_in_flight: usize) -> Result<Self, FlowError> {
         if max_in_flight == 0 {
             return Err(FlowError::Config("max in flight is zero".into()));
+        }
+        if max_in_flight > Semaphore::MAX_PERMITS {
+            return Err(FlowError::Config(format!(
+                "max in flight {max_in_flight} is above the limit of {}",
+                Semaphore::MAX_PERMITS
+            )));
         }
         Ok(QueueConfig {
             autoscaler,
