@@ -268,12 +268,16 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
     algos.retain(|&a| a != Algo::Floor);
     algos.insert(0, Algo::Floor);
     let shard_counts = args
-        .list::<u32>("shards")?
+        .list::<u32>("shards")
+        .map_err(|_| "--shards takes shard counts from 1 to 1000000, comma-separated".to_string())?
         .unwrap_or_else(|| vec![10, 100, 1000, 10_000]);
     if let Some(bad) = shard_counts.iter().find(|&&n| n == 0 || n > 1_000_000) {
         return Err(format!("--shards {bad} is outside 1..=1000000"));
     }
-    let key_count = args.parsed::<usize>("keys")?.unwrap_or(200_000);
+    let key_count = args
+        .parsed::<usize>("keys")
+        .map_err(|_| "--keys takes a whole number from 1000 to 50000000".to_string())?
+        .unwrap_or(200_000);
     if !(1_000..=50_000_000).contains(&key_count) {
         return Err(format!("--keys {key_count} is outside 1000..=50000000"));
     }

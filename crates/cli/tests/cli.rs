@@ -303,8 +303,9 @@ fn hostile_flags_and_keys_get_an_error_that_names_the_problem() {
         ),
         (
             &["bench-hash", "--keys", "99999999999999999999999"],
-            "from 0 to",
+            "from 1000 to 50000000",
         ),
+        (&["bench-hash", "--shards", "10,x"], "from 1 to 1000000"),
     ];
     for (args, needle) in cases {
         let o = weft(args, None);

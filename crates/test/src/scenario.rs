@@ -40,12 +40,17 @@ pub async fn paused_past_the_ttl(
             (Instant::now(), b)
         })
     };
+    // When the holder hears of its loss, timed as it happens.
+    let signal = a.cancellation();
+    let lost = tokio::spawn(async move {
+        signal.cancelled().await;
+        Instant::now()
+    });
     let start = Instant::now();
     pause().expect("pause the store");
     tokio::time::sleep(ttl * 2).await;
     resume().expect("resume the store");
-    a.lost().await;
-    let lost_at = Instant::now();
+    let lost_at = lost.await.expect("the loss is heard");
     let (acquired_at, b) = waiter.await.expect("the waiter's task");
     assert!(!a.is_held());
     // The lost signal could only fire from the holder's own clock while
