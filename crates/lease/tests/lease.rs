@@ -624,6 +624,17 @@ struct LateFirstCreate {
     hang: bool,
 }
 
+impl LateFirstCreate {
+    fn store(inner: &Arc<MemoryStore>, apply_after: Duration, hang: bool) -> Arc<dyn CasStore> {
+        Arc::new(LateFirstCreate {
+            inner: inner.clone(),
+            late: std::sync::atomic::AtomicBool::new(true),
+            apply_after,
+            hang,
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl CasStore for LateFirstCreate {
     fn limits(&self) -> Limits {
@@ -681,12 +692,7 @@ impl CasStore for LateFirstCreate {
 #[tokio::test(start_paused = true)]
 async fn a_create_that_applies_after_its_timeout_is_adopted_not_orphaned() {
     let inner = store();
-    let s: Arc<dyn CasStore> = Arc::new(LateFirstCreate {
-        inner: inner.clone(),
-        late: std::sync::atomic::AtomicBool::new(true),
-        apply_after: Duration::from_millis(5),
-        hang: false,
-    });
+    let s = LateFirstCreate::store(&inner, Duration::from_millis(5), false);
     let started = Instant::now();
     let lease = Lease::acquire(
         s.clone(),
@@ -760,16 +766,12 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
 
     faulty.set_paused(false);
 
-    // A create that never answers is abandoned at the deadline too; if the
-    // store applies it later, nobody holds the key and it expires after its
-    // TTL, as a create dropped after it applied does.
+    // A create that never answers is abandoned at the deadline too; when
+    // the store applies it later, the acquisition's background resolution
+    // finds the key held by nobody in this process and deletes it, well
+    // before its TTL would free it.
     let inner = store();
-    let s: Arc<dyn CasStore> = Arc::new(LateFirstCreate {
-        inner: inner.clone(),
-        late: std::sync::atomic::AtomicBool::new(true),
-        apply_after: secs(1.5),
-        hang: true,
-    });
+    let s = LateFirstCreate::store(&inner, secs(1.5), true);
     let started = Instant::now();
     let e = Lease::acquire(
         s.clone(),
@@ -783,16 +785,28 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
     assert!(matches!(e, LeaseError::Timeout { .. }), "{e}");
     assert!(started.elapsed() <= secs(1.01), "{:?}", started.elapsed());
     sleep(secs(0.6)).await;
-    assert!(
-        inner.get("k").await.unwrap().is_some(),
-        "the late create applied"
-    );
-    sleep(secs(3.0)).await;
+    let late = inner.get("k").await.unwrap();
+    assert!(late.is_some(), "the late create applied");
+    sleep(secs(1.0)).await;
     assert_eq!(
         inner.get("k").await.unwrap(),
         None,
-        "it expired after its TTL"
+        "the orphaned key was left for its TTL"
     );
+    // The resolution never deletes a lease this process holds with the
+    // same value.
+    let mine = Lease::acquire(
+        s.clone(),
+        "k",
+        b"a".to_vec(),
+        LeaseConfig::new(secs(3.0)),
+        secs(1.0),
+    )
+    .await
+    .unwrap();
+    sleep(secs(5.0)).await;
+    assert!(mine.is_held());
+    assert_eq!(inner.get("k").await.unwrap().unwrap().version, mine.token());
 }
 
 #[test]
