@@ -407,10 +407,12 @@ impl Lease {
         config.validate(store.as_ref())?;
         store.limits().check(key, Some(&value), None)?;
         let sent = config.clock.now();
+        // Claimed from before the create: a background resolution of an
+        // earlier unknown create never deletes what this one wins (it looks
+        // only after a quarter TTL, when a lost attempt's claim is gone).
         let claim = Claim::new(store.as_ref(), key, &value);
-        Ok(try_create(store.as_ref(), key, &value, config.ttl)
-            .await?
-            .map(|token| Lease::start(store, key, token, sent, config, claim)))
+        let won = try_create(store.as_ref(), Some(&store), key, &value, config.ttl, sent).await?;
+        Ok(won.map(|token| Lease::start(store, key, token, sent, config, claim)))
     }
 
     fn start(

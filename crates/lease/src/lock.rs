@@ -69,7 +69,7 @@ impl Lock {
         value: Vec<u8>,
         ttl: Duration,
     ) -> Result<Option<Held>, LeaseError> {
-        try_create(self.store.as_ref(), key, &value, ttl)
+        try_create(self.store.as_ref(), None, key, &value, ttl, Duration::ZERO)
             .await
             .map(|v| {
                 v.map(|token| Held {
@@ -164,16 +164,27 @@ pub(crate) async fn attempt_create(
     }
 }
 
-/// One create, without waiting.
+/// One create, without waiting. With `owner`, a create whose outcome is
+/// unknown is left to the background resolution (and to the process's next
+/// acquisition of the key and value), as a waiting acquisition's is.
 pub(crate) async fn try_create(
     store: &dyn CasStore,
+    owner: Option<&Arc<dyn CasStore>>,
     key: &str,
     value: &[u8],
     ttl: Duration,
+    sent: Duration,
 ) -> Result<Option<Version>, LeaseError> {
     Ok(match attempt_create(store, key, value, ttl).await? {
         Attempt::Won(version) => Some(version),
-        Attempt::Taken(_) | Attempt::Retry | Attempt::Unknown => None,
+        Attempt::Unknown => {
+            if let Some(owner) = owner {
+                let id = (store_address(store), key.to_string(), value.to_vec());
+                resolve_abandoned_create(owner.clone(), id, sent, ttl);
+            }
+            None
+        }
+        Attempt::Taken(_) | Attempt::Retry => None,
     })
 }
 

@@ -829,3 +829,41 @@ fn waiting_outside_a_tokio_runtime_is_an_error_not_a_panic() {
             .unwrap_err();
     assert!(e.to_string().contains("tokio runtime"), "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_try_acquire_whose_create_applies_late_is_not_left_for_a_ttl() {
+    let inner = store();
+    let s = LateFirstCreate::store(&inner, Duration::from_millis(100), false);
+    let config = LeaseConfig::new(secs(3.0));
+    let first = Lease::try_acquire(s.clone(), "k", b"a".to_vec(), config.clone())
+        .await
+        .unwrap();
+    assert!(first.is_none(), "the outcome was unknown");
+    sleep(secs(0.2)).await;
+    assert!(
+        inner.get("k").await.unwrap().is_some(),
+        "the create applied late"
+    );
+    // Resolved in the background, well before the 3 s TTL.
+    sleep(secs(1.5)).await;
+    assert_eq!(inner.get("k").await.unwrap(), None);
+    // Or, when the holder tries again first, adopted by its acquisition.
+    let inner = store();
+    let s = LateFirstCreate::store(&inner, Duration::from_millis(100), false);
+    assert!(
+        Lease::try_acquire(s.clone(), "k", b"a".to_vec(), config.clone())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sleep(secs(0.2)).await;
+    let started = Instant::now();
+    let lease = Lease::acquire(s, "k", b"a".to_vec(), config, secs(5.0))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < secs(0.5), "{:?}", started.elapsed());
+    assert_eq!(
+        lease.token(),
+        inner.get("k").await.unwrap().unwrap().version
+    );
+}
