@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use weft_core::key_hash;
 use weft_core::time::capped;
 
-use crate::lock::poll_interval;
+use crate::acquire::poll_interval;
 use crate::{CasStore, Lease, LeaseConfig, LeaseError, Swap, Version, WatchEvent};
 
 /// The leader as observed: its value and its fencing token.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use weft_core::time::{capped, micros};
 use weft_core::{Classify, key_hash};
 
-use crate::lock::{Claim, acquire_key, try_create};
+use crate::acquire::{Claim, acquire_key, try_create};
 use crate::{CasStore, LeaseClock, LeaseError, StoreError, Swap, SystemClock, Version};
 
 /// Whether a lease is held.

@@ -48,6 +48,7 @@
 //! (etcd resets leases on leader change), which delays failover but never
 //! shortens a holder's lease.
 
+mod acquire;
 mod clock;
 mod election;
 mod error;
