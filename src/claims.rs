@@ -239,7 +239,7 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
 
     /// The poll delay with ±25 % jitter, varied per call.
     fn poll_delay(&self, salt: u64) -> Duration {
-        let unit = (key_hash(&(salt, self.owner.as_slice())) >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = weft_core::mix::unit(key_hash(&(salt, self.owner.as_slice())));
         weft_core::time::capped(self.poll).mul_f64(0.75 + unit / 2.0)
     }
 

@@ -32,6 +32,26 @@ pub enum Health {
 }
 
 impl Health {
+    /// A byte for an atomic cell: 0 healthy, 1 suspect, 2 down. Pinned, so
+    /// that `from_u8(h.as_u8()) == h`.
+    pub const fn as_u8(self) -> u8 {
+        match self {
+            Health::Healthy => 0,
+            Health::Suspect => 1,
+            Health::Down => 2,
+        }
+    }
+
+    /// The health a byte from [`as_u8`](Health::as_u8) stands for; any
+    /// other byte reads as down, the cautious answer.
+    pub const fn from_u8(byte: u8) -> Health {
+        match byte {
+            0 => Health::Healthy,
+            1 => Health::Suspect,
+            _ => Health::Down,
+        }
+    }
+
     /// Whether requests may be sent to the member (`Healthy` or `Suspect`).
     pub fn is_usable(self) -> bool {
         !matches!(self, Health::Down)

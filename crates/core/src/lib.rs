@@ -61,6 +61,7 @@ mod error;
 mod hash;
 mod health;
 mod key;
+pub mod mix;
 mod shard;
 pub mod time;
 

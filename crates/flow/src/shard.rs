@@ -21,14 +21,7 @@ impl<T> Shards<T> {
     /// output go to the next output that is not down.
     pub fn mark(&self, shard: usize, health: Health) {
         if let Some(h) = self.health.get(shard) {
-            h.store(
-                match health {
-                    Health::Healthy => 0,
-                    Health::Suspect => 1,
-                    Health::Down => DOWN,
-                },
-                Ordering::Relaxed,
-            );
+            h.store(health.as_u8(), Ordering::Relaxed);
         }
     }
 }
@@ -116,4 +109,4 @@ impl<T: Send + 'static> Flow<T> {
 }
 
 /// The health byte of a down output.
-const DOWN: u8 = 2;
+const DOWN: u8 = Health::Down.as_u8();

@@ -30,7 +30,7 @@ impl Classify for Fail {
 }
 
 fn unit(parts: (u64, u64, u8)) -> f64 {
-    (key_hash(&parts) >> 11) as f64 / (1u64 << 53) as f64
+    weft_core::mix::unit(key_hash(&parts))
 }
 
 /// One seeded run: random transient errors, permanent errors, panics,

@@ -631,8 +631,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
     let op_timeout = cfg.op_timeout.unwrap_or(interval);
     let mut round = 0u64;
     let jittered = |round: u64| {
-        let unit = (key_hash(&(shared.key.as_str(), shared.token.0, round)) >> 11) as f64
-            / (1u64 << 53) as f64;
+        let unit = weft_core::mix::unit(key_hash(&(shared.key.as_str(), shared.token.0, round)));
         capped(interval).mul_f64(1.0 + cfg.jitter * (2.0 * unit - 1.0))
     };
     let mut next = first_sent.saturating_add(jittered(round));

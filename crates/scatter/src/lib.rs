@@ -70,7 +70,6 @@ mod config;
 mod error;
 mod latency;
 mod leaf;
-mod mix;
 mod plan;
 mod replicas;
 mod report;

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use weft_core::time::micros;
 use weft_core::{Health, HealthPolicy, HealthTracker};
 
-use crate::mix::mix64;
+use weft_core::mix::{GAMMA, mix64};
 
 #[derive(Debug)]
 struct Replica {
@@ -21,22 +21,6 @@ struct Replica {
     outstanding: AtomicU32,
     /// When it went down or was last probed, in µs since the epoch.
     probe_after_us: AtomicU64,
-}
-
-fn encode(h: Health) -> u8 {
-    match h {
-        Health::Healthy => 0,
-        Health::Suspect => 1,
-        Health::Down => 2,
-    }
-}
-
-fn decode(v: u8) -> Health {
-    match v {
-        0 => Health::Healthy,
-        1 => Health::Suspect,
-        _ => Health::Down,
-    }
 }
 
 /// The replicas of a root: health from outcomes, outstanding requests, and
@@ -68,7 +52,7 @@ impl Replicas {
     }
 
     pub(crate) fn health(&self, r: usize) -> Health {
-        decode(self.list[r].health.load(Ordering::Relaxed))
+        Health::from_u8(self.list[r].health.load(Ordering::Relaxed))
     }
 
     fn us(&self, at: Instant) -> u64 {
@@ -90,7 +74,7 @@ impl Replicas {
     }
 
     fn random(&self) -> u64 {
-        mix64(self.rng.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed))
+        mix64(self.rng.fetch_add(GAMMA, Ordering::Relaxed))
     }
 
     /// Chooses a replica of `candidates` not in `tried`: replicas that are
@@ -188,7 +172,7 @@ impl Replicas {
             tracker.record_failure()
         };
         if let Some(t) = change {
-            replica.health.store(encode(t.to), Ordering::Relaxed);
+            replica.health.store(t.to.as_u8(), Ordering::Relaxed);
             if t.to == Health::Down {
                 let next = self
                     .us(Instant::now())

@@ -1,16 +1,7 @@
 //! Integer mixing shared by the algorithms. Pinned: golden vectors depend on
 //! these constants.
 
-/// The SplitMix64 increment (2⁶⁴ / φ, odd).
-pub(crate) const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The SplitMix64 output function: a bijective 64-bit finaliser.
-#[inline]
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub(crate) use weft_core::mix::{GAMMA, mix64};
 
 /// The `stream`-th pseudo-random word derived from `hash`: the folded
 /// 128-bit product ("mum", as in wyhash) of the hash, offset by a
@@ -33,15 +24,6 @@ pub(crate) fn below(word: u64, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mix64_matches_splitmix64_reference_outputs() {
-        // SplitMix64 seeded with 0: the first outputs of the reference
-        // generator are mix64(GAMMA), mix64(2·GAMMA), ...
-        assert_eq!(mix64(GAMMA), 0xe220_a839_7b1d_cdaf);
-        assert_eq!(mix64(GAMMA.wrapping_mul(2)), 0x6e78_9e6a_a1b9_65f4);
-        assert_eq!(mix64(GAMMA.wrapping_mul(3)), 0x06c4_5d18_8009_454f);
-    }
 
     #[test]
     fn draws_differ_per_stream_and_spread_over_all_bits() {

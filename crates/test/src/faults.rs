@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use tokio::sync::watch;
+use weft_core::mix::{GAMMA, mix64, unit};
 use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
 
 /// Faults to inject, drawn per operation from a seeded sequence.
@@ -71,13 +72,7 @@ impl FaultyStore {
 
     fn draw(&self) -> f64 {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut z = self
-            .plan
-            .seed
-            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        unit(mix64(self.plan.seed.wrapping_add(n.wrapping_mul(GAMMA))))
     }
 
     async fn gate(&self) {

@@ -88,7 +88,7 @@ impl RetryPolicy {
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.max);
-        let unit = (key_hash(&(id, attempt)) >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = weft_core::mix::unit(key_hash(&(id, attempt)));
         // Capped first: a cap of Duration::MAX times 1.5 would overflow.
         weft_core::time::capped(exp).mul_f64(0.5 + unit)
     }
