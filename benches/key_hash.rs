@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use weft::core::{ShardKey, key_hash};
+use weft::{ShardKey, key_hash};
 
 /// SipHash-1-3 over the same stable bytes, reached the same way.
 fn sip<K: ShardKey + ?Sized>(key: &K) -> u64 {

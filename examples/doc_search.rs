@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use weft::core::{Classify, ErrorClass, TopK};
-use weft::scatter::{Config, LeafContext, Outcome, Plan, Scatter, Topology};
+use weft::scatter::{Hedging, LeafContext, Plan, Scatter, ScatterConfig, ShardOutcome, Topology};
+use weft::{Classify, ErrorClass, TopK};
 
 /// A leaf's failure (never produced here; a real leaf would map I/O errors).
 #[derive(Debug)]
@@ -35,7 +35,7 @@ fn search(shard: u32, term: &str) -> Vec<(u32, String)> {
     (0..50u32)
         .map(|i| shard + 4 * i)
         .map(|doc| {
-            let score = weft::core::key_hash(&(term, doc)) % 1000;
+            let score = weft::key_hash(&(term, doc)) % 1000;
             (score as u32, format!("doc-{doc:03}"))
         })
         .collect()
@@ -58,8 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, LeafError>(hits)
         }
     };
-    let config = Config::new(Duration::from_millis(500))
-        .hedge_fallback(Duration::from_millis(20), 200)
+    let config = ScatterConfig::new(Duration::from_millis(500))
+        .hedging(Hedging::adaptive().fallback(Duration::from_millis(20), 200))
         .max_extra_load(0.05);
     let root = Scatter::new(Topology::sharded(4, 3)?, leaf, config)?;
     // Merge the shards' lists: the best 5 overall, ties by document name.
@@ -85,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for s in &report.shards {
         let how = match &s.outcome {
-            Outcome::Answered { replica, attempt } => {
+            ShardOutcome::Answered { replica, attempt } => {
                 format!("answered by replica {replica} on attempt {attempt}")
             }
             other => format!("{other:?}"),
@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Combines each shard's list of hits into one top-k.
 struct FlattenTop<F>(TopK<(u32, String), u32, F>);
 
-impl<F: Fn(&(u32, String)) -> u32> weft::core::Combine for FlattenTop<F> {
+impl<F: Fn(&(u32, String)) -> u32> weft::Combine for FlattenTop<F> {
     type Input = Vec<(u32, String)>;
     type Acc = Vec<(u32, String)>;
     type Output = Vec<(u32, String)>;

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use weft::core::Combine;
-use weft::flow::{Flow, FlowConfig, Outcome, Route, Unmatched};
+use weft::Combine;
+use weft::flow::{Flow, FlowConfig, JoinOutcome, Route, Unmatched};
 use weft::shard::LevelJump;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,7 +45,7 @@ impl Combine for TagHistogram {
 /// The simulated model: a few tags per image.
 fn tag(image: &Image) -> Vec<&'static str> {
     const TAGS: [&str; 6] = ["cat", "dog", "tree", "car", "person", "text"];
-    let h = weft::core::key_hash(&image.id);
+    let h = weft::key_hash(&image.id);
     let mut tags = vec![TAGS[(h % 6) as usize]];
     if image.kind == "scan" {
         tags.push("text");
@@ -94,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut all_tags = Vec::new();
     for (i, o) in outcomes.into_iter().enumerate() {
         match o {
-            Outcome::Completed(tags) => {
+            JoinOutcome::Completed(tags) => {
                 println!("worker {i} finished: {} tags", tags.len());
                 all_tags.extend(tags);
             }

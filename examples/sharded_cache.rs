@@ -4,8 +4,8 @@
 //!
 //! `cargo run --example sharded_cache --features shard`
 
-use weft::core::{ReplicaExt, ShardId, Sharder};
 use weft::shard::{BoundedLoad, LevelJump, Members, Modulo, Rendezvous};
+use weft::{ReplicaExt, ShardId, Sharder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys: Vec<String> = (0..100_000).map(|i| format!("user-{i}")).collect();
@@ -14,8 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let moved = |before: &dyn Sharder, after: &dyn Sharder| {
         keys.iter()
             .filter(|k| {
-                before.shard_for_hash(weft::core::key_hash(*k))
-                    != after.shard_for_hash(weft::core::key_hash(*k))
+                before.shard_for_hash(weft::key_hash(*k))
+                    != after.shard_for_hash(weft::key_hash(*k))
             })
             .count() as f64
             / keys.len() as f64

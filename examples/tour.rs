@@ -2,12 +2,12 @@
 //!
 //! Run it with `cargo run --example tour`.
 
-use weft::core::{
+use weft::shard::compat::{kafka_partition, redis_slot};
+use weft::shard::{LevelJump, Memento, Modulo};
+use weft::{
     Combine, CompositeKey, CoreError, Count, Histogram, KeyHashV1, ShardExt, ShardId, Sharder, Sum,
     TopK, key_hash,
 };
-use weft::shard::compat::{kafka_partition, redis_slot};
-use weft::shard::{LevelJump, Memento, Modulo};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("weft tour\n=========\n");
@@ -134,8 +134,8 @@ fn sharding() -> Result<(), weft::shard::ShardError> {
 /// honestly what is missing.
 fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
     use std::time::Duration;
-    use weft::core::{Classify, ErrorClass};
-    use weft::scatter::{Config, LeafContext, Plan, Scatter, Topology};
+    use weft::scatter::{LeafContext, Plan, Scatter, ScatterConfig, Topology};
+    use weft::{Classify, ErrorClass};
 
     #[derive(Debug)]
     struct Unavailable;
@@ -161,7 +161,7 @@ fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
     let root = Scatter::new(
         Topology::sharded(4, 2)?,
         leaf,
-        Config::new(Duration::from_millis(30)),
+        ScatterConfig::new(Duration::from_millis(30)),
     )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -234,7 +234,7 @@ fn leases() -> Result<(), Box<dyn std::error::Error>> {
 fn flows() -> Result<(), Box<dyn std::error::Error>> {
     use std::sync::Arc;
     use weft::claims::LeasedSource;
-    use weft::flow::queue::{Autoscaler, Item, MemorySource, QueueConfig, Running, WorkQueue};
+    use weft::flow::queue::{Autoscaler, Item, MemorySource, QueueConfig, WorkQueue};
     use weft::flow::{Flow, FlowConfig};
 
     #[derive(Debug)]
@@ -244,9 +244,9 @@ fn flows() -> Result<(), Box<dyn std::error::Error>> {
             f.write_str("rejected")
         }
     }
-    impl weft::core::Classify for Rejected {
-        fn class(&self) -> weft::core::ErrorClass {
-            weft::core::ErrorClass::Permanent
+    impl weft::Classify for Rejected {
+        fn class(&self) -> weft::ErrorClass {
+            weft::ErrorClass::Permanent
         }
     }
 
@@ -271,7 +271,7 @@ fn flows() -> Result<(), Box<dyn std::error::Error>> {
         // A work queue: retries, dead letters, nothing lost.
         let source = Arc::new(MemorySource::from_items(0..20u32));
         let worker = |x: u32| async move { if x % 7 == 3 { Err(Rejected) } else { Ok(x * x) } };
-        let Running {
+        let WorkQueue {
             output,
             dead_letters,
             control,

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use weft::core::{Combine, TopK};
 use weft::flow::{Flow, FlowConfig};
 use weft::shard::LevelJump;
+use weft::{Combine, TopK};
 
 const TEXT: &str = "the quick brown fox jumps over the lazy dog
 the dog barks and the fox runs

@@ -2,7 +2,7 @@
 //! leases and batch flows) to compose in your own Rust code.
 //!
 //! ```
-//! use weft::core::{key_hash, Combine, Sum};
+//! use weft::{key_hash, Combine, Sum};
 //!
 //! // Every process routes a key by the same stable hash.
 //! assert_eq!(key_hash("user-42"), key_hash(&String::from("user-42")));
@@ -14,14 +14,13 @@
 //! assert_eq!(sum.extract(total), Ok(6));
 //! ```
 //!
-//! This crate is a facade: [`core`] (the shared vocabulary) is always here,
-//! and each pattern crate is re-exported under its own name when the cargo
-//! feature of that name is on (`full` turns on all of them). The README
-//! lists the crates and their status.
+//! This crate is a facade: the shared vocabulary of `weft-core` is always
+//! here, at the root (`weft::key_hash`, `weft::Combine`, `weft::time`), and
+//! each crate is re-exported under its own name when the cargo feature of
+//! that name is on (`full` turns on all of them). The README lists the
+//! crates and their status.
 
-pub use weft_core as core;
-
-pub use weft_core::{Classify, Combine, KeyHasher, ShardId, ShardKey, Sharder, key_hash};
+pub use weft_core::*;
 /// Sharding functions, consistent hashing and compatible partitioners
 /// (feature `shard`).
 #[cfg(feature = "shard")]
@@ -42,9 +41,9 @@ pub use weft_lease as lease;
 pub use weft_flow as flow;
 
 /// Work-queue claims as leases: several queues share one batch of work
-/// (features `flow` and `lease`).
-#[cfg(all(feature = "flow", feature = "lease"))]
-pub mod claims;
+/// (feature `claims`).
+#[cfg(feature = "claims")]
+pub use weft_claims as claims;
 
 /// The lease store over etcd (feature `lease-etcd`).
 #[cfg(feature = "lease-etcd")]

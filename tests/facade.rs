@@ -1,6 +1,6 @@
 //! The facade routes and combines through weft-core's one vocabulary.
 
-use weft::core::{Combine, CompositeKey, Count, ShardExt, ShardId, Sharder, key_hash};
+use weft::{Combine, CompositeKey, Count, ShardExt, ShardId, Sharder, key_hash};
 
 /// Modulo placement over `n` shards, enough to route in a test.
 struct Modulo(u32);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use weft::claims::LeasedSource;
 use weft::flow::FlowConfig;
-use weft::flow::queue::{Autoscaler, Item, QueueConfig, Running, Status, WorkQueue};
+use weft::flow::queue::{Autoscaler, Item, QueueConfig, Status, WorkQueue};
 use weft::lease::{CasStore, LeaseConfig, MemoryStore};
 use weft_test::faults::{FaultPlan, FaultyStore};
 
@@ -99,7 +99,7 @@ impl Process {
         let config = QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1).unwrap(), 2)
             .unwrap()
             .output(FlowConfig::new(8, 1).unwrap());
-        let Running {
+        let WorkQueue {
             output, control, ..
         } = WorkQueue::spawn(source, worker, config);
         tokio::spawn(async move {

@@ -8,7 +8,8 @@ use std::fmt;
 /// The patterns act on this: scatter/gather moves a transient failure to
 /// another replica and fails the shard on a permanent one; the work queue
 /// retries transient failures with backoff and dead-letters permanent ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// The same request may succeed later or elsewhere: a timeout, a lost
     /// connection, an overloaded or restarting server.
@@ -103,6 +104,113 @@ impl Classify for std::io::Error {
     }
 }
 
+/// An error kept as the cause of another: the backend error behind a store
+/// failure, the failure of a flow's source. Cloning shares it (an error can
+/// reach several outputs); it keeps its [`ErrorClass`]; two causes are equal
+/// when their class and message are.
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error;
+/// use std::io;
+/// use weft_core::{Cause, Classify, ErrorClass};
+///
+/// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+/// let cause = Cause::new(refused);
+/// assert_eq!(cause.class(), ErrorClass::Transient);
+/// assert!(cause.downcast_ref::<io::Error>().is_some());
+///
+/// let said = Cause::message("disk full", ErrorClass::Permanent);
+/// assert_eq!(said.to_string(), "disk full");
+/// ```
+#[derive(Clone)]
+pub struct Cause {
+    error: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+    class: ErrorClass,
+}
+
+impl Cause {
+    /// A cause that classifies itself.
+    pub fn new<E>(error: E) -> Cause
+    where
+        E: std::error::Error + Classify + Send + Sync + 'static,
+    {
+        let class = error.class();
+        Cause::with_class(error, class)
+    }
+
+    /// A cause of the given class (for errors that do not implement
+    /// [`Classify`], such as a client library's).
+    pub fn with_class<E>(error: E, class: ErrorClass) -> Cause
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Cause {
+            error: std::sync::Arc::new(error),
+            class,
+        }
+    }
+
+    /// A cause that is only a message.
+    pub fn message(message: impl Into<String>, class: ErrorClass) -> Cause {
+        #[derive(Debug)]
+        struct Message(String);
+        impl fmt::Display for Message {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::error::Error for Message {}
+        Cause::with_class(Message(message.into()), class)
+    }
+
+    /// The error itself.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+
+    /// The error as its own type, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.error.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cause")
+            .field("error", &self.error)
+            .field("class", &self.class)
+            .finish()
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl Classify for Cause {
+    fn class(&self) -> ErrorClass {
+        self.class
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.class == other.class && self.error.to_string() == other.error.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
 /// An error from weft-core: always bad input, so always permanent.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -149,6 +257,9 @@ pub enum CoreError {
     /// A health policy's thresholds were rejected.
     #[error("health policy rejected: {0}")]
     HealthPolicy(&'static str),
+    /// A backoff schedule or retry policy was rejected.
+    #[error("retry schedule rejected: {0}")]
+    Backoff(String),
 }
 
 /// What is wrong with a list of histogram boundaries.

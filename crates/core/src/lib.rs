@@ -41,6 +41,8 @@
 //! - [`Health`] and [`HealthTracker`] describe whether a member may be used.
 //! - [`Classify`] says whether an error is transient or permanent; every weft
 //!   error implements it.
+//! - [`Backoff`] and [`RetryPolicy`] are the one wait-and-retry schedule
+//!   (seeded jitter from [`mix`]) that every retrying loop uses.
 //! - [`time`] keeps time arithmetic from overflowing: `Duration::MAX` is a
 //!   valid "wait forever" everywhere.
 //!
@@ -62,16 +64,18 @@ mod hash;
 mod health;
 mod key;
 pub mod mix;
+mod retry;
 mod shard;
 pub mod time;
 
 pub use combine::{
     Buckets, Combine, Count, FloatSum, Histogram, HistogramAcc, Max, Min, Sum, TopK,
 };
-pub use error::{BoundsProblem, Classify, CoreError, ErrorClass};
+pub use error::{BoundsProblem, Cause, Classify, CoreError, ErrorClass};
 pub use hash::{DefaultKeyHasher, KeyHashV1, KeyHasher, key_hash};
 pub use health::{Health, HealthPolicy, HealthTracker, Transition};
 pub use key::{CompositeKey, CompositeKeyBuilder, KeyBuf, ShardKey, with_key_bytes};
+pub use retry::{Backoff, RetryPolicy};
 pub use shard::{ReplicaExt, ReplicaSharder, ShardExt, ShardId, Sharder};
 
 /// The traits most code needs in scope: `use weft_core::prelude::*;`.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{Mutex, mpsc};
-use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, Running, WorkQueue};
+use weft_flow::queue::{Autoscaler, MemorySource, QueueConfig, WorkQueue};
 use weft_flow::{Flow, FlowConfig, Unmatched};
 
 const N: u64 = 1_000_000;
@@ -189,7 +189,7 @@ async fn baseline_queue() -> (u64, u64) {
 async fn weft_queue() -> (u64, u64) {
     let source = Arc::new(MemorySource::from_items(0..QUEUE_N));
     let config = QueueConfig::new(Autoscaler::new(2, 2, 1.0, 1).unwrap(), 64).unwrap();
-    let Running {
+    let WorkQueue {
         output, control, ..
     } = WorkQueue::spawn(
         source,

@@ -8,6 +8,13 @@ use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError, mpsc};
 use crate::FlowError;
 use crate::stall::Stall;
 
+/// Reads how many items an edge holds.
+#[derive(Clone)]
+pub(crate) struct Probe {
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) capacity: usize,
+}
+
 /// What travels on an edge: a batch of items, or the failure that ended
 /// the stream. Completion is the edge closing.
 pub(crate) type Msg<T> = Result<Vec<T>, FlowError>;
@@ -165,8 +172,9 @@ impl<T> EdgeRx<T> {
         Some(msg)
     }
 
-    pub(crate) fn probe_parts(&self) -> crate::flow::Probe {
-        crate::flow::Probe {
+    /// A reader of how many items this edge holds.
+    pub(crate) fn probe(&self) -> Probe {
+        Probe {
             permits: self.permits.clone(),
             capacity: self.capacity,
         }

@@ -1,13 +1,10 @@
 //! The flow: a stream of item batches between stages, with sources, fused
 //! per-item stages and sinks.
 
-use std::sync::Arc;
-
 use futures::stream::{BoxStream, StreamExt};
-use tokio::sync::Semaphore;
 
 use crate::FlowError;
-use crate::edge::{EdgeRx, EdgeTx, Msg, edge};
+use crate::edge::{EdgeRx, EdgeTx, Msg, Probe, edge};
 
 /// Buffer and batch sizes of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,13 +87,6 @@ pub struct Flow<T> {
     pub(crate) stream: BoxStream<'static, Msg<T>>,
     pub(crate) config: FlowConfig,
     pub(crate) probe: Option<Probe>,
-}
-
-/// Reads how many items an edge holds.
-#[derive(Clone)]
-pub(crate) struct Probe {
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) capacity: usize,
 }
 
 impl<T> std::fmt::Debug for Flow<T> {
@@ -199,11 +189,12 @@ impl<T: Send + 'static> Flow<T> {
     }
 
     /// A flow of the items of `stream`; an `Err` item ends the flow with
-    /// that failure.
+    /// that failure, as [`FlowError::Upstream`] keeping the error (its
+    /// class and its `source()`).
     pub fn from_stream<S, E>(stream: S, config: FlowConfig) -> Self
     where
         S: futures::Stream<Item = Result<T, E>> + Send + 'static,
-        E: std::fmt::Display,
+        E: std::error::Error + weft_core::Classify + Send + Sync + 'static,
     {
         let batch = config.batch;
         Flow {
@@ -217,7 +208,7 @@ impl<T: Send + 'static> Flow<T> {
                             Ok(item) => items.push(item),
                             Err(e) => {
                                 out.push(Ok(std::mem::take(&mut items)));
-                                out.push(Err(FlowError::Upstream(e.to_string())));
+                                out.push(Err(FlowError::Upstream(weft_core::Cause::new(e))));
                             }
                         }
                     }
@@ -379,12 +370,6 @@ impl<T: Send + 'static> Flow<T> {
         let (tx, rx) = edge(config.capacity);
         tokio::spawn(pump(self.stream, tx));
         Flow::from_edge(rx, config)
-    }
-}
-
-impl<T> EdgeRx<T> {
-    pub(crate) fn probe(&self) -> Probe {
-        self.probe_parts()
     }
 }
 

@@ -6,7 +6,7 @@ use crate::{Flow, FlowError};
 
 /// How one input of a [`Flow::join`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome<T> {
+pub enum JoinOutcome<T> {
     /// It completed with these items.
     Completed(Vec<T>),
     /// It failed; the items it delivered before failing are kept.
@@ -23,10 +23,10 @@ pub enum Outcome<T> {
     },
 }
 
-impl<T> Outcome<T> {
+impl<T> JoinOutcome<T> {
     /// Whether the input completed.
     pub fn is_completed(&self) -> bool {
-        matches!(self, Outcome::Completed(_))
+        matches!(self, JoinOutcome::Completed(_))
     }
 }
 
@@ -46,23 +46,23 @@ impl<T: Send + 'static> Flow<T> {
     /// # Cancel safety
     ///
     /// Dropping the future drops every input.
-    pub async fn join(inputs: Vec<Flow<T>>) -> Vec<Outcome<T>> {
+    pub async fn join(inputs: Vec<Flow<T>>) -> Vec<JoinOutcome<T>> {
         let collect = inputs.into_iter().map(|f| async move {
             let mut items = Vec::new();
             let mut s = f.stream;
             while let Some(m) = s.next().await {
                 match m {
                     Ok(batch) => items.extend(batch),
-                    Err(FlowError::Cancelled) => return Outcome::Cancelled { partial: items },
+                    Err(FlowError::Cancelled) => return JoinOutcome::Cancelled { partial: items },
                     Err(error) => {
-                        return Outcome::Failed {
+                        return JoinOutcome::Failed {
                             error,
                             partial: items,
                         };
                     }
                 }
             }
-            Outcome::Completed(items)
+            JoinOutcome::Completed(items)
         });
         futures::future::join_all(collect).await
     }

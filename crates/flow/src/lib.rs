@@ -65,6 +65,6 @@ mod stall;
 pub use error::FlowError;
 pub use fanout::MAX_OUTPUTS;
 pub use flow::{Flow, FlowConfig, FlowSender, channel};
-pub use join::Outcome;
+pub use join::JoinOutcome;
 pub use shard::Shards;
 pub use split::{Route, Split, Unmatched};

@@ -3,6 +3,7 @@
 use futures::StreamExt;
 use weft_core::Combine;
 
+use crate::error::task_failed;
 use crate::fanout::{check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
@@ -83,10 +84,7 @@ impl<T: Send + 'static> Flow<T> {
             .collect();
         let mut level = Vec::with_capacity(tasks.len());
         for t in tasks {
-            level.push(
-                t.await
-                    .map_err(|e| FlowError::Upstream(format!("reducer task: {e}")))??,
-            );
+            level.push(t.await.map_err(task_failed)??);
         }
         // Merge as a tree: pairs, then pairs of pairs.
         while level.len() > 1 {

@@ -115,7 +115,7 @@ impl Stall {
                 capacity = self.capacity,
                 "a flow edge has been full for {STALL_WARNING:?}: is its output read? \
                  Read every output of a stage concurrently (Flow::collect_all, \
-                 Running::collect_all), or the stage waits for room forever"
+                 WorkQueue::collect_all), or the stage waits for room forever"
             );
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use weft_core::Sharder;
 use weft_core::{Combine, Count, Health, Histogram, ShardExt, Sum};
-use weft_flow::{Flow, FlowConfig, FlowError, Outcome, Unmatched, channel};
+use weft_flow::{Flow, FlowConfig, FlowError, JoinOutcome, Unmatched, channel};
 use weft_shard::{LevelJump, Memento};
 
 fn cfg(capacity: usize, batch: usize) -> FlowConfig {
@@ -148,12 +148,18 @@ async fn the_merger_completes_after_all_inputs_and_passes_failures_on() {
 
     let (tx, failing) = channel::<u32>(cfg(16, 8));
     tx.send(1).await;
-    tx.fail(FlowError::Upstream("disk on fire".into()));
+    tx.fail(FlowError::Upstream(weft_core::Cause::message(
+        "disk on fire",
+        weft_core::ErrorClass::Transient,
+    )));
     drop(tx);
     let merged = Flow::merge(vec![Flow::from_iter(0..10u32, cfg(16, 8)), failing]).unwrap();
     assert_eq!(
         merged.collect().await,
-        Err(FlowError::Upstream("disk on fire".into()))
+        Err(FlowError::Upstream(weft_core::Cause::message(
+            "disk on fire",
+            weft_core::ErrorClass::Transient
+        )))
     );
 }
 
@@ -164,7 +170,10 @@ async fn join_releases_nothing_before_every_input_completes_and_reports_failures
     let quick = Flow::from_iter(0..5u32, cfg(16, 8));
     let join = tokio::spawn(Flow::join(vec![quick, slow, bad]));
     tx_bad.send(7).await;
-    tx_bad.fail(FlowError::Upstream("worker crashed".into()));
+    tx_bad.fail(FlowError::Upstream(weft_core::Cause::message(
+        "worker crashed",
+        weft_core::ErrorClass::Transient,
+    )));
     drop(tx_bad);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
@@ -174,12 +183,15 @@ async fn join_releases_nothing_before_every_input_completes_and_reports_failures
     tx_slow.send(42).await;
     drop(tx_slow);
     let outcomes = join.await.unwrap();
-    assert_eq!(outcomes[0], Outcome::Completed((0..5).collect()));
-    assert_eq!(outcomes[1], Outcome::Completed(vec![42]));
+    assert_eq!(outcomes[0], JoinOutcome::Completed((0..5).collect()));
+    assert_eq!(outcomes[1], JoinOutcome::Completed(vec![42]));
     assert_eq!(
         outcomes[2],
-        Outcome::Failed {
-            error: FlowError::Upstream("worker crashed".into()),
+        JoinOutcome::Failed {
+            error: FlowError::Upstream(weft_core::Cause::message(
+                "worker crashed",
+                weft_core::ErrorClass::Transient
+            )),
             partial: vec![7]
         }
     );
@@ -338,4 +350,26 @@ async fn stage_sizes_beyond_the_limits_are_refused_before_allocating() {
             .await,
         Err(FlowError::Config(m)) if m.contains("limit")
     ));
+}
+
+#[tokio::test]
+async fn a_source_error_keeps_its_class_and_itself_through_the_flow() {
+    use std::io;
+    for (kind, class) in [
+        (io::ErrorKind::InvalidData, weft_core::ErrorClass::Permanent),
+        (io::ErrorKind::TimedOut, weft_core::ErrorClass::Transient),
+    ] {
+        let items = vec![Ok(1u64), Ok(2), Err(io::Error::from(kind))];
+        let flow = Flow::from_stream(futures::stream::iter(items), cfg(8, 4)).map(|x| x * 2);
+        let err = flow.collect().await.unwrap_err();
+        assert_eq!(weft_core::Classify::class(&err), class, "{err}");
+        let FlowError::Upstream(cause) = &err else {
+            panic!("expected an upstream failure, got {err}");
+        };
+        assert_eq!(
+            cause.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(kind)
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
 }

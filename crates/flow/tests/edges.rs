@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_flow::queue::{
-    Autoscaler, Closed, Item, MemorySource, QueueConfig, Running, Source, WorkQueue,
-};
+use weft_flow::queue::{Autoscaler, Closed, Item, MemorySource, QueueConfig, Source, WorkQueue};
 use weft_flow::{Flow, FlowConfig};
 
 fn config(output_capacity: usize) -> QueueConfig {
@@ -127,7 +125,7 @@ async fn collect_all_cannot_deadlock_where_waiting_first_does() {
     let worker = |x: u64| async move { Ok::<_, std::io::Error>(x) };
     // Waiting on the control before reading: the output edge (8 items)
     // fills and the queue never ends.
-    let Running {
+    let WorkQueue {
         output,
         dead_letters,
         control,
@@ -190,7 +188,8 @@ async fn extreme_queue_settings_are_refused_or_work_without_overflow() {
     // A retry cap of Duration::MAX and an evaluation interval of
     // Duration::MAX: backoff and ticks saturate instead of overflowing.
     let retry =
-        weft_flow::queue::RetryPolicy::new(2, Duration::from_millis(1), Duration::MAX).unwrap();
+        weft_flow::queue::RetryPolicy::exponential(2, Duration::from_millis(1), Duration::MAX)
+            .unwrap();
     let config = QueueConfig::new(autoscaler(), 2)
         .unwrap()
         .retry(retry)

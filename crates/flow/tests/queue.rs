@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::{Classify, ErrorClass, key_hash};
-use weft_flow::queue::{
-    Autoscaler, Load, MemorySource, QueueConfig, RetryPolicy, Running, WorkQueue,
-};
+use weft_flow::queue::{Autoscaler, Load, MemorySource, QueueConfig, RetryPolicy, WorkQueue};
 use weft_flow::{FlowConfig, FlowError};
 
 #[derive(Debug, Clone)]
@@ -71,7 +69,8 @@ async fn chaos(seed: u64) {
         QueueConfig::new(Autoscaler::new(1, 4, 0.8, 2).unwrap(), 3)
             .unwrap()
             .retry(
-                RetryPolicy::new(3, Duration::from_millis(5), Duration::from_millis(50)).unwrap(),
+                RetryPolicy::exponential(3, Duration::from_millis(5), Duration::from_millis(50))
+                    .unwrap(),
             )
             .output(FlowConfig::new(4, 2).unwrap())
             .evaluate_every(Duration::from_millis(50))
@@ -112,10 +111,10 @@ async fn chaos(seed: u64) {
 
 /// Reads the output slowly and the dead letters, cancelling at `cancel_at`.
 async fn drive(
-    running: Running<u64, u64>,
+    running: WorkQueue<u64, u64>,
     cancel_at: Option<Duration>,
 ) -> (Vec<(u64, u64)>, Vec<weft_flow::queue::DeadLetter<u64>>) {
-    let Running {
+    let WorkQueue {
         output,
         dead_letters,
         control: running,
@@ -165,7 +164,7 @@ async fn acknowledged_items_are_never_processed_again_and_panics_are_dead_letter
         worker,
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 2).unwrap(),
     );
-    let Running {
+    let WorkQueue {
         output: out,
         dead_letters: dead,
         control: running,
@@ -205,7 +204,7 @@ async fn the_autoscaler_converges_on_steady_rates_and_does_not_flap_under_noise(
         .evaluate_every(Duration::from_secs(1))
         .unwrap();
     let running = WorkQueue::spawn(source.clone(), worker, config);
-    let Running {
+    let WorkQueue {
         output: out,
         control: running,
         ..
@@ -252,11 +251,11 @@ fn bad_queue_configuration_is_a_typed_error() {
         Err(FlowError::Config(m)) if m.contains("drain time is zero")
     ));
     assert!(
-        matches!(RetryPolicy::new(0, Duration::from_millis(1), Duration::from_secs(1)), Err(FlowError::Config(m)) if m.contains("attempts"))
+        matches!(RetryPolicy::exponential(0, Duration::from_millis(1), Duration::from_secs(1)), Err(weft_core::CoreError::Backoff(m)) if m.contains("attempts is 0"))
     );
     assert!(matches!(
-        RetryPolicy::new(3, Duration::from_secs(2), Duration::from_secs(1)),
-        Err(FlowError::Config(_))
+        RetryPolicy::exponential(3, Duration::from_secs(2), Duration::from_secs(1)),
+        Err(weft_core::CoreError::Backoff(m)) if m.contains("2s is above its cap 1s")
     ));
     assert!(matches!(
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 0),
@@ -269,8 +268,8 @@ fn bad_queue_configuration_is_a_typed_error() {
         Err(FlowError::Config(m)) if m.contains("interval is zero")
     ));
     assert!(matches!(
-        RetryPolicy::new(3, Duration::ZERO, Duration::from_secs(1)),
-        Err(FlowError::Config(_))
+        RetryPolicy::exponential(3, Duration::ZERO, Duration::from_secs(1)),
+        Err(weft_core::CoreError::Backoff(m)) if m.contains("base is zero")
     ));
 }
 
@@ -293,7 +292,7 @@ async fn a_queue_output_feeds_the_next_queue_with_backpressure() {
         },
         two_workers(),
     );
-    let Running {
+    let WorkQueue {
         output: out_one,
         control: stage_one,
         ..
@@ -308,7 +307,7 @@ async fn a_queue_output_feeds_the_next_queue_with_backpressure() {
         },
         two_workers(),
     );
-    let Running {
+    let WorkQueue {
         output: out_two,
         control: stage_two,
         ..
@@ -353,7 +352,10 @@ async fn a_failed_upstream_closes_the_fed_source_and_reports_the_failure() {
     let (tx, flow) = weft_flow::channel(FlowConfig::new(4, 1).unwrap());
     let feeding = source.feed(flow, 4).unwrap();
     assert!(tx.send(1).await);
-    tx.fail(FlowError::Upstream("reader crashed".into()));
+    tx.fail(FlowError::Upstream(weft_core::Cause::message(
+        "reader crashed",
+        weft_core::ErrorClass::Transient,
+    )));
     drop(tx);
     let err = feeding.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("reader crashed"), "{err}");
@@ -386,7 +388,7 @@ async fn the_workers_follow_the_target_down_and_back_up() {
         Ok::<_, Fail>(x)
     };
     let config = QueueConfig::new(Autoscaler::new(1, 32, 0.8, 3).unwrap(), 64).unwrap();
-    let Running {
+    let WorkQueue {
         output,
         control: running,
         ..
@@ -428,7 +430,7 @@ async fn a_backlog_draws_workers_to_clear_it_then_lets_them_go() {
     };
     let config = QueueConfig::new(Autoscaler::new(1, 32, 0.8, 2).unwrap(), 64).unwrap();
     let started = tokio::time::Instant::now();
-    let Running {
+    let WorkQueue {
         output,
         control: running,
         ..

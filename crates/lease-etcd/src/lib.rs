@@ -53,6 +53,7 @@ use std::time::Duration;
 use futures::stream::{BoxStream, StreamExt};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use weft_core::{Cause, ErrorClass};
 use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
 
 mod proto {
@@ -160,6 +161,7 @@ impl EtcdStore {
         let bad = |reason: String| StoreError::Other {
             store: named.clone(),
             reason,
+            cause: None,
         };
         if endpoints.is_empty() {
             return Err(bad("no endpoints given".into()));
@@ -218,6 +220,7 @@ impl EtcdStore {
         StoreError::Unavailable {
             store: self.endpoints.clone(),
             reason: describe(e),
+            cause: Some(status_cause(e, ErrorClass::Transient)),
         }
     }
 
@@ -302,12 +305,14 @@ impl EtcdStore {
             return StoreError::Other {
                 store: self.endpoints.clone(),
                 reason: e.message().to_string(),
+                cause: Some(status_cause(e, ErrorClass::Permanent)),
             };
         }
         StoreError::Indeterminate {
             store: self.endpoints.clone(),
             key: key.to_string(),
             reason: describe(e),
+            cause: Some(status_cause(e, ErrorClass::Transient)),
         }
     }
 
@@ -327,6 +332,7 @@ impl EtcdStore {
             return Err(StoreError::Other {
                 store: self.endpoints.clone(),
                 reason: format!("lease grant for {key:?} refused: {}", resp.error),
+                cause: None,
             });
         }
         if resp.ttl != secs {
@@ -435,6 +441,11 @@ impl EtcdStore {
 }
 
 /// A status with its source chain, which names the connection error.
+/// A gRPC status kept as a store error's cause.
+fn status_cause(e: &Status, class: ErrorClass) -> Cause {
+    Cause::with_class(e.clone(), class)
+}
+
 fn describe(e: &Status) -> String {
     let mut message = format!("{}: {}", e.code(), e.message());
     let mut source = std::error::Error::source(e);
@@ -707,7 +718,7 @@ mod tests {
         let err = EtcdStore::connect(&["http://127.0.0.1:1", "http://127.0.0.1:2"], "p/")
             .await
             .unwrap_err();
-        let StoreError::Unavailable { store, reason } = &err else {
+        let StoreError::Unavailable { store, reason, .. } = &err else {
             panic!("expected Unavailable, got {err}");
         };
         assert_eq!(store, "http://127.0.0.1:1,http://127.0.0.1:2");
@@ -716,6 +727,11 @@ mod tests {
             reason.contains("connect") || reason.contains("refused"),
             "{reason}"
         );
+        // The gRPC status is kept as the source, transient.
+        let cause = err.cause().expect("the client's error is kept");
+        assert!(cause.downcast_ref::<Status>().is_some(), "{cause:?}");
+        assert_eq!(weft_core::Classify::class(cause), ErrorClass::Transient);
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[tokio::test]

@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
+use weft_core::{Cause, ErrorClass};
 use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version};
 
 const CREATE: &str = r"
@@ -134,6 +135,27 @@ impl std::fmt::Debug for RedisStore {
 /// How long to wait for a connection or an answer.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A Redis client error kept as a store error's cause: transient when it
+/// describes a moment (a refused or dropped connection, a timeout, a
+/// server busy or loading), permanent otherwise.
+fn redis_cause(e: &RedisError) -> Cause {
+    let transient = e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                | redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain)
+        );
+    let class = if transient {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Permanent
+    };
+    Cause::with_class(e.clone(), class)
+}
+
 impl RedisStore {
     /// Connects to `url` (`redis://host:port[/db]`), keeping every key
     /// under `prefix`.
@@ -147,6 +169,7 @@ impl RedisStore {
         let client = redis::Client::open(url).map_err(|e| StoreError::Other {
             store: url.to_string(),
             reason: format!("malformed Redis URL: {e}"),
+            cause: Some(redis_cause(&e)),
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -160,10 +183,12 @@ impl RedisStore {
         .map_err(|_| StoreError::Unavailable {
             store: url.to_string(),
             reason: format!("no answer within {:?}", TIMEOUT * 4),
+            cause: None,
         })?
         .map_err(|e| StoreError::Unavailable {
             store: url.to_string(),
             reason: e.to_string(),
+            cause: Some(redis_cause(&e)),
         })?;
         Ok(RedisStore {
             conn,
@@ -198,6 +223,7 @@ impl RedisStore {
         StoreError::Unavailable {
             store: self.url.clone(),
             reason: e.to_string(),
+            cause: Some(redis_cause(e)),
         }
     }
 
@@ -211,11 +237,13 @@ impl RedisStore {
                 store: self.url.clone(),
                 key: key.to_string(),
                 reason: e.to_string(),
+                cause: Some(redis_cause(e)),
             }
         } else {
             StoreError::Other {
                 store: self.url.clone(),
                 reason: e.to_string(),
+                cause: Some(redis_cause(e)),
             }
         }
     }
@@ -224,6 +252,7 @@ impl RedisStore {
         StoreError::Other {
             store: self.url.clone(),
             reason: format!("unexpected reply to {what}: {v:?}"),
+            cause: None,
         }
     }
 

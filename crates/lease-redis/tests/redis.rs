@@ -118,6 +118,16 @@ async fn bad_endpoints_are_typed_errors_naming_them() {
         matches!(err, StoreError::Unavailable { ref store, .. } if *store == url),
         "{err}"
     );
+    // The client's own error is kept as the source, classified transient.
+    let cause = err
+        .cause()
+        .expect("a refused connection keeps the client's error");
+    assert!(
+        cause.downcast_ref::<redis::RedisError>().is_some(),
+        "{cause:?}"
+    );
+    assert!(weft_core::Classify::is_transient(cause));
+    assert!(std::error::Error::source(&err).is_some());
     assert!(start.elapsed() < Duration::from_secs(6), "bounded wait");
     let err = RedisStore::connect("redis//nonsense", "x/")
         .await

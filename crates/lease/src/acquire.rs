@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::time::Instant;
-use weft_core::key_hash;
 use weft_core::time::capped;
+use weft_core::{Backoff, key_hash};
 
 use crate::{CasStore, Entry, LeaseError, StoreError, Swap, Version, WatchEvent};
 
@@ -347,8 +347,13 @@ async fn create_until(
 
 static JITTER: AtomicU64 = AtomicU64::new(0);
 
-/// A poll interval between 10 and 50 ms, jittered so that waiters spread.
+/// The next poll interval of a waiter without a watch: 30 ms ± 2/3 (10 to
+/// 50 ms), varied per call so that waiters spread.
 pub(crate) fn poll_interval(key: &str) -> Duration {
     let n = JITTER.fetch_add(1, Ordering::Relaxed);
-    Duration::from_millis(10 + key_hash(&(key, n)) % 40)
+    // invariant: 2/3 is a valid jitter fraction.
+    let poll = Backoff::constant(Duration::from_millis(30))
+        .with_jitter(2.0 / 3.0)
+        .expect("a fraction in [0, 1]");
+    poll.delay(1, key_hash(&(key, n)))
 }

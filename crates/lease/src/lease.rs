@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use weft_core::time::{capped, micros};
-use weft_core::{Classify, key_hash};
+use weft_core::time::micros;
+use weft_core::{Backoff, Classify, key_hash};
 
 use crate::acquire::{Claim, acquire_key, try_create};
 use crate::{CasStore, LeaseClock, LeaseError, StoreError, Swap, SystemClock, Version};
@@ -149,6 +149,13 @@ impl LeaseConfig {
             .saturating_sub(self.margin_or_default())
     }
 
+    /// The renewal schedule: every interval, spread by the jitter.
+    fn renewals(&self) -> Backoff {
+        let every = Backoff::constant(self.interval());
+        // A jitter outside [0, 1) fails validation before any renewal.
+        every.with_jitter(self.jitter).unwrap_or(every)
+    }
+
     /// Checks the configuration against itself and the store.
     ///
     /// # Errors
@@ -188,7 +195,7 @@ impl LeaseConfig {
                 self.ttl
             ));
         }
-        let longest_gap = capped(interval).mul_f64(1.0 + self.jitter);
+        let longest_gap = self.renewals().longest();
         if self.safe_period() <= longest_gap {
             return bad(format!(
                 "TTL {:?} with drift {} and margin {:?} leaves a safe period of {:?}, not more than the renewal interval {:?}: the lease would be lost between renewals",
@@ -587,6 +594,7 @@ impl Lease {
                 store: format!("{:?}", shared.store).chars().take(40).collect(),
                 key: shared.key.clone(),
                 reason: "release timed out; the key expires after its TTL".into(),
+                cause: None,
             })),
         };
         *shared
@@ -629,12 +637,13 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
     let clock = cfg.clock.clone();
     let interval = cfg.interval();
     let op_timeout = cfg.op_timeout.unwrap_or(interval);
-    let mut round = 0u64;
-    let jittered = |round: u64| {
-        let unit = weft_core::mix::unit(key_hash(&(shared.key.as_str(), shared.token.0, round)));
-        capped(interval).mul_f64(1.0 + cfg.jitter * (2.0 * unit - 1.0))
-    };
-    let mut next = first_sent.saturating_add(jittered(round));
+    // Renewals every interval, spread by the jitter; a renewal that failed
+    // transiently is tried again after a quarter of the interval.
+    let renewals = cfg.renewals();
+    let at_risk = Backoff::constant(interval / 4);
+    let seed = key_hash(&(shared.key.as_str(), shared.token.0));
+    let mut round = 0u32;
+    let mut next = first_sent.saturating_add(renewals.delay(round, seed));
     loop {
         let now = clock.now();
         let safe = shared.safe_until();
@@ -664,7 +673,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             Ok(Ok(Swap::Done { .. })) => {
                 shared.extend(sent);
                 shared.set(LeaseState::Held);
-                next = sent.saturating_add(jittered(round));
+                next = sent.saturating_add(renewals.delay(round, seed));
             }
             Ok(Ok(Swap::Conflict { .. })) => {
                 tracing::debug!(key = %shared.key, "lease lost: the store no longer holds it");
@@ -673,7 +682,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             }
             Ok(Err(e)) if e.is_transient() => {
                 shared.set(LeaseState::AtRisk);
-                next = clock.now().saturating_add(interval / 4);
+                next = clock.now().saturating_add(at_risk.delay(round, seed));
             }
             Ok(Err(e)) => {
                 tracing::debug!(key = %shared.key, error = %e, "lease lost: renewal failed permanently");
@@ -682,7 +691,7 @@ async fn renew(shared: Arc<Shared>, first_sent: Duration) {
             }
             Err(_) => {
                 shared.set(LeaseState::AtRisk);
-                next = clock.now().saturating_add(interval / 4);
+                next = clock.now().saturating_add(at_risk.delay(round, seed));
             }
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use weft_core::{Classify, ErrorClass};
+use weft_core::{Cause, Classify, ErrorClass};
 
 /// A key's version: strictly increasing across every write, delete and
 /// expiry of the key, and never reused, so the version a holder got is its
@@ -159,6 +159,9 @@ pub enum StoreError {
         store: String,
         /// What went wrong.
         reason: String,
+        /// The backend's own error, when there is one.
+        #[source]
+        cause: Option<Cause>,
     },
     /// A write timed out: it may or may not have applied. Resolve by
     /// reading.
@@ -170,6 +173,9 @@ pub enum StoreError {
         key: String,
         /// What went wrong.
         reason: String,
+        /// The backend's own error, when there is one.
+        #[source]
+        cause: Option<Cause>,
     },
     /// An empty key.
     #[error("key is empty")]
@@ -229,7 +235,24 @@ pub enum StoreError {
         store: String,
         /// What went wrong.
         reason: String,
+        /// The backend's own error, when there is one.
+        #[source]
+        cause: Option<Cause>,
     },
+}
+
+impl StoreError {
+    /// The backend's own error behind this one, if it kept one (also
+    /// [`source`](std::error::Error::source)); downcast it to the client
+    /// library's type with [`Cause::downcast_ref`].
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            StoreError::Unavailable { cause, .. }
+            | StoreError::Indeterminate { cause, .. }
+            | StoreError::Other { cause, .. } => cause.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Classify for StoreError {

@@ -657,6 +657,7 @@ impl CasStore for LateFirstCreate {
                 store: "late".into(),
                 key: key.into(),
                 reason: "timed out on the client".into(),
+                cause: None,
             });
         }
         self.inner.create(key, value, ttl).await

@@ -13,7 +13,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::time::Instant;
 use weft_core::{Combine, ShardId, Sum};
-use weft_scatter::{Config, LeafContext, Plan, Scatter, Topology};
+use weft_scatter::{LeafContext, Plan, Scatter, ScatterConfig, Topology};
 
 async fn leaf(x: u64, cx: LeafContext) -> Result<u64, Infallible> {
     Ok(black_box(x + u64::from(cx.shard.get())))
@@ -28,7 +28,7 @@ fn overhead(c: &mut Criterion) {
     let root = Scatter::new(
         Topology::sharded(SHARDS, 3).unwrap(),
         leaf,
-        Config::new(Duration::from_secs(1)),
+        ScatterConfig::new(Duration::from_secs(1)),
     )
     .unwrap();
     let sum = Sum::<u64>::new();
@@ -69,7 +69,7 @@ fn overhead(c: &mut Criterion) {
     let stuck = Scatter::new(
         Topology::sharded(SHARDS, 3).unwrap(),
         pending,
-        Config::new(Duration::from_millis(2)),
+        ScatterConfig::new(Duration::from_millis(2)),
     )
     .unwrap();
     let mut group = c.benchmark_group("scatter/deadline 2 ms, leaves never answer");

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use weft_core::{Backoff, RetryPolicy};
 use weft_core::{Count, key_hash};
-use weft_scatter::{Config, LeafContext, Plan, Scatter, Topology};
+use weft_scatter::{Hedging, LeafContext, Plan, Scatter, ScatterConfig, Topology};
 
 const SHARDS: usize = 100;
 const REPLICAS: usize = 3;
@@ -70,7 +71,7 @@ struct Outcome {
     slow_first_attempts: u64,
 }
 
-fn run(fleet: Fleet, config: Config) -> Outcome {
+fn run(fleet: Fleet, config: ScatterConfig) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -149,27 +150,30 @@ fn main() {
             straggle_factor: factor,
             slow: None,
         };
-        let limit = run(clean, Config::new(deadline).no_hedging());
+        let limit = run(clean, ScatterConfig::new(deadline).hedging(Hedging::off()));
         let rows = [
             ("no stragglers (the limit)", limit),
             (
                 "wait for all, no hedging",
-                run(fleet, Config::new(deadline).no_hedging()),
+                run(fleet, ScatterConfig::new(deadline).hedging(Hedging::off())),
             ),
             (
                 "one fixed hedge at the leaf p95",
                 run(
                     fleet,
-                    Config::new(deadline)
-                        .hedge_fallback(leaf_p95, u64::MAX)
-                        .hedge_delay_bounds(leaf_p95, leaf_p95)
-                        .max_attempts(2)
+                    ScatterConfig::new(deadline)
+                        .hedging(
+                            Hedging::adaptive()
+                                .fallback(leaf_p95, u64::MAX)
+                                .bounds(leaf_p95, leaf_p95),
+                        )
+                        .retry(RetryPolicy::new(2, Backoff::NONE).unwrap())
                         .max_extra_load(1.0),
                 ),
             ),
             (
                 "weft adaptive hedging, 3 % budget",
-                run(fleet, Config::new(deadline).max_extra_load(0.03)),
+                run(fleet, ScatterConfig::new(deadline).max_extra_load(0.03)),
             ),
         ];
         let limit999 = rows[0].1.p999;
@@ -196,8 +200,8 @@ fn main() {
         straggle_factor: 1.0,
         slow: Some((1, 2000, 6000, 20.0)),
     };
-    let probation = Config::new(deadline).max_extra_load(0.03);
-    let no_probation = Config::new(deadline).max_extra_load(0.03).health(
+    let probation = ScatterConfig::new(deadline).max_extra_load(0.03);
+    let no_probation = ScatterConfig::new(deadline).max_extra_load(0.03).health(
         weft_core::HealthPolicy::new(u32::MAX, u32::MAX, 1).unwrap(),
         Duration::from_secs(5),
     );

@@ -1,10 +1,11 @@
-//! How a root gathers: policy, deadlines, hedging and the load budget.
+//! How a root gathers: policy, deadlines, hedging, retries and the load
+//! budget.
 
 use std::time::Duration;
 
-use weft_core::HealthPolicy;
+use weft_core::{Backoff, HealthPolicy, RetryPolicy};
 
-use crate::{ScatterError, Topology};
+use crate::{Hedging, ScatterError, Topology};
 
 /// The most attempts a root makes for one shard: first, hedges and retries.
 pub const MAX_ATTEMPTS: usize = 8;
@@ -24,35 +25,6 @@ pub enum Gather {
     Quorum(usize),
 }
 
-/// The adaptive hedge delay: a latency percentile of recent leaf calls,
-/// clamped, with a fallback until enough samples exist.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hedging {
-    pub(crate) enabled: bool,
-    pub(crate) percentile: Option<f64>,
-    pub(crate) floor: Duration,
-    pub(crate) ceiling: Duration,
-    pub(crate) fallback: Duration,
-    pub(crate) min_samples: u64,
-    pub(crate) window: u64,
-    pub(crate) max_attempts: u32,
-}
-
-impl Default for Hedging {
-    fn default() -> Self {
-        Hedging {
-            enabled: true,
-            percentile: None,
-            floor: Duration::from_micros(100),
-            ceiling: Duration::from_secs(1),
-            fallback: Duration::from_millis(10),
-            min_samples: 200,
-            window: 10_000,
-            max_attempts: 3,
-        }
-    }
-}
-
 /// A root's configuration. Built with chained setters; [`crate::Scatter::new`]
 /// validates it.
 ///
@@ -60,20 +32,21 @@ impl Default for Hedging {
 ///
 /// ```
 /// use std::time::Duration;
-/// use weft_scatter::{Config, Gather};
+/// use weft_scatter::{Gather, ScatterConfig};
 ///
-/// let config = Config::new(Duration::from_millis(50))
+/// let config = ScatterConfig::new(Duration::from_millis(50))
 ///     .attempt_timeout(Duration::from_millis(20))
 ///     .gather(Gather::Fraction(0.9))
 ///     .max_extra_load(0.03);
 /// # let _ = config;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct ScatterConfig {
     pub(crate) deadline: Duration,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) gather: Gather,
     pub(crate) hedging: Hedging,
+    pub(crate) retry: RetryPolicy,
     pub(crate) max_extra_load: f64,
     pub(crate) budget_window: u64,
     pub(crate) max_in_flight: Option<usize>,
@@ -82,15 +55,17 @@ pub struct Config {
     pub(crate) seed: u64,
 }
 
-impl Config {
+impl ScatterConfig {
     /// Defaults around a global `deadline` per call: gather all, hedge
-    /// adaptively, at most 5 % extra leaf requests, no per-attempt timeout.
+    /// adaptively, 3 attempts per shard, at most 5 % extra leaf requests,
+    /// no per-attempt timeout.
     pub fn new(deadline: Duration) -> Self {
-        Config {
+        ScatterConfig {
             deadline,
             attempt_timeout: None,
             gather: Gather::All,
-            hedging: Hedging::default(),
+            hedging: Hedging::adaptive(),
+            retry: default_retry(),
             max_extra_load: 0.05,
             budget_window: 1000,
             max_in_flight: None,
@@ -125,52 +100,24 @@ impl Config {
         self
     }
 
-    /// The hedge delay's percentile of recent leaf latencies. By default it
-    /// derives from the budget, `100 · (1 − ⅔ · max_extra_load)` (p96.7 at
-    /// 5 %), so that the hedges the delay triggers stay within the budget
-    /// and the budget is not spent before the stragglers that need it.
+    /// When to hedge (default [`Hedging::adaptive`]).
     #[must_use]
-    pub fn hedge_percentile(mut self, percentile: f64) -> Self {
-        self.hedging.percentile = Some(percentile);
+    pub fn hedging(mut self, hedging: Hedging) -> Self {
+        self.hedging = hedging;
         self
     }
 
-    /// Clamps the adaptive hedge delay.
+    /// Attempts per shard and the wait before a retry.
+    ///
+    /// The policy's attempts (1 to [`MAX_ATTEMPTS`]) bound every attempt at
+    /// a shard: the first, hedges and retries (a quorum raises it to the
+    /// quorum). After a transient error with nothing else in flight for the
+    /// shard, the next replica is tried after the policy's backoff (none by
+    /// default: at once); an attempt that timed out is retried at once.
+    /// Retries, like hedges, are paid from the extra-load budget.
     #[must_use]
-    pub fn hedge_delay_bounds(mut self, floor: Duration, ceiling: Duration) -> Self {
-        self.hedging.floor = floor;
-        self.hedging.ceiling = ceiling;
-        self
-    }
-
-    /// The hedge delay until `min_samples` latencies are known.
-    #[must_use]
-    pub fn hedge_fallback(mut self, delay: Duration, min_samples: u64) -> Self {
-        self.hedging.fallback = delay;
-        self.hedging.min_samples = min_samples;
-        self
-    }
-
-    /// The latency window: percentiles reflect the last `window` to
-    /// `2 · window` leaf calls.
-    #[must_use]
-    pub fn latency_window(mut self, window: u64) -> Self {
-        self.hedging.window = window;
-        self
-    }
-
-    /// At most this many attempts per shard (first, hedges and retries),
-    /// 1 to [`MAX_ATTEMPTS`]; a quorum raises it to the quorum.
-    #[must_use]
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.hedging.max_attempts = attempts;
-        self
-    }
-
-    /// Turns hedging off (retries on transient errors still happen).
-    #[must_use]
-    pub fn no_hedging(mut self) -> Self {
-        self.hedging.enabled = false;
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
         self
     }
 
@@ -220,30 +167,14 @@ impl Config {
         if self.budget_window == 0 {
             return Err(ScatterError::ZeroCount("budget window"));
         }
-        if self.hedging.window == 0 {
-            return Err(ScatterError::ZeroCount("latency window"));
-        }
         if !(0.0..=1.0).contains(&self.max_extra_load) {
             return Err(ScatterError::BadBudget(self.max_extra_load));
         }
-        if let Some(p) = self.hedging.percentile
-            && !(p > 0.0 && p < 100.0)
-        {
-            return Err(ScatterError::BadPercentile(p));
-        }
-        if self.hedging.floor > self.hedging.ceiling {
-            return Err(ScatterError::FloorAboveCeiling {
-                floor: self.hedging.floor,
-                ceiling: self.hedging.ceiling,
-            });
-        }
-        if self.hedging.max_attempts == 0 {
-            return Err(ScatterError::ZeroCount("max attempts"));
-        }
-        if self.hedging.max_attempts as usize > MAX_ATTEMPTS {
+        self.hedging.validate()?;
+        if self.retry.max_attempts() as usize > MAX_ATTEMPTS {
             return Err(ScatterError::TooManyAttempts {
                 what: "max attempts",
-                got: self.hedging.max_attempts as usize,
+                got: self.retry.max_attempts() as usize,
                 max: MAX_ATTEMPTS,
             });
         }
@@ -278,11 +209,17 @@ impl Config {
         Ok(())
     }
 
-    /// The percentile the hedge delay follows.
-    pub(crate) fn percentile(&self) -> f64 {
-        self.hedging
-            .percentile
-            .unwrap_or_else(|| (100.0 * (1.0 - self.max_extra_load * 2.0 / 3.0)).clamp(50.0, 99.9))
+    /// The percentile the hedge delay follows when the hedging settings
+    /// name none: the one the budget implies.
+    pub(crate) fn budget_percentile(&self) -> f64 {
+        (100.0 * (1.0 - self.max_extra_load * 2.0 / 3.0)).clamp(50.0, 99.9)
+    }
+
+    /// The most attempts a call makes at a shard under `quorum`.
+    pub(crate) fn attempts_per_shard(&self, quorum: usize) -> usize {
+        (self.retry.max_attempts() as usize)
+            .max(quorum)
+            .min(MAX_ATTEMPTS)
     }
 }
 
@@ -308,4 +245,10 @@ impl CallOptions {
         self.no_hedge = true;
         self
     }
+}
+
+/// 3 attempts per shard, the next replica at once.
+fn default_retry() -> RetryPolicy {
+    // invariant: 3 attempts is a valid policy.
+    RetryPolicy::new(3, Backoff::NONE).unwrap_or(RetryPolicy::ONCE)
 }

@@ -5,7 +5,7 @@
 //! ```
 //! use std::time::Duration;
 //! use weft_core::{Classify, ErrorClass, TopK};
-//! use weft_scatter::{Config, Gather, LeafContext, Plan, Scatter, Topology};
+//! use weft_scatter::{ScatterConfig, Gather, LeafContext, Plan, Scatter, Topology};
 //!
 //! #[derive(Debug)]
 //! struct LeafDown;
@@ -21,7 +21,7 @@
 //!     let doc = cx.shard.get() * 10;
 //!     Ok::<_, LeafDown>((term.len() as u32 + doc, doc))
 //! };
-//! let config = Config::new(Duration::from_millis(200)).gather(Gather::All).max_extra_load(0.03);
+//! let config = ScatterConfig::new(Duration::from_millis(200)).gather(Gather::All).max_extra_load(0.03);
 //! let root = Scatter::new(Topology::sharded(8, 3)?, leaf, config)?;
 //! let top = TopK::largest(3).unwrap();
 //! let gathered = root.gather(Plan::broadcast(8, "rust"), &top).await?;
@@ -66,8 +66,10 @@
 //!   sample may be lost while the window rotates.
 
 mod budget;
+mod call;
 mod config;
 mod error;
+mod hedging;
 mod latency;
 mod leaf;
 mod plan;
@@ -76,12 +78,13 @@ mod report;
 mod root;
 mod topology;
 
-pub use config::{CallOptions, Config, Gather, Hedging, MAX_ATTEMPTS};
+pub use config::{CallOptions, Gather, MAX_ATTEMPTS, ScatterConfig};
 pub use error::ScatterError;
+pub use hedging::Hedging;
 pub use leaf::{Leaf, LeafContext};
 #[cfg(feature = "tower")]
 pub use leaf::{ServiceError, ServiceLeaf};
 pub use plan::Plan;
-pub use report::{Gathered, Outcome, Report, ShardReport};
+pub use report::{Gathered, Report, ShardOutcome, ShardReport};
 pub use root::Scatter;
 pub use topology::Topology;

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use weft_core::ShardId;
+use weft_core::{ErrorClass, ShardId};
 
-use crate::ScatterError;
+use crate::{Gather, ScatterError};
 
 fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_micros().min(u128::from(u64::MAX)) as u64)
@@ -14,7 +14,7 @@ fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// How one shard ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ShardOutcome {
     /// It answered.
     Answered {
         /// The replica whose answer was used (for a quorum, the one that
@@ -30,8 +30,9 @@ pub enum Outcome {
     Failed {
         /// The last error's message.
         error: String,
-        /// Whether that error was transient.
-        transient: bool,
+        /// The last error's class: transient when no replica or budget was
+        /// left to try, permanent when retrying could not help.
+        class: ErrorClass,
     },
     /// The call had gathered enough (first k) and stopped asking it.
     Cancelled,
@@ -41,11 +42,12 @@ pub enum Outcome {
 
 /// One shard's line in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ShardReport {
     /// The shard.
     pub shard: ShardId,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: ShardOutcome,
     /// Leaf requests sent for it.
     pub attempts: u32,
     /// Of those, hedges (sent while another was in flight).
@@ -60,8 +62,10 @@ pub struct ShardReport {
 /// Every shard's outcome, totals, and whether the result is complete.
 ///
 /// A partial result is never presented as complete: `complete` is true only
-/// when every shard asked answered.
+/// when every shard asked answered. The totals and flags are derived from
+/// the lines when the call ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// One line per shard of the topology, in shard order.
     pub shards: Vec<ShardReport>,
@@ -95,6 +99,57 @@ pub struct Report {
     /// The call's duration.
     #[serde(rename = "elapsed_us", serialize_with = "micros")]
     pub elapsed: Duration,
+}
+
+impl Report {
+    /// The report of a call from its lines (one per shard of the topology,
+    /// in shard order), with the totals and flags they imply.
+    pub(crate) fn assemble(
+        shards: Vec<ShardReport>,
+        asked: usize,
+        gather: Gather,
+        deadline_hit: bool,
+        hedge_delay: Duration,
+        elapsed: Duration,
+    ) -> Report {
+        let mut report = Report {
+            shards: Vec::new(),
+            asked,
+            answered: 0,
+            timed_out: 0,
+            failed: 0,
+            cancelled: 0,
+            skipped: 0,
+            leaf_requests: 0,
+            hedges: 0,
+            retries: 0,
+            complete: false,
+            policy_met: false,
+            deadline_hit,
+            hedge_delay,
+            elapsed,
+        };
+        for line in &shards {
+            match line.outcome {
+                ShardOutcome::Answered { .. } => report.answered += 1,
+                ShardOutcome::TimedOut => report.timed_out += 1,
+                ShardOutcome::Failed { .. } => report.failed += 1,
+                ShardOutcome::Cancelled => report.cancelled += 1,
+                ShardOutcome::Skipped => report.skipped += 1,
+            }
+            report.leaf_requests += line.attempts;
+            report.hedges += line.hedges;
+            report.retries += line.retries;
+        }
+        report.shards = shards;
+        report.complete = report.answered == report.asked;
+        report.policy_met = match gather {
+            Gather::FirstK(k) => report.answered >= k,
+            Gather::Fraction(f) => report.answered as f64 >= (f * report.asked as f64).ceil(),
+            Gather::All | Gather::Quorum(_) => report.complete,
+        };
+        report
+    }
 }
 
 /// A call's combined output and its report.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use weft_core::{Classify, Count, ErrorClass, key_hash};
-use weft_scatter::{Config, LeafContext, Plan, Scatter, Topology};
+use weft_scatter::{Hedging, LeafContext, Plan, Scatter, ScatterConfig, Topology};
 
 #[derive(Debug)]
 struct Busy;
@@ -54,9 +54,9 @@ proptest! {
                 if h % error_every == 0 { Err(Busy) } else { Ok(1u64) }
             }
         };
-        let mut config = Config::new(Duration::from_millis(200))
+        let mut config = ScatterConfig::new(Duration::from_millis(200))
             .max_extra_load(ratio)
-            .hedge_fallback(Duration::from_millis(5), 20);
+            .hedging(Hedging::adaptive().fallback(Duration::from_millis(5), 20));
         if let Some(t) = timeout {
             config = config.attempt_timeout(Duration::from_millis(t));
         }

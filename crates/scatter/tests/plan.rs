@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use weft_core::{Count, ShardExt, Sharder};
-use weft_scatter::{Config, LeafContext, Plan, Scatter, Topology};
+use weft_scatter::{LeafContext, Plan, Scatter, ScatterConfig, Topology};
 use weft_shard::Memento;
 
 proptest! {
@@ -44,7 +44,7 @@ proptest! {
             }
         };
         let topology = Topology::sharded(set.id_bound(), 1).unwrap();
-        let root = Scatter::new(topology, leaf, Config::new(std::time::Duration::from_secs(1))).unwrap();
+        let root = Scatter::new(topology, leaf, ScatterConfig::new(std::time::Duration::from_secs(1))).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let gathered = rt.block_on(root.gather(plan, &Count::new())).unwrap();
         prop_assert!(gathered.report.complete, "{:?}", gathered.report);

@@ -7,9 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
-use weft_core::{Classify, Count, ErrorClass, Health, HealthPolicy, ShardExt, ShardId, Sum};
+use weft_core::{
+    Backoff, Classify, Count, ErrorClass, Health, HealthPolicy, RetryPolicy, ShardExt, ShardId, Sum,
+};
 use weft_scatter::{
-    CallOptions, Config, Gather, LeafContext, Outcome, Plan, Scatter, ScatterError, Topology,
+    CallOptions, Gather, Hedging, LeafContext, Plan, Scatter, ScatterConfig, ScatterError,
+    ShardOutcome, Topology,
 };
 use weft_shard::LevelJump;
 
@@ -61,9 +64,9 @@ fn ms(n: u64) -> Duration {
 
 /// A config whose hedge delay is a fixed 10 ms (fallback, never enough
 /// samples) and whose budget allows one extra attempt per first attempt.
-fn config(deadline: Duration) -> Config {
-    Config::new(deadline)
-        .hedge_fallback(ms(10), u64::MAX)
+fn config(deadline: Duration) -> ScatterConfig {
+    ScatterConfig::new(deadline)
+        .hedging(Hedging::adaptive().fallback(ms(10), u64::MAX))
         .max_extra_load(1.0)
 }
 
@@ -101,11 +104,11 @@ async fn the_deadline_holds_with_leaves_that_never_answer() {
     for s in &r.shards {
         let expected_answered = s.shard.get() < 5;
         assert_eq!(
-            matches!(s.outcome, Outcome::Answered { .. }),
+            matches!(s.outcome, ShardOutcome::Answered { .. }),
             expected_answered
         );
         if !expected_answered {
-            assert_eq!(s.outcome, Outcome::TimedOut);
+            assert_eq!(s.outcome, ShardOutcome::TimedOut);
         }
     }
     assert!(matches!(
@@ -160,7 +163,7 @@ async fn first_success_wins_on_another_replica_and_the_loser_is_dropped() {
     assert_eq!((line.attempts, line.hedges, line.retries), (2, 1, 0));
     assert_eq!(
         line.outcome,
-        Outcome::Answered {
+        ShardOutcome::Answered {
             replica: seen[1].1,
             attempt: 2
         }
@@ -186,7 +189,7 @@ async fn an_error_never_beats_a_later_success() {
     assert_eq!(g.output, Ok(7));
     assert_eq!(
         g.report.shards[0].outcome,
-        Outcome::Answered {
+        ShardOutcome::Answered {
             replica: g.report.shards[0].outcome_replica(),
             attempt: 2
         }
@@ -200,7 +203,7 @@ trait OutcomeReplica {
 impl OutcomeReplica for weft_scatter::ShardReport {
     fn outcome_replica(&self) -> usize {
         match self.outcome {
-            Outcome::Answered { replica, .. } => replica,
+            ShardOutcome::Answered { replica, .. } => replica,
             _ => usize::MAX,
         }
     }
@@ -218,7 +221,7 @@ async fn a_transient_error_moves_to_the_next_replica_at_once_and_a_permanent_one
     let root = Scatter::new(
         Topology::sharded(2, 3).unwrap(),
         leaf,
-        config(ms(100)).no_hedging(),
+        config(ms(100)).hedging(Hedging::off()),
     )
     .unwrap();
     let start = Instant::now();
@@ -228,17 +231,68 @@ async fn a_transient_error_moves_to_the_next_replica_at_once_and_a_permanent_one
     let r = &g.report;
     assert!(matches!(
         r.shards[0].outcome,
-        Outcome::Answered { attempt: 2, .. }
+        ShardOutcome::Answered { attempt: 2, .. }
     ));
     assert_eq!(r.shards[0].retries, 1);
     assert_eq!(
         r.shards[1].outcome,
-        Outcome::Failed {
+        ShardOutcome::Failed {
             error: "Invalid".into(),
-            transient: false
+            class: ErrorClass::Permanent
         }
     );
     assert_eq!(r.shards[1].attempts, 1, "a permanent error is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_out_the_policy_backoff_and_never_past_the_deadline() {
+    // The first attempt at every shard fails transiently; the next answers
+    // with the time it was sent.
+    let leaf = |_: (), cx: LeafContext| async move {
+        if cx.attempt == 1 {
+            Err(LeafError::Busy)
+        } else {
+            Ok::<u64, LeafError>(1)
+        }
+    };
+    let wait = RetryPolicy::new(3, Backoff::constant(ms(30))).unwrap();
+    let cfg = config(ms(100)).hedging(Hedging::off()).retry(wait);
+    let root = Scatter::new(Topology::sharded(2, 2).unwrap(), leaf, cfg).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(2, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        start.elapsed(),
+        ms(30),
+        "both retries waited the backoff, together"
+    );
+    assert!(g.report.complete, "{:?}", g.report);
+    for line in &g.report.shards {
+        assert_eq!((line.attempts, line.retries), (2, 1));
+        assert_eq!(line.elapsed, ms(30));
+    }
+
+    // A backoff that would end past the deadline fails the shard at once
+    // with its error, instead of waiting for a retry that cannot happen.
+    let late = RetryPolicy::new(3, Backoff::constant(ms(500))).unwrap();
+    let cfg = config(ms(100)).hedging(Hedging::off()).retry(late);
+    let root = Scatter::new(Topology::sharded(1, 2).unwrap(), leaf, cfg).unwrap();
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(1, ()), &Count::new())
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        g.report.shards[0].outcome,
+        ShardOutcome::Failed {
+            error: "Busy".into(),
+            class: ErrorClass::Transient
+        }
+    );
+    assert!(!g.report.deadline_hit);
 }
 
 #[tokio::test(start_paused = true)]
@@ -277,7 +331,7 @@ async fn leaf_sharding_sends_each_key_to_its_owner_and_nowhere_else() {
         .report
         .shards
         .iter()
-        .filter(|s| s.outcome == Outcome::Skipped)
+        .filter(|s| s.outcome == ShardOutcome::Skipped)
         .count();
     assert_eq!(skipped, 8 - received.len());
     assert!(g.report.complete, "skipped shards are not missing");
@@ -321,9 +375,9 @@ async fn a_panicking_leaf_fails_its_shard_not_the_root() {
     assert_eq!(g.output, 2);
     assert_eq!(
         g.report.shards[1].outcome,
-        Outcome::Failed {
+        ShardOutcome::Failed {
             error: "leaf panicked".into(),
-            transient: false
+            class: ErrorClass::Permanent
         }
     );
 }
@@ -340,7 +394,9 @@ async fn first_k_returns_after_k_answers_and_cancels_the_rest() {
             Ok::<u64, LeafError>(1)
         }
     };
-    let cfg = config(ms(1000)).gather(Gather::FirstK(3)).no_hedging();
+    let cfg = config(ms(1000))
+        .gather(Gather::FirstK(3))
+        .hedging(Hedging::off());
     let root = Scatter::new(Topology::sharded(6, 1).unwrap(), leaf, cfg).unwrap();
     let start = Instant::now();
     let g = root
@@ -362,7 +418,9 @@ async fn fraction_policy_is_judged_at_the_deadline() {
         }
         Ok::<u64, LeafError>(1)
     };
-    let cfg = config(ms(40)).gather(Gather::Fraction(0.9)).no_hedging();
+    let cfg = config(ms(40))
+        .gather(Gather::Fraction(0.9))
+        .hedging(Hedging::off());
     let root = Scatter::new(Topology::sharded(10, 1).unwrap(), leaf, cfg).unwrap();
     let g = root
         .gather(Plan::broadcast(10, ()), &Count::new())
@@ -377,7 +435,9 @@ async fn fraction_policy_is_judged_at_the_deadline() {
 async fn quorum_asks_q_replicas_and_resolves_disagreement() {
     // Replica r of the shard holds version r.
     let leaf = |_: (), cx: LeafContext| async move { Ok::<u64, LeafError>(cx.replica as u64) };
-    let cfg = config(ms(100)).gather(Gather::Quorum(2)).no_hedging();
+    let cfg = config(ms(100))
+        .gather(Gather::Quorum(2))
+        .hedging(Hedging::off());
     let root = Scatter::new(Topology::sharded(1, 3).unwrap(), leaf, cfg).unwrap();
     let newest = |answers: Vec<u64>| answers.into_iter().max().unwrap_or(0);
     let g = root
@@ -412,7 +472,7 @@ async fn a_failing_replica_goes_on_probation_and_returns_after_a_probe() {
         }
     };
     let cfg = config(ms(100))
-        .no_hedging()
+        .hedging(Hedging::off())
         .health(HealthPolicy::new(1, 2, 1).unwrap(), ms(1000));
     let root = Scatter::new(Topology::replicated(1, 2).unwrap(), leaf, cfg).unwrap();
     for _ in 0..20 {
@@ -444,7 +504,7 @@ where
             .gather(Plan::broadcast(1, ()), &Count::new())
             .await
             .unwrap();
-        if let Outcome::Answered { replica: 0, .. } = g.report.shards[0].outcome {
+        if let ShardOutcome::Answered { replica: 0, .. } = g.report.shards[0].outcome {
             n += 1;
         }
     }
@@ -457,7 +517,7 @@ async fn waiting_for_a_concurrency_slot_counts_against_the_deadline() {
         sleep(ms(30)).await;
         Ok::<u64, LeafError>(1)
     };
-    let cfg = config(ms(50)).max_in_flight(1).no_hedging();
+    let cfg = config(ms(50)).max_in_flight(1).hedging(Hedging::off());
     let root = Scatter::new(Topology::sharded(3, 1).unwrap(), leaf, cfg).unwrap();
     let start = Instant::now();
     let g = root
@@ -476,7 +536,9 @@ async fn per_attempt_timeouts_retry_on_another_replica() {
         }
         Ok::<u64, LeafError>(1)
     };
-    let cfg = config(ms(500)).attempt_timeout(ms(20)).no_hedging();
+    let cfg = config(ms(500))
+        .attempt_timeout(ms(20))
+        .hedging(Hedging::off());
     let root = Scatter::new(Topology::sharded(1, 2).unwrap(), leaf, cfg).unwrap();
     let start = Instant::now();
     let g = root
@@ -541,49 +603,49 @@ fn bad_input_is_a_typed_error() {
     let leaf = |_: (), _cx: LeafContext| async move { Ok::<u64, LeafError>(1) };
     let t = || Topology::sharded(4, 2).unwrap();
     let d = ms(10);
-    let err = |c: Config| Scatter::new(t(), leaf, c).unwrap_err();
+    let err = |c: ScatterConfig| Scatter::new(t(), leaf, c).unwrap_err();
     assert_eq!(
-        err(Config::new(Duration::ZERO)),
+        err(ScatterConfig::new(Duration::ZERO)),
         ScatterError::ZeroDuration("deadline")
     );
     assert_eq!(
-        err(Config::new(d).gather(Gather::FirstK(0))),
+        err(ScatterConfig::new(d).gather(Gather::FirstK(0))),
         ScatterError::BadK { k: 0, shards: 4 }
     );
     assert_eq!(
-        err(Config::new(d).gather(Gather::FirstK(5))),
+        err(ScatterConfig::new(d).gather(Gather::FirstK(5))),
         ScatterError::BadK { k: 5, shards: 4 }
     );
     assert_eq!(
-        err(Config::new(d).gather(Gather::Fraction(0.0))),
+        err(ScatterConfig::new(d).gather(Gather::Fraction(0.0))),
         ScatterError::BadFraction(0.0)
     );
     assert_eq!(
-        err(Config::new(d).gather(Gather::Fraction(1.5))),
+        err(ScatterConfig::new(d).gather(Gather::Fraction(1.5))),
         ScatterError::BadFraction(1.5)
     );
     assert!(matches!(
-        err(Config::new(d).gather(Gather::Quorum(3))),
+        err(ScatterConfig::new(d).gather(Gather::Quorum(3))),
         ScatterError::BadQuorum { q: 3, .. }
     ));
     assert_eq!(
-        err(Config::new(d).max_extra_load(-0.1)),
+        err(ScatterConfig::new(d).max_extra_load(-0.1)),
         ScatterError::BadBudget(-0.1)
     );
     assert_eq!(
-        err(Config::new(d).max_extra_load(1.5)),
+        err(ScatterConfig::new(d).max_extra_load(1.5)),
         ScatterError::BadBudget(1.5)
     );
     assert_eq!(
-        err(Config::new(d).hedge_percentile(0.0)),
+        err(ScatterConfig::new(d).hedging(Hedging::adaptive().percentile(0.0))),
         ScatterError::BadPercentile(0.0)
     );
     assert_eq!(
-        err(Config::new(d).hedge_percentile(100.0)),
+        err(ScatterConfig::new(d).hedging(Hedging::adaptive().percentile(100.0))),
         ScatterError::BadPercentile(100.0)
     );
     assert!(matches!(
-        err(Config::new(d).hedge_delay_bounds(ms(5), ms(1))),
+        err(ScatterConfig::new(d).hedging(Hedging::adaptive().bounds(ms(5), ms(1)))),
         ScatterError::FloorAboveCeiling { .. }
     ));
     assert_eq!(
@@ -598,7 +660,7 @@ fn bad_input_is_a_typed_error() {
         .enable_time()
         .build()
         .unwrap();
-    let root = Scatter::new(t(), leaf, Config::new(d)).unwrap();
+    let root = Scatter::new(t(), leaf, ScatterConfig::new(d)).unwrap();
     rt.block_on(async {
         let bad = Plan::new(vec![(ShardId::new(9), ())]);
         assert_eq!(
@@ -624,52 +686,60 @@ fn configurations_that_can_never_work_are_typed_errors() {
     let leaf = |_: (), _cx: LeafContext| async move { Ok::<u64, LeafError>(1) };
     let t = |r| Topology::sharded(4, r).unwrap();
     let d = ms(10);
-    let err = |c: Config, r| Scatter::new(t(r), leaf, c).unwrap_err();
+    let err = |c: ScatterConfig, r| Scatter::new(t(r), leaf, c).unwrap_err();
     // A quorum that needs more attempts than a root makes per shard, even
     // where the shard has replicas enough.
     assert_eq!(
-        err(Config::new(d).gather(Gather::Quorum(9)), 12),
+        err(ScatterConfig::new(d).gather(Gather::Quorum(9)), 12),
         ScatterError::TooManyAttempts {
             what: "quorum",
             got: 9,
             max: weft_scatter::MAX_ATTEMPTS
         }
     );
-    assert!(Scatter::new(t(8), leaf, Config::new(d).gather(Gather::Quorum(8))).is_ok());
+    assert!(Scatter::new(t(8), leaf, ScatterConfig::new(d).gather(Gather::Quorum(8))).is_ok());
     assert!(matches!(
-        err(Config::new(d).max_attempts(9), 2),
+        err(
+            ScatterConfig::new(d).retry(RetryPolicy::new(9, Backoff::NONE).unwrap()),
+            2
+        ),
         ScatterError::TooManyAttempts {
             what: "max attempts",
             got: 9,
             ..
         }
     ));
-    assert_eq!(
-        err(Config::new(d).max_attempts(0), 2),
-        ScatterError::ZeroCount("max attempts")
+    assert!(
+        RetryPolicy::new(0, Backoff::NONE)
+            .unwrap_err()
+            .to_string()
+            .contains("max attempts is 0")
     );
     assert_eq!(
-        err(Config::new(d).max_in_flight(0), 2),
+        err(ScatterConfig::new(d).max_in_flight(0), 2),
         ScatterError::ZeroCount("max in flight")
     );
     assert_eq!(
-        err(Config::new(d).latency_window(0), 2),
+        err(
+            ScatterConfig::new(d).hedging(Hedging::adaptive().window(0)),
+            2
+        ),
         ScatterError::ZeroCount("latency window")
     );
     assert_eq!(
-        err(Config::new(d).attempt_timeout(ms(11)), 2),
+        err(ScatterConfig::new(d).attempt_timeout(ms(11)), 2),
         ScatterError::TimeoutAboveDeadline {
             timeout: ms(11),
             deadline: d
         }
     );
-    assert!(Scatter::new(t(2), leaf, Config::new(d).attempt_timeout(d)).is_ok());
+    assert!(Scatter::new(t(2), leaf, ScatterConfig::new(d).attempt_timeout(d)).is_ok());
     assert!(matches!(
-        err(Config::new(d).max_extra_load(f64::NAN), 2),
+        err(ScatterConfig::new(d).max_extra_load(f64::NAN), 2),
         ScatterError::BadBudget(_)
     ));
     assert!(matches!(
-        err(Config::new(d).gather(Gather::Fraction(f64::NAN)), 2),
+        err(ScatterConfig::new(d).gather(Gather::Fraction(f64::NAN)), 2),
         ScatterError::BadFraction(_)
     ));
 }
@@ -715,10 +785,13 @@ async fn durations_at_the_extremes_mean_wait_forever_and_never_overflow() {
             }
         }
     };
-    let config = Config::new(Duration::MAX)
+    let config = ScatterConfig::new(Duration::MAX)
         .attempt_timeout(Duration::MAX)
-        .hedge_fallback(Duration::MAX, u64::MAX)
-        .hedge_delay_bounds(Duration::ZERO, Duration::MAX)
+        .hedging(
+            Hedging::adaptive()
+                .fallback(Duration::MAX, u64::MAX)
+                .bounds(Duration::ZERO, Duration::MAX),
+        )
         .health(HealthPolicy::default(), Duration::MAX)
         .max_extra_load(1.0);
     let root = Scatter::new(Topology::sharded(4, 2).unwrap(), leaf, config).unwrap();
@@ -761,7 +834,7 @@ async fn a_leaf_that_panics_before_returning_its_future_fails_its_shard() {
     assert_eq!(g.output, 3);
     assert!(matches!(
         &g.report.shards[2].outcome,
-        Outcome::Failed { error, .. } if error == "leaf panicked"
+        ShardOutcome::Failed { error, .. } if error == "leaf panicked"
     ));
     assert_eq!(g.report.answered, 3);
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use weft_core::{Count, ErrorClass, ShardId};
-use weft_scatter::{Config, Outcome, Plan, Scatter, ServiceLeaf, Topology};
+use weft_scatter::{Plan, Scatter, ScatterConfig, ServiceLeaf, ShardOutcome, Topology};
 
 #[tokio::test(start_paused = true)]
 async fn a_tower_service_serves_as_a_leaf_with_classified_errors() {
@@ -19,7 +19,7 @@ async fn a_tower_service_serves_as_a_leaf_with_classified_errors() {
     let root = Scatter::new(
         Topology::sharded(4, 1).unwrap(),
         leaf,
-        Config::new(Duration::from_millis(50)),
+        ScatterConfig::new(Duration::from_millis(50)),
     )
     .unwrap();
     let plan = Plan::new((0..4).map(|i| (ShardId::new(i), i)).collect());
@@ -27,9 +27,9 @@ async fn a_tower_service_serves_as_a_leaf_with_classified_errors() {
     assert_eq!(g.output, 3);
     assert_eq!(
         g.report.shards[2].outcome,
-        Outcome::Failed {
+        ShardOutcome::Failed {
             error: "shard 2 refuses".into(),
-            transient: false
+            class: ErrorClass::Permanent
         }
     );
 }

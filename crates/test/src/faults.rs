@@ -102,6 +102,7 @@ impl FaultyStore {
                 store: "faulty".into(),
                 key: key.to_string(),
                 reason: format!("injected: {what}"),
+                cause: None,
             }
         };
         if self.draw() < self.plan.lost_request {

@@ -2,12 +2,23 @@
 //! dead-letters, tracks what is done and scales the workers.
 
 mod autoscale;
+mod config;
+mod dead_letter;
+mod done;
+mod handle;
 mod manager;
 mod source;
+mod status;
+mod work;
+mod worker;
 
 pub use autoscale::{Autoscaler, Load};
-pub use manager::{
-    Collected, Control, DeadLetter, MAX_DISCARDED_IDS, QueueConfig, RetryPolicy, Running, Status,
-    WorkQueue, Worker,
-};
+pub use config::QueueConfig;
+pub use dead_letter::DeadLetter;
+pub use handle::{Collected, Control, MAX_DISCARDED_IDS, WorkQueue};
 pub use source::{Closed, Item, MemorySource, Source};
+pub use status::Status;
+/// The retry policy of the queue's workers: weft-core's one retry schedule
+/// (tries in all, exponential backoff, seeded jitter).
+pub use weft_core::{Backoff, RetryPolicy};
+pub use worker::Worker;

@@ -2,8 +2,8 @@
 //! share one batch of work and no item's result is committed twice.
 //!
 //! Every queue gets the same manifest of items and the same
-//! [`CasStore`](weft_lease::CasStore) (etcd, Redis or the in-memory store).
-//! A queue claims an item by taking a [`Lease`](weft_lease::Lease) on the
+//! [`CasStore`] (etcd, Redis or the in-memory store).
+//! A queue claims an item by taking a [`Lease`] on the
 //! item's key; the lease renews while the item is being processed. Acknowledging the item swaps the claim, guarded by the
 //! lease's fencing token, for a *done* marker: the swap applies only if the
 //! claim is still this queue's, so a queue that was paused past the TTL
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use weft_core::{Classify, key_hash};
+use weft_core::{Backoff, Classify, RetryPolicy, key_hash};
 use weft_flow::queue::{Item, Source};
 use weft_lease::{CasStore, Lease, LeaseConfig, LeaseError, Swap};
 
@@ -239,8 +239,23 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
 
     /// The poll delay with ±25 % jitter, varied per call.
     fn poll_delay(&self, salt: u64) -> Duration {
-        let unit = weft_core::mix::unit(key_hash(&(salt, self.owner.as_slice())));
-        weft_core::time::capped(self.poll).mul_f64(0.75 + unit / 2.0)
+        self.polls()
+            .delay(1, key_hash(&(salt, self.owner.as_slice())))
+    }
+
+    /// Polls every `poll` interval ± 25 %.
+    fn polls(&self) -> Backoff {
+        let every = Backoff::constant(self.poll);
+        // invariant: 0.25 is a valid jitter fraction.
+        every.with_jitter(0.25).unwrap_or(every)
+    }
+
+    /// Commits are tried 5 times, an eighth of the poll interval apart.
+    fn commits(&self) -> RetryPolicy {
+        let every = Backoff::constant(self.poll / 8);
+        let every = every.with_jitter(0.25).unwrap_or(every);
+        // invariant: 5 tries is a valid count.
+        RetryPolicy::new(5, every).unwrap_or(RetryPolicy::ONCE)
     }
 
     /// Swaps the claim for a done marker on the lease's token; retries
@@ -262,9 +277,14 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
                 Ok(Swap::Conflict { current }) => {
                     return current.is_some_and(|e| e.value == marker);
                 }
-                Err(e) if e.is_transient() && attempt < 5 => {
+                Err(e)
+                    if e.is_transient()
+                        && let Some(wait) = self
+                            .commits()
+                            .next(attempt, key_hash(&(token.0, self.owner.as_slice()))) =>
+                {
                     tracing::debug!(key = lease.key(), error = %e, "commit failed; retrying");
-                    tokio::time::sleep(self.poll_delay(u64::from(attempt)) / 8).await;
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     tracing::warn!(key = lease.key(), error = %e, "commit failed; the item will be redone");

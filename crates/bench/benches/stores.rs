@@ -2,7 +2,7 @@
 //! by the test harness on loopback), next to each raw client doing the same
 //! store operation by hand in the same run.
 //!
-//! `cargo bench -p weft-lease-etcd --bench stores`; results in
+//! `cargo bench -p weft-bench --bench stores`; results in
 //! docs/leases.md. Sequential, one client; release build.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use weft_lease_redis::RedisStore;
     clippy::all
 )]
 mod proto {
-    include!("../src/proto/etcdserverpb.rs");
+    include!("../../lease-etcd/src/proto/etcdserverpb.rs");
 }
 use proto::compare::{CompareResult, CompareTarget, TargetUnion};
 use proto::{Compare, LeaseGrantRequest, PutRequest, RequestOp, TxnRequest, request_op};
