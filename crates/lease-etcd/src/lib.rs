@@ -1,4 +1,4 @@
-//! A [`CasStore`] over etcd v3 for weft leases: the reference backend.
+//! A [`CasStore`](weft_lease::CasStore) over etcd v3 for weft leases: the reference backend.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,14 +47,11 @@
 //! TTL more, and a holder never loses its lease early.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use futures::stream::{BoxStream, StreamExt};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status};
-use weft_core::{Cause, ErrorClass};
-use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+use tonic::transport::Endpoint;
+use weft_lease::{Limits, StoreError};
 
 mod proto {
     //! etcd's v3 API as far as this crate calls it, generated from
@@ -69,17 +66,6 @@ mod proto {
     include!("proto/etcdserverpb.rs");
 }
 
-use proto::compare::{CompareResult, CompareTarget, TargetUnion};
-use proto::kv_client::KvClient;
-use proto::lease_client::LeaseClient;
-use proto::range_request::{SortOrder, SortTarget};
-use proto::watch_client::WatchClient;
-use proto::{
-    Compare, DeleteRangeRequest, KeyValue, LeaseGrantRequest, LeaseKeepAliveRequest,
-    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
-    WatchRequest, event, request_op, response_op, watch_request,
-};
-
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long to wait for a connection.
@@ -87,25 +73,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts for a request that could not connect.
 const CONNECT_ATTEMPTS: usize = 4;
 
-/// The gRPC clients of one member, over one HTTP/2 channel.
-#[derive(Clone)]
-struct Member {
-    kv: KvClient<Channel>,
-    lease: LeaseClient<Channel>,
-    watch: WatchClient<Channel>,
-}
+mod error;
+mod member;
+mod ops;
+mod store;
 
-impl Member {
-    fn new(channel: Channel) -> Self {
-        Member {
-            kv: KvClient::new(channel.clone()),
-            lease: LeaseClient::new(channel.clone()),
-            watch: WatchClient::new(channel),
-        }
-    }
-}
+use member::Member;
 
-/// A [`CasStore`] over an etcd cluster.
+/// A [`CasStore`](weft_lease::CasStore) over an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
     /// One channel per member: the store chooses the member, so that a dead
@@ -215,471 +190,15 @@ impl EtcdStore {
     fn full(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
-
-    fn error(&self, e: &Status) -> StoreError {
-        StoreError::Unavailable {
-            store: self.endpoints.clone(),
-            reason: describe(e),
-            cause: Some(status_cause(e, ErrorClass::Transient)),
-        }
-    }
-
-    /// Whether the request never reached a server (so retrying is safe).
-    fn not_sent(e: &Status) -> bool {
-        // A channel that could not connect fails the call with Unavailable
-        // and the connection error as its source; a request that was sent
-        // and then timed out or broke is Cancelled, Unknown or
-        // DeadlineExceeded.
-        e.code() == Code::Unavailable && {
-            let message = describe(e);
-            message.contains("connect") || message.contains("refused")
-        }
-    }
-
-    /// The member that answered last.
-    fn member(&self) -> Member {
-        self.members[self.current.load(Ordering::Relaxed) % self.members.len()].clone()
-    }
-
-    /// Runs `op` on the member that answered last and, while a request
-    /// fails without reaching its member (or, for a read, fails at all),
-    /// on the next ones. Each attempt is bounded by the request timeout,
-    /// streams included.
-    async fn on_members<T, F, Fut>(&self, read: bool, mut op: F) -> Result<T, Status>
-    where
-        F: FnMut(Member) -> Fut,
-        Fut: std::future::Future<Output = Result<T, Status>>,
-    {
-        let start = self.current.load(Ordering::Relaxed);
-        let tries = self.members.len().max(CONNECT_ATTEMPTS);
-        let mut last = None;
-        for i in 0..tries {
-            let idx = (start + i) % self.members.len();
-            let attempt = tokio::time::timeout(REQUEST_TIMEOUT, op(self.members[idx].clone()));
-            let result = attempt.await.unwrap_or_else(|_| {
-                Err(Status::deadline_exceeded(format!(
-                    "no answer within {REQUEST_TIMEOUT:?}"
-                )))
-            });
-            match result {
-                Ok(v) => {
-                    self.current.store(idx, Ordering::Relaxed);
-                    return Ok(v);
-                }
-                Err(e) if read || EtcdStore::not_sent(&e) => last = Some(e),
-                Err(e) => {
-                    // Next time, start with another member.
-                    self.current.store(idx + 1, Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        }
-        self.current.store(start + 1, Ordering::Relaxed);
-        // invariant: the loop ran at least once and only continues on error.
-        Err(last.unwrap_or_else(|| Status::internal("no attempt")))
-    }
-
-    async fn get_raw(&self, full: &str) -> Result<(Option<KeyValue>, i64), StoreError> {
-        let request = RangeRequest {
-            key: full.as_bytes().to_vec(),
-            ..RangeRequest::default()
-        };
-        let resp = self
-            .on_members(true, |mut m| {
-                let request = request.clone();
-                async move { m.kv.range(request).await }
-            })
-            .await
-            .map_err(|e| self.error(&e))?
-            .into_inner();
-        let revision = resp.header.map_or(0, |h| h.revision);
-        Ok((resp.kvs.into_iter().next(), revision))
-    }
-
-    /// A write's failure: unknown outcome unless it never left.
-    fn write_error(&self, key: &str, e: &Status) -> StoreError {
-        if EtcdStore::not_sent(e) {
-            return self.error(e);
-        }
-        if e.code() == Code::InvalidArgument {
-            return StoreError::Other {
-                store: self.endpoints.clone(),
-                reason: e.message().to_string(),
-                cause: Some(status_cause(e, ErrorClass::Permanent)),
-            };
-        }
-        StoreError::Indeterminate {
-            store: self.endpoints.clone(),
-            key: key.to_string(),
-            reason: describe(e),
-            cause: Some(status_cause(e, ErrorClass::Transient)),
-        }
-    }
-
-    async fn grant(&self, key: &str, ttl: Duration) -> Result<i64, StoreError> {
-        // invariant: `Limits::check` bounded the TTL to 9e9 s, below i64::MAX.
-        let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        let request = LeaseGrantRequest { ttl: secs, id: 0 };
-        let resp = self
-            .on_members(
-                false,
-                |mut m| async move { m.lease.lease_grant(request).await },
-            )
-            .await
-            .map_err(|e| self.write_error(key, &e))?
-            .into_inner();
-        if !resp.error.is_empty() {
-            return Err(StoreError::Other {
-                store: self.endpoints.clone(),
-                reason: format!("lease grant for {key:?} refused: {}", resp.error),
-                cause: None,
-            });
-        }
-        if resp.ttl != secs {
-            // etcd raises a TTL below its minimum to the minimum: a key
-            // written under this lease would outlive the TTL asked for.
-            self.revoke(resp.id).await;
-            return Err(StoreError::BadTtl {
-                ttl,
-                min: Duration::from_secs(resp.ttl.max(secs).unsigned_abs()),
-                max: self.limits.max_ttl,
-                granularity: self.limits.ttl_granularity,
-            });
-        }
-        Ok(resp.id)
-    }
-
-    async fn revoke(&self, lease: i64) {
-        let mut m = self.member();
-        let request = LeaseRevokeRequest { id: lease };
-        let _ = tokio::time::timeout(REQUEST_TIMEOUT, m.lease.lease_revoke(request)).await;
-    }
-
-    /// Writes `value` under a fresh etcd lease of `ttl` if `guard` holds.
-    /// The lease is revoked when the write surely did not apply; after an
-    /// unknown outcome it is kept, since the key may hold it.
-    async fn put_if(
-        &self,
-        key: &str,
-        value: Vec<u8>,
-        ttl: Duration,
-        guard: TargetUnion,
-    ) -> Result<Swap, StoreError> {
-        self.limits.check(key, Some(&value), Some(ttl))?;
-        let lease = self.grant(key, ttl).await?;
-        let put = request_op::Request::RequestPut(PutRequest {
-            key: self.full(key).into_bytes(),
-            value,
-            lease,
-        });
-        let result = self.txn(key, guard, put).await;
-        if !matches!(
-            result,
-            Ok(Swap::Done { .. }) | Err(StoreError::Indeterminate { .. })
-        ) {
-            self.revoke(lease).await;
-        }
-        result
-    }
-
-    /// Runs a guarded transaction on `key`: `then` if `guard` holds, else
-    /// read the key.
-    async fn txn(
-        &self,
-        key: &str,
-        guard: TargetUnion,
-        then: request_op::Request,
-    ) -> Result<Swap, StoreError> {
-        let full = self.full(key).into_bytes();
-        let target = match guard {
-            TargetUnion::CreateRevision(_) => CompareTarget::Create,
-            TargetUnion::ModRevision(_) => CompareTarget::Mod,
-            TargetUnion::Version(_) => CompareTarget::Version,
-            TargetUnion::Value(_) => CompareTarget::Value,
-            TargetUnion::Lease(_) => CompareTarget::Lease,
-        };
-        let request = TxnRequest {
-            compare: vec![Compare {
-                result: CompareResult::Equal as i32,
-                target: target as i32,
-                key: full.clone(),
-                target_union: Some(guard),
-            }],
-            success: vec![RequestOp {
-                request: Some(then),
-            }],
-            failure: vec![RequestOp {
-                request: Some(request_op::Request::RequestRange(RangeRequest {
-                    key: full,
-                    ..RangeRequest::default()
-                })),
-            }],
-        };
-        // A transaction is a write: retried only where it never left.
-        let resp = self
-            .on_members(false, |mut m| {
-                let request = request.clone();
-                async move { m.kv.txn(request).await }
-            })
-            .await
-            .map_err(|e| self.write_error(key, &e))?
-            .into_inner();
-        if resp.succeeded {
-            let revision = resp.header.map_or(0, |h| h.revision);
-            return Ok(Swap::Done {
-                version: Version(revision.unsigned_abs()),
-            });
-        }
-        let current = resp.responses.into_iter().find_map(|r| match r.response {
-            Some(response_op::Response::ResponseRange(range)) => {
-                range.kvs.into_iter().next().map(entry)
-            }
-            _ => None,
-        });
-        Ok(Swap::Conflict { current })
-    }
-}
-
-/// A status with its source chain, which names the connection error.
-/// A gRPC status kept as a store error's cause.
-fn status_cause(e: &Status, class: ErrorClass) -> Cause {
-    Cause::with_class(e.clone(), class)
-}
-
-fn describe(e: &Status) -> String {
-    let mut message = format!("{}: {}", e.code(), e.message());
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
-}
-
-/// The end of etcd's key range holding every key that starts with
-/// `prefix`: the prefix with its last byte below 0xff incremented (and the
-/// 0xff bytes after it dropped); `[0]` ("to the end") if there is none.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    match prefix.iter().rposition(|&b| b < 0xff) {
-        Some(i) => {
-            let mut end = prefix[..=i].to_vec();
-            end[i] += 1;
-            end
-        }
-        None => vec![0],
-    }
-}
-
-fn entry(kv: KeyValue) -> Entry {
-    Entry {
-        version: Version(kv.mod_revision.unsigned_abs()),
-        created: Version(kv.create_revision.unsigned_abs()),
-        value: kv.value,
-    }
-}
-
-/// A version as etcd's signed revision; versions this store hands out
-/// always fit, and one that does not can match no key.
-fn revision(version: Version) -> i64 {
-    i64::try_from(version.0).unwrap_or(-1)
-}
-
-#[async_trait::async_trait]
-impl CasStore for EtcdStore {
-    fn limits(&self) -> Limits {
-        self.limits
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        self.limits.check(key, None, None)?;
-        Ok(self.get_raw(&self.full(key)).await?.0.map(entry))
-    }
-
-    async fn create(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<Swap, StoreError> {
-        self.put_if(key, value, ttl, TargetUnion::CreateRevision(0))
-            .await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Version,
-        value: Vec<u8>,
-        ttl: Duration,
-    ) -> Result<Swap, StoreError> {
-        self.put_if(
-            key,
-            value,
-            ttl,
-            TargetUnion::ModRevision(revision(expected)),
-        )
-        .await
-    }
-
-    async fn delete(&self, key: &str, expected: Version) -> Result<Swap, StoreError> {
-        self.limits.check(key, None, None)?;
-        let delete = request_op::Request::RequestDeleteRange(DeleteRangeRequest {
-            key: self.full(key).into_bytes(),
-            range_end: Vec::new(),
-        });
-        self.txn(key, TargetUnion::ModRevision(revision(expected)), delete)
-            .await
-    }
-
-    async fn refresh(
-        &self,
-        key: &str,
-        expected: Version,
-        ttl: Duration,
-    ) -> Result<Swap, StoreError> {
-        self.limits.check(key, None, Some(ttl))?;
-        let full = self.full(key);
-        let (kv, _) = self.get_raw(&full).await?;
-        let Some(kv) = kv else {
-            return Ok(Swap::Conflict { current: None });
-        };
-        if kv.mod_revision.unsigned_abs() != expected.0 {
-            return Ok(Swap::Conflict {
-                current: Some(entry(kv)),
-            });
-        }
-        let lease = kv.lease;
-        // One keep-alive resets the lease to its granted TTL (the TTL the
-        // key was written with). The request stream ends after it: etcd
-        // answers the keep-alive, then sees the end and closes the call.
-        let alive = self
-            .on_members(false, |mut m| async move {
-                let once = futures::stream::iter([LeaseKeepAliveRequest { id: lease }]);
-                let mut answers = m.lease.lease_keep_alive(once).await?.into_inner();
-                answers.message().await
-            })
-            .await
-            .map_err(|e| self.write_error(key, &e))?;
-        if alive.is_none_or(|r| r.ttl <= 0) {
-            return Ok(Swap::Conflict { current: None });
-        }
-        // The keep-alive counts only if the key still has that lease and
-        // version now: then it expires no earlier than a TTL after the
-        // keep-alive was sent.
-        let (now, _) = self.get_raw(&full).await?;
-        match now {
-            Some(kv) if kv.mod_revision.unsigned_abs() == expected.0 && kv.lease == lease => {
-                Ok(Swap::Done { version: expected })
-            }
-            other => Ok(Swap::Conflict {
-                current: other.map(entry),
-            }),
-        }
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, StoreError> {
-        let full = self.full(prefix).into_bytes();
-        let strip = self.full("");
-        let request = RangeRequest {
-            range_end: prefix_end(&full),
-            // An empty key cannot start a range; "\0" is the lowest key.
-            key: if full.is_empty() { vec![0] } else { full },
-            sort_order: SortOrder::Ascend as i32,
-            sort_target: SortTarget::Create as i32,
-            ..RangeRequest::default()
-        };
-        let resp = self
-            .on_members(true, |mut m| {
-                let request = request.clone();
-                async move { m.kv.range(request).await }
-            })
-            .await
-            .map_err(|e| self.error(&e))?
-            .into_inner();
-        Ok(resp
-            .kvs
-            .into_iter()
-            .filter_map(|kv| {
-                let key = std::str::from_utf8(&kv.key)
-                    .ok()?
-                    .strip_prefix(&strip)?
-                    .to_string();
-                Some((key, entry(kv)))
-            })
-            .collect())
-    }
-
-    fn watch(&self, key: &str) -> Option<BoxStream<'static, WatchEvent>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let store = self.clone();
-        let full = self.full(key);
-        // Read the key and watch from the revision read, so no change after
-        // this call is missed; a key already gone reads as a deletion.
-        let task = tokio::spawn(async move {
-            let Ok((kv, revision)) = store.get_raw(&full).await else {
-                return;
-            };
-            if kv.is_none()
-                && tx
-                    .send(WatchEvent::Deleted {
-                        version: Version(revision.unsigned_abs()),
-                    })
-                    .is_err()
-            {
-                return;
-            }
-            let create = WatchRequest {
-                request_union: Some(watch_request::RequestUnion::CreateRequest(
-                    WatchCreateRequest {
-                        key: full.into_bytes(),
-                        range_end: Vec::new(),
-                        start_revision: revision + 1,
-                    },
-                )),
-            };
-            // The request side stays open: etcd ends a watch whose client
-            // half-closes.
-            let requests = futures::stream::iter([create]).chain(futures::stream::pending());
-            let mut m = store.member();
-            let Ok(answers) = m.watch.watch(requests).await else {
-                return;
-            };
-            let mut answers = answers.into_inner();
-            while let Ok(Some(resp)) = answers.message().await {
-                if resp.canceled {
-                    return;
-                }
-                for e in resp.events {
-                    let Some(kv) = e.kv else { continue };
-                    let event = match event::EventType::try_from(e.r#type) {
-                        Ok(event::EventType::Put) => WatchEvent::Put(entry(kv)),
-                        Ok(event::EventType::Delete) => WatchEvent::Deleted {
-                            version: Version(kv.mod_revision.unsigned_abs()),
-                        },
-                        Err(_) => continue,
-                    };
-                    if tx.send(event).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let guard = AbortOnDrop(task);
-        Some(Box::pin(futures::stream::unfold(
-            (rx, guard),
-            |(mut rx, guard)| async move { rx.recv().await.map(|e| (e, (rx, guard))) },
-        )))
-    }
-}
-
-/// Stops the watch's task when the stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::{prefix_end, revision};
+    use tonic::Status;
+    use weft_core::ErrorClass;
+    use weft_lease::Version;
 
     #[test]
     fn a_prefix_range_ends_after_every_key_with_the_prefix() {

@@ -49,58 +49,9 @@ use redis::{RedisError, Script, Value};
 use weft_core::{Cause, ErrorClass};
 use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version};
 
-const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local c = redis.call('HMGET', KEYS[1], 'ver', 'cre', 'val')
-  return {0, c[1], c[2], c[3]}
-end
-local v = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'val', ARGV[1], 'ver', v, 'cre', v)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, v, v}
-";
+mod scripts;
 
-/// A script that runs `$body` only if the key's version is `ARGV[1]`:
-/// `{-1}` when the key is absent, `{0, version, created, value}` when the
-/// version differs.
-macro_rules! guarded {
-    ($body:literal) => {
-        concat!(
-            r"
-local cur = redis.call('HGET', KEYS[1], 'ver')
-if not cur then return {-1} end
-if cur ~= ARGV[1] then
-  local c = redis.call('HMGET', KEYS[1], 'ver', 'cre', 'val')
-  return {0, c[1], c[2], c[3]}
-end
-",
-            $body
-        )
-    };
-}
-
-const SWAP: &str = guarded!(
-    r"
-local v = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'val', ARGV[2], 'ver', v)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {1, v, redis.call('HGET', KEYS[1], 'cre')}
-"
-);
-
-const DELETE: &str = guarded!(
-    r"
-redis.call('DEL', KEYS[1])
-return {1, redis.call('INCR', KEYS[2])}
-"
-);
-
-const REFRESH: &str = guarded!(
-    r"
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, cur}
-"
-);
+use scripts::Scripts;
 
 /// A [`CasStore`] over one Redis server.
 ///
@@ -113,14 +64,6 @@ pub struct RedisStore {
     prefix: String,
     scripts: Scripts,
     limits: Limits,
-}
-
-#[derive(Clone)]
-struct Scripts {
-    create: Script,
-    swap: Script,
-    delete: Script,
-    refresh: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -194,12 +137,7 @@ impl RedisStore {
             conn,
             url: url.to_string(),
             prefix: prefix.to_string(),
-            scripts: Scripts {
-                create: Script::new(CREATE),
-                swap: Script::new(SWAP),
-                delete: Script::new(DELETE),
-                refresh: Script::new(REFRESH),
-            },
+            scripts: Scripts::new(),
             limits: Limits {
                 ttl_granularity: Duration::from_millis(1),
                 min_ttl: Duration::from_millis(1),

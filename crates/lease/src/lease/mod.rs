@@ -20,10 +20,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weft_core::time::micros;
-use weft_core::{Backoff, Classify, key_hash};
+
+mod config;
+mod guard;
+mod renew;
+
+pub use config::LeaseConfig;
+pub use guard::Guard;
+use renew::renew;
 
 use crate::acquire::{Claim, acquire_key, try_create};
-use crate::{CasStore, LeaseClock, LeaseError, StoreError, Swap, SystemClock, Version};
+use crate::{CasStore, LeaseError, StoreError, Version};
 
 /// Whether a lease is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,178 +43,6 @@ pub enum LeaseState {
     /// No longer held: past `safe_until`, taken over, released, or the
     /// store said so. Final.
     Lost,
-}
-
-/// How a lease is timed.
-#[derive(Debug, Clone)]
-pub struct LeaseConfig {
-    ttl: Duration,
-    renew_every: Option<Duration>,
-    jitter: f64,
-    drift: f64,
-    margin: Option<Duration>,
-    op_timeout: Option<Duration>,
-    release_timeout: Duration,
-    stop_timeout: Duration,
-    clock: Arc<dyn LeaseClock>,
-}
-
-impl LeaseConfig {
-    /// A lease of `ttl`, renewed every `ttl/3` (±10 % jitter), trusting
-    /// the local clock's rate to within 1 % (`drift` ρ = 0.01), with a margin
-    /// of `ttl/10`.
-    pub fn new(ttl: Duration) -> Self {
-        LeaseConfig {
-            ttl,
-            renew_every: None,
-            jitter: 0.1,
-            drift: 0.01,
-            margin: None,
-            op_timeout: None,
-            release_timeout: Duration::from_secs(2),
-            stop_timeout: Duration::from_secs(2),
-            clock: Arc::new(SystemClock::new()),
-        }
-    }
-
-    /// Renews this often (measured from when each renewal was sent).
-    #[must_use]
-    pub fn renew_every(mut self, interval: Duration) -> Self {
-        self.renew_every = Some(interval);
-        self
-    }
-
-    /// The jitter of the renewal interval, as a fraction (0.1 = ±10 %).
-    #[must_use]
-    pub fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction;
-        self
-    }
-
-    /// The bound ρ on the local clock's rate error relative to the store's
-    /// (0.01 = the local clock may run 1 % fast or slow).
-    #[must_use]
-    pub fn drift(mut self, bound: f64) -> Self {
-        self.drift = bound;
-        self
-    }
-
-    /// Time subtracted from the safe period, for the time between deciding
-    /// the lease is held and acting on it.
-    #[must_use]
-    pub fn margin(mut self, margin: Duration) -> Self {
-        self.margin = Some(margin);
-        self
-    }
-
-    /// A timeout per store call (default: the renewal interval).
-    #[must_use]
-    pub fn op_timeout(mut self, timeout: Duration) -> Self {
-        self.op_timeout = Some(timeout);
-        self
-    }
-
-    /// How long an explicit release may take.
-    #[must_use]
-    pub fn release_timeout(mut self, timeout: Duration) -> Self {
-        self.release_timeout = timeout;
-        self
-    }
-
-    /// How long a guarded task may take to stop once cancelled.
-    #[must_use]
-    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
-        self.stop_timeout = timeout;
-        self
-    }
-
-    /// The clock (default [`SystemClock`]); tests inject drift here.
-    #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn LeaseClock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// The TTL.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    fn interval(&self) -> Duration {
-        self.renew_every.unwrap_or(self.ttl / 3)
-    }
-
-    fn margin_or_default(&self) -> Duration {
-        self.margin.unwrap_or(self.ttl / 10)
-    }
-
-    /// How long after a renewal was sent the holder may believe it holds
-    /// the lease.
-    fn safe_period(&self) -> Duration {
-        self.ttl
-            .mul_f64(1.0 - self.drift)
-            .saturating_sub(self.margin_or_default())
-    }
-
-    /// The renewal schedule: every interval, spread by the jitter.
-    fn renewals(&self) -> Backoff {
-        let every = Backoff::constant(self.interval());
-        // A jitter outside [0, 1) fails validation before any renewal.
-        every.with_jitter(self.jitter).unwrap_or(every)
-    }
-
-    /// Checks the configuration against itself and the store.
-    ///
-    /// # Errors
-    ///
-    /// [`LeaseError::Store`] with [`StoreError::BadTtl`] for a TTL the store
-    /// cannot honour; [`LeaseError::Config`] naming any other problem.
-    pub fn validate(&self, store: &dyn CasStore) -> Result<(), LeaseError> {
-        let bad = |s: String| Err(LeaseError::Config(s));
-        if self.ttl.is_zero() {
-            return bad("TTL is zero".into());
-        }
-        let limits = store.limits();
-        limits.check("k", None, Some(self.ttl))?;
-        if !(0.0..1.0).contains(&self.drift) {
-            return bad(format!("drift bound {} is outside [0, 1)", self.drift));
-        }
-        if !(0.0..1.0).contains(&self.jitter) {
-            return bad(format!("jitter {} is outside [0, 1)", self.jitter));
-        }
-        let interval = self.interval();
-        if interval.is_zero() || interval >= self.ttl {
-            return bad(format!(
-                "renewal interval {interval:?} must be above zero and below the TTL {:?}",
-                self.ttl
-            ));
-        }
-        if self.op_timeout.is_some_and(|t| t.is_zero()) {
-            return bad("operation timeout is zero: every renewal would time out".into());
-        }
-        if self.release_timeout.is_zero() {
-            return bad("release timeout is zero: every release would time out".into());
-        }
-        if self.margin_or_default() >= self.ttl {
-            return bad(format!(
-                "margin {:?} is not below the TTL {:?}",
-                self.margin_or_default(),
-                self.ttl
-            ));
-        }
-        let longest_gap = self.renewals().longest();
-        if self.safe_period() <= longest_gap {
-            return bad(format!(
-                "TTL {:?} with drift {} and margin {:?} leaves a safe period of {:?}, not more than the renewal interval {:?}: the lease would be lost between renewals",
-                self.ttl,
-                self.drift,
-                self.margin_or_default(),
-                self.safe_period(),
-                longest_gap
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug)]
@@ -290,74 +125,6 @@ impl Shared {
 pub struct Lease {
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
-}
-
-/// What code acting under a lease checks: its fencing token and whether it
-/// must stop.
-///
-/// [`is_cancelled`](Guard::is_cancelled) compares the lease clock with the
-/// lease's safe time at the moment it is asked, as
-/// [`Lease::is_held`] does: a process paused past its safe period (SIGSTOP,
-/// a long GC pause, a suspended VM) is told to stop by its first check on
-/// resume, before the renewal task has had a chance to run.
-/// [`cancelled`](Guard::cancelled) resolves at the safe time too, but a
-/// paused process runs it only when its runtime runs again: code about to
-/// act should check [`is_cancelled`](Guard::is_cancelled), or better,
-/// present [`token`](Guard::token) to a [`crate::Fence`].
-#[derive(Debug, Clone)]
-pub struct Guard {
-    /// The lease's fencing token.
-    pub token: Version,
-    shared: Arc<Shared>,
-}
-
-impl Guard {
-    /// Resolves when the task must stop: the lease is lost or its safe
-    /// period is over.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe.
-    pub async fn cancelled(&self) {
-        let shared = &self.shared;
-        loop {
-            let left = shared
-                .safe_until()
-                .saturating_sub(shared.config.clock.now());
-            if left.is_zero() {
-                shared.set(LeaseState::Lost);
-                return;
-            }
-            // A renewal moves the safe time on: look again when it was due.
-            tokio::select! {
-                () = shared.lost.cancelled() => return,
-                () = tokio::time::sleep(left) => {}
-            }
-        }
-    }
-
-    /// Whether the task must stop: the lease is lost, or the lease clock
-    /// is past its safe time now.
-    pub fn is_cancelled(&self) -> bool {
-        let shared = &self.shared;
-        if shared.lost.is_cancelled() {
-            return true;
-        }
-        if shared.config.clock.now() >= shared.safe_until() {
-            shared.set(LeaseState::Lost);
-            return true;
-        }
-        false
-    }
-
-    /// A cancellation token that is cancelled when the lease is known to
-    /// be lost, for APIs that take one. It is asynchronous: the renewal task
-    /// (or a check of the lease or a guard) cancels it, so a process paused
-    /// past its safe period sees it uncancelled until its runtime runs
-    /// again; check [`is_cancelled`](Guard::is_cancelled) before acting.
-    pub fn cancellation_token(&self) -> CancellationToken {
-        self.shared.lost.child_token()
-    }
 }
 
 impl Lease {
@@ -627,72 +394,6 @@ impl Drop for Lease {
                 )
                 .await;
             });
-        }
-    }
-}
-
-/// The renewal loop.
-async fn renew(shared: Arc<Shared>, first_sent: Duration) {
-    let cfg = shared.config.clone();
-    let clock = cfg.clock.clone();
-    let interval = cfg.interval();
-    let op_timeout = cfg.op_timeout.unwrap_or(interval);
-    // Renewals every interval, spread by the jitter; a renewal that failed
-    // transiently is tried again after a quarter of the interval.
-    let renewals = cfg.renewals();
-    let at_risk = Backoff::constant(interval / 4);
-    let seed = key_hash(&(shared.key.as_str(), shared.token.0));
-    let mut round = 0u32;
-    let mut next = first_sent.saturating_add(renewals.delay(round, seed));
-    loop {
-        let now = clock.now();
-        let safe = shared.safe_until();
-        if now >= safe {
-            tracing::debug!(key = %shared.key, "lease lost: safe period over");
-            shared.set(LeaseState::Lost);
-            return;
-        }
-        if now < next {
-            let wake = next.min(safe) - now;
-            tokio::select! {
-                () = tokio::time::sleep(wake) => {}
-                () = shared.stop.cancelled() => return,
-            }
-            continue;
-        }
-        round += 1;
-        let sent = clock.now();
-        let until_lost = shared.safe_until().saturating_sub(sent);
-        let refresh = shared.store.refresh(&shared.key, shared.token, cfg.ttl);
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(op_timeout, refresh) => r,
-            () = tokio::time::sleep(until_lost) => continue, // the top of the loop declares it lost
-            () = shared.stop.cancelled() => return,
-        };
-        match outcome {
-            Ok(Ok(Swap::Done { .. })) => {
-                shared.extend(sent);
-                shared.set(LeaseState::Held);
-                next = sent.saturating_add(renewals.delay(round, seed));
-            }
-            Ok(Ok(Swap::Conflict { .. })) => {
-                tracing::debug!(key = %shared.key, "lease lost: the store no longer holds it");
-                shared.set(LeaseState::Lost);
-                return;
-            }
-            Ok(Err(e)) if e.is_transient() => {
-                shared.set(LeaseState::AtRisk);
-                next = clock.now().saturating_add(at_risk.delay(round, seed));
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(key = %shared.key, error = %e, "lease lost: renewal failed permanently");
-                shared.set(LeaseState::Lost);
-                return;
-            }
-            Err(_) => {
-                shared.set(LeaseState::AtRisk);
-                next = clock.now().saturating_add(at_risk.delay(round, seed));
-            }
         }
     }
 }

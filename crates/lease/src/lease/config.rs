@@ -1,0 +1,181 @@
+//! How a lease is timed: TTL, renewal interval and jitter, drift bound,
+//! safety margin and timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_core::Backoff;
+
+use crate::{CasStore, LeaseClock, LeaseError, SystemClock};
+
+/// How a lease is timed.
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    pub(super) ttl: Duration,
+    pub(super) renew_every: Option<Duration>,
+    pub(super) jitter: f64,
+    pub(super) drift: f64,
+    pub(super) margin: Option<Duration>,
+    pub(super) op_timeout: Option<Duration>,
+    pub(super) release_timeout: Duration,
+    pub(super) stop_timeout: Duration,
+    pub(super) clock: Arc<dyn LeaseClock>,
+}
+
+impl LeaseConfig {
+    /// A lease of `ttl`, renewed every `ttl/3` (±10 % jitter), trusting
+    /// the local clock's rate to within 1 % (`drift` ρ = 0.01), with a margin
+    /// of `ttl/10`.
+    pub fn new(ttl: Duration) -> Self {
+        LeaseConfig {
+            ttl,
+            renew_every: None,
+            jitter: 0.1,
+            drift: 0.01,
+            margin: None,
+            op_timeout: None,
+            release_timeout: Duration::from_secs(2),
+            stop_timeout: Duration::from_secs(2),
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+
+    /// Renews this often (measured from when each renewal was sent).
+    #[must_use]
+    pub fn renew_every(mut self, interval: Duration) -> Self {
+        self.renew_every = Some(interval);
+        self
+    }
+
+    /// The jitter of the renewal interval, as a fraction (0.1 = ±10 %).
+    #[must_use]
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// The bound ρ on the local clock's rate error relative to the store's
+    /// (0.01 = the local clock may run 1 % fast or slow).
+    #[must_use]
+    pub fn drift(mut self, bound: f64) -> Self {
+        self.drift = bound;
+        self
+    }
+
+    /// Time subtracted from the safe period, for the time between deciding
+    /// the lease is held and acting on it.
+    #[must_use]
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    /// A timeout per store call (default: the renewal interval).
+    #[must_use]
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = Some(timeout);
+        self
+    }
+
+    /// How long an explicit release may take.
+    #[must_use]
+    pub fn release_timeout(mut self, timeout: Duration) -> Self {
+        self.release_timeout = timeout;
+        self
+    }
+
+    /// How long a guarded task may take to stop once cancelled.
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// The clock (default [`SystemClock`]); tests inject drift here.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn LeaseClock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(super) fn interval(&self) -> Duration {
+        self.renew_every.unwrap_or(self.ttl / 3)
+    }
+
+    pub(super) fn margin_or_default(&self) -> Duration {
+        self.margin.unwrap_or(self.ttl / 10)
+    }
+
+    /// How long after a renewal was sent the holder may believe it holds
+    /// the lease.
+    pub(super) fn safe_period(&self) -> Duration {
+        self.ttl
+            .mul_f64(1.0 - self.drift)
+            .saturating_sub(self.margin_or_default())
+    }
+
+    /// The renewal schedule: every interval, spread by the jitter.
+    pub(super) fn renewals(&self) -> Backoff {
+        let every = Backoff::constant(self.interval());
+        // A jitter outside [0, 1) fails validation before any renewal.
+        every.with_jitter(self.jitter).unwrap_or(every)
+    }
+
+    /// Checks the configuration against itself and the store.
+    ///
+    /// # Errors
+    ///
+    /// [`LeaseError::Store`] with [`StoreError::BadTtl`](crate::StoreError::BadTtl) for a TTL the store
+    /// cannot honour; [`LeaseError::Config`] naming any other problem.
+    pub fn validate(&self, store: &dyn CasStore) -> Result<(), LeaseError> {
+        let bad = |s: String| Err(LeaseError::Config(s));
+        if self.ttl.is_zero() {
+            return bad("TTL is zero".into());
+        }
+        let limits = store.limits();
+        limits.check("k", None, Some(self.ttl))?;
+        if !(0.0..1.0).contains(&self.drift) {
+            return bad(format!("drift bound {} is outside [0, 1)", self.drift));
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return bad(format!("jitter {} is outside [0, 1)", self.jitter));
+        }
+        let interval = self.interval();
+        if interval.is_zero() || interval >= self.ttl {
+            return bad(format!(
+                "renewal interval {interval:?} must be above zero and below the TTL {:?}",
+                self.ttl
+            ));
+        }
+        if self.op_timeout.is_some_and(|t| t.is_zero()) {
+            return bad("operation timeout is zero: every renewal would time out".into());
+        }
+        if self.release_timeout.is_zero() {
+            return bad("release timeout is zero: every release would time out".into());
+        }
+        if self.margin_or_default() >= self.ttl {
+            return bad(format!(
+                "margin {:?} is not below the TTL {:?}",
+                self.margin_or_default(),
+                self.ttl
+            ));
+        }
+        let longest_gap = self.renewals().longest();
+        if self.safe_period() <= longest_gap {
+            return bad(format!(
+                "TTL {:?} with drift {} and margin {:?} leaves a safe period of {:?}, not more than the renewal interval {:?}: the lease would be lost between renewals",
+                self.ttl,
+                self.drift,
+                self.margin_or_default(),
+                self.safe_period(),
+                longest_gap
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! What code acting under a lease holds: the token and the stop signal.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::{LeaseState, Version};
+
+/// What code acting under a lease checks: its fencing token and whether it
+/// must stop.
+///
+/// [`is_cancelled`](Guard::is_cancelled) compares the lease clock with the
+/// lease's safe time at the moment it is asked, as
+/// [`Lease::is_held`](crate::Lease::is_held) does: a process paused past its safe period (SIGSTOP,
+/// a long GC pause, a suspended VM) is told to stop by its first check on
+/// resume, before the renewal task has had a chance to run.
+/// [`cancelled`](Guard::cancelled) resolves at the safe time too, but a
+/// paused process runs it only when its runtime runs again: code about to
+/// act should check [`is_cancelled`](Guard::is_cancelled), or better,
+/// present [`token`](Guard::token) to a [`crate::Fence`].
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// The lease's fencing token.
+    pub token: Version,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Guard {
+    /// Resolves when the task must stop: the lease is lost or its safe
+    /// period is over.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn cancelled(&self) {
+        let shared = &self.shared;
+        loop {
+            let left = shared
+                .safe_until()
+                .saturating_sub(shared.config.clock.now());
+            if left.is_zero() {
+                shared.set(LeaseState::Lost);
+                return;
+            }
+            // A renewal moves the safe time on: look again when it was due.
+            tokio::select! {
+                () = shared.lost.cancelled() => return,
+                () = tokio::time::sleep(left) => {}
+            }
+        }
+    }
+
+    /// Whether the task must stop: the lease is lost, or the lease clock
+    /// is past its safe time now.
+    pub fn is_cancelled(&self) -> bool {
+        let shared = &self.shared;
+        if shared.lost.is_cancelled() {
+            return true;
+        }
+        if shared.config.clock.now() >= shared.safe_until() {
+            shared.set(LeaseState::Lost);
+            return true;
+        }
+        false
+    }
+
+    /// A cancellation token that is cancelled when the lease is known to
+    /// be lost, for APIs that take one. It is asynchronous: the renewal task
+    /// (or a check of the lease or a guard) cancels it, so a process paused
+    /// past its safe period sees it uncancelled until its runtime runs
+    /// again; check [`is_cancelled`](Guard::is_cancelled) before acting.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.shared.lost.child_token()
+    }
+}
