@@ -306,19 +306,31 @@ async fn bad_claim_configuration_is_a_typed_error() {
     let config = LeaseConfig::new(TTL);
     let err = LeasedSource::new(store.clone(), "", items(&[1]), config.clone()).unwrap_err();
     assert!(
-        matches!(&err, LeaseError::Config(m) if m.contains("prefix is empty")),
+        matches!(
+            &err,
+            LeaseError::Invalid {
+                setting: "claim prefix",
+                ..
+            }
+        ),
         "{err}"
     );
     let err =
         LeasedSource::new(store.clone(), "job/", items(&[1, 2, 1]), config.clone()).unwrap_err();
     assert!(
-        matches!(&err, LeaseError::Config(m) if m.contains("id 1 appears twice")),
+        matches!(&err, LeaseError::Invalid { setting: "item id", value, .. } if value == "1"),
         "{err}"
     );
     let source = LeasedSource::new(store.clone(), "job/", items(&[1]), config.clone()).unwrap();
     let err = source.poll(Duration::ZERO).unwrap_err();
     assert!(
-        matches!(&err, LeaseError::Config(m) if m.contains("poll")),
+        matches!(
+            &err,
+            LeaseError::Invalid {
+                setting: "claim poll interval",
+                ..
+            }
+        ),
         "{err}"
     );
     let source = LeasedSource::new(store.clone(), "job/", items(&[1]), config.clone()).unwrap();
@@ -344,7 +356,7 @@ async fn bad_claim_configuration_is_a_typed_error() {
     assert!(
         matches!(
             err,
-            LeaseError::Config(_) | LeaseError::Store(StoreError::BadTtl { .. })
+            LeaseError::Invalid { .. } | LeaseError::Store(StoreError::BadTtl { .. })
         ),
         "{err}"
     );

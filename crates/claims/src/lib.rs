@@ -101,7 +101,7 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
     ///
     /// # Errors
     ///
-    /// [`LeaseError::Config`] naming a duplicate item id or an empty
+    /// [`LeaseError::Invalid`] naming a duplicate item id or an empty
     /// prefix; the store's error for a TTL it cannot honour or a key over
     /// its size limit.
     pub fn new<I>(
@@ -114,8 +114,10 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
         I: IntoIterator<Item = Item<T>>,
     {
         if prefix.is_empty() {
-            return Err(LeaseError::Config(
-                "claim prefix is empty: claims would collide with other keys".into(),
+            return Err(LeaseError::invalid(
+                "claim prefix",
+                prefix,
+                "not empty: claims would collide with other keys",
             ));
         }
         config.validate(store.as_ref())?;
@@ -124,10 +126,11 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
         let mut longest = 0;
         for item in &items {
             if !ids.insert(item.id) {
-                return Err(LeaseError::Config(format!(
-                    "item id {} appears twice in the manifest",
-                    item.id
-                )));
+                return Err(LeaseError::invalid(
+                    "item id",
+                    item.id,
+                    "unique: it appears twice in the manifest",
+                ));
             }
             longest = longest.max(item.id);
         }
@@ -188,10 +191,14 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
     ///
     /// # Errors
     ///
-    /// [`LeaseError::Config`] if `poll` is zero.
+    /// [`LeaseError::Invalid`] if `poll` is zero.
     pub fn poll(mut self, poll: Duration) -> Result<Self, LeaseError> {
         if poll.is_zero() {
-            return Err(LeaseError::Config("claim poll interval is zero".into()));
+            return Err(LeaseError::invalid(
+                "claim poll interval",
+                poll,
+                "above zero",
+            ));
         }
         self.poll = poll;
         Ok(self)

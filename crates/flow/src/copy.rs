@@ -23,9 +23,9 @@ impl<T: Clone + Send + 'static> Flow<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if `n` is zero.
+    /// [`FlowError::Invalid`] if `n` is zero or above [`MAX_OUTPUTS`](crate::MAX_OUTPUTS).
     pub fn copy(self, n: usize) -> Result<Vec<Flow<T>>, FlowError> {
-        check_outputs("a copier", n)?;
+        check_outputs("copier outputs", n)?;
         Ok(fan_out(
             self.stream,
             self.config,

@@ -11,16 +11,13 @@ use crate::{Flow, FlowConfig, FlowError};
 pub const MAX_OUTPUTS: usize = 1 << 16;
 
 /// Checks a stage's output count before anything is allocated for it.
-pub(crate) fn check_outputs(what: &str, n: usize) -> Result<(), FlowError> {
-    if n == 0 {
-        return Err(FlowError::Config(format!(
-            "{what} needs at least one output"
-        )));
-    }
-    if n > MAX_OUTPUTS {
-        return Err(FlowError::Config(format!(
-            "{what} with {n} outputs is above the limit of {MAX_OUTPUTS}"
-        )));
+pub(crate) fn check_outputs(what: &'static str, n: usize) -> Result<(), FlowError> {
+    if n == 0 || n > MAX_OUTPUTS {
+        return Err(FlowError::invalid(
+            what,
+            n,
+            format!("1 to {MAX_OUTPUTS} outputs"),
+        ));
     }
     Ok(())
 }

@@ -23,25 +23,30 @@ impl FlowConfig {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if either is zero, `batch` exceeds
+    /// [`FlowError::Invalid`] if either is zero, `batch` exceeds
     /// `capacity`, or `capacity` is above
     /// [`MAX_CAPACITY`](FlowConfig::MAX_CAPACITY).
     pub fn new(capacity: usize, batch: usize) -> Result<Self, FlowError> {
         if capacity == 0 {
-            return Err(FlowError::Config(
-                "capacity is zero: an edge must hold at least one item".into(),
+            return Err(FlowError::invalid(
+                "capacity",
+                capacity,
+                "an edge holds at least one item",
             ));
         }
         if capacity > FlowConfig::MAX_CAPACITY {
-            return Err(FlowError::Config(format!(
-                "capacity {capacity} is above the limit of {} items per edge",
-                FlowConfig::MAX_CAPACITY
-            )));
+            return Err(FlowError::invalid(
+                "capacity",
+                capacity,
+                format!("at most {} items per edge", FlowConfig::MAX_CAPACITY),
+            ));
         }
         if batch == 0 || batch > capacity {
-            return Err(FlowError::Config(format!(
-                "batch size {batch} must be in 1..={capacity} (the capacity)"
-            )));
+            return Err(FlowError::invalid(
+                "batch size",
+                batch,
+                format!("1 to {capacity} (the capacity)"),
+            ));
         }
         Ok(FlowConfig { capacity, batch })
     }

@@ -19,12 +19,12 @@ impl<T: Send + 'static> Flow<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] with no inputs.
+    /// [`FlowError::Invalid`] with no inputs.
     pub fn merge(inputs: Vec<Flow<T>>) -> Result<Flow<T>, FlowError> {
         let config = inputs
             .first()
             .map(|f| f.config)
-            .ok_or_else(|| FlowError::Config("a merger needs at least one input".into()))?;
+            .ok_or_else(|| FlowError::invalid("merger inputs", 0, "at least one input"))?;
         let streams = inputs.into_iter().map(|f| f.stream);
         Ok(Flow {
             stream: futures::stream::select_all(streams).boxed(),

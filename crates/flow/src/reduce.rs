@@ -39,7 +39,7 @@ impl<T: Send + 'static> Flow<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if `parallelism` is zero; the failure that
+    /// [`FlowError::Invalid`] if `parallelism` is zero or above [`MAX_OUTPUTS`](crate::MAX_OUTPUTS); the failure that
     /// ended the input.
     ///
     /// # Cancel safety
@@ -54,7 +54,7 @@ impl<T: Send + 'static> Flow<T> {
         C: Combine<Input = T> + Clone + Send + Sync + 'static,
         C::Acc: Send + 'static,
     {
-        check_outputs("a parallel reduce", parallelism)?;
+        check_outputs("reduce parallelism", parallelism)?;
         let mut turn = 0;
         let parts = fan_out(
             self.stream,

@@ -54,10 +54,10 @@ impl<T: Send + 'static> Flow<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] for a sharder over zero shards, or whose id
+    /// [`FlowError::Invalid`] for a sharder over zero shards, or whose id
     /// bound is below its shard count or above [`MAX_OUTPUTS`]. A sharder
     /// that returns an id at or above its own bound (a broken `Sharder`)
-    /// fails the flow with [`FlowError::Config`] on every output, naming the
+    /// fails the flow with [`FlowError::ShardOutOfBounds`] on every output, naming the
     /// id, instead of sending the item elsewhere.
     pub fn shard<S, K, F>(self, sharder: S, key: F, spill: bool) -> Result<Shards<T>, FlowError>
     where
@@ -68,12 +68,14 @@ impl<T: Send + 'static> Flow<T> {
         let count = sharder.shard_count();
         let n = sharder.id_bound();
         if count == 0 {
-            return Err(FlowError::Config("the sharder has zero shards".into()));
+            return Err(FlowError::invalid("shard count", 0, "at least one shard"));
         }
         if n < count || n > MAX_OUTPUTS {
-            return Err(FlowError::Config(format!(
-                "the sharder's id bound {n} is outside {count}..={MAX_OUTPUTS} (its shard count to the output limit)"
-            )));
+            return Err(FlowError::invalid(
+                "sharder id bound",
+                n,
+                format!("{count} (its shard count) to {MAX_OUTPUTS} (the output limit)"),
+            ));
         }
         let health: Arc<[AtomicU8]> = (0..n)
             .map(|i| {
@@ -88,9 +90,10 @@ impl<T: Send + 'static> Flow<T> {
                 let id = sharder.shard_for(&key(&item));
                 let mut target = id.index();
                 if target >= n {
-                    return Err(FlowError::Config(format!(
-                        "the sharder returned {id}, outside its id bound {n}"
-                    )));
+                    return Err(FlowError::ShardOutOfBounds {
+                        id: id.get(),
+                        bound: n,
+                    });
                 }
                 if spill
                     && h[target].load(Ordering::Relaxed) == DOWN

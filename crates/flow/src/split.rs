@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::fanout::fan_out;
+use crate::fanout::{check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
 /// A route of a splitter: items for which it returns true go to its output.
@@ -58,15 +58,19 @@ impl<T: Clone + Send + 'static> Flow<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] with no routes.
+    /// [`FlowError::Invalid`] with no routes, or more outputs than
+    /// [`MAX_OUTPUTS`](crate::MAX_OUTPUTS).
     pub fn split(self, routes: Vec<Route<T>>, unmatched: Unmatched) -> Result<Split<T>, FlowError> {
         if routes.is_empty() {
-            return Err(FlowError::Config(
-                "a splitter needs at least one route".into(),
+            return Err(FlowError::invalid(
+                "splitter routes",
+                0,
+                "at least one route",
             ));
         }
         let n = routes.len();
         let extra = usize::from(unmatched == Unmatched::ToOutput);
+        check_outputs("splitter outputs", n + extra)?;
         let dropped = Arc::new(AtomicU64::new(0));
         let count = dropped.clone();
         let mut outputs = fan_out(

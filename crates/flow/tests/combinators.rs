@@ -211,9 +211,18 @@ impl weft_core::Sharder for NoShards {
 
 #[test]
 fn bad_input_is_a_typed_error() {
-    assert!(matches!(FlowConfig::new(0, 1), Err(FlowError::Config(m)) if m.contains("capacity")));
-    assert!(matches!(FlowConfig::new(10, 0), Err(FlowError::Config(_))));
-    assert!(matches!(FlowConfig::new(10, 11), Err(FlowError::Config(_))));
+    assert!(matches!(
+        FlowConfig::new(0, 1),
+        Err(FlowError::Invalid { setting: "capacity", value, .. }) if value == "0"
+    ));
+    assert!(matches!(
+        FlowConfig::new(10, 0),
+        Err(FlowError::Invalid { setting: "batch size", value, .. }) if value == "0"
+    ));
+    assert!(matches!(
+        FlowConfig::new(10, 11),
+        Err(FlowError::Invalid { setting: "batch size", value, expected }) if value == "11" && expected.contains("1 to 10")
+    ));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -221,25 +230,37 @@ fn bad_input_is_a_typed_error() {
     rt.block_on(async {
         assert!(matches!(
             Flow::from_iter(0..3u32, FlowConfig::default()).copy(0),
-            Err(FlowError::Config(_))
+            Err(FlowError::Invalid {
+                setting: "copier outputs",
+                ..
+            })
         ));
         assert!(matches!(
             Flow::from_iter(0..3u32, FlowConfig::default()).split(vec![], Unmatched::Count),
-            Err(FlowError::Config(_))
+            Err(FlowError::Invalid {
+                setting: "splitter routes",
+                ..
+            })
         ));
         assert!(matches!(
             Flow::<u32>::merge(vec![]),
-            Err(FlowError::Config(_))
+            Err(FlowError::Invalid {
+                setting: "merger inputs",
+                ..
+            })
         ));
         assert!(matches!(
             Flow::from_iter(0..3u32, FlowConfig::default()).shard(NoShards, |x: &u32| *x, false),
-            Err(FlowError::Config(m)) if m.contains("zero shards")
+            Err(FlowError::Invalid {
+                setting: "shard count",
+                ..
+            })
         ));
         assert!(matches!(
             Flow::from_iter(0..3u32, FlowConfig::default())
                 .reduce_parallel(Count::new(), 0)
                 .await,
-            Err(FlowError::Config(_))
+            Err(FlowError::Invalid { value, .. }) if value == "0"
         ));
     });
 }
@@ -327,7 +348,7 @@ async fn a_sharder_id_outside_its_bound_fails_the_flow_instead_of_wrapping() {
     for out in shards.outputs {
         let err = out.collect().await.unwrap_err();
         assert!(
-            matches!(&err, FlowError::Config(m) if m.contains("shard 2") && m.contains("bound 2")),
+            matches!(&err, FlowError::ShardOutOfBounds { id: 2, bound: 2 }),
             "{err}"
         );
     }
@@ -337,18 +358,18 @@ async fn a_sharder_id_outside_its_bound_fails_the_flow_instead_of_wrapping() {
 async fn stage_sizes_beyond_the_limits_are_refused_before_allocating() {
     assert!(matches!(
         FlowConfig::new(usize::MAX, 1),
-        Err(FlowError::Config(m)) if m.contains("limit")
+        Err(FlowError::Invalid { setting: "capacity", expected, .. }) if expected.contains("at most")
     ));
     assert!(FlowConfig::new(FlowConfig::MAX_CAPACITY, 512).is_ok());
     assert!(matches!(
         Flow::from_iter(0..3u32, FlowConfig::default()).copy(usize::MAX),
-        Err(FlowError::Config(m)) if m.contains("limit")
+        Err(FlowError::Invalid { expected, .. }) if expected.contains("65536")
     ));
     assert!(matches!(
         Flow::from_iter(0..3u32, FlowConfig::default())
             .reduce_parallel(Count::new(), weft_flow::MAX_OUTPUTS + 1)
             .await,
-        Err(FlowError::Config(m)) if m.contains("limit")
+        Err(FlowError::Invalid { expected, .. }) if expected.contains("65536")
     ));
 }
 

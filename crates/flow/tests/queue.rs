@@ -234,21 +234,30 @@ async fn the_autoscaler_converges_on_steady_rates_and_does_not_flap_under_noise(
 #[test]
 fn bad_queue_configuration_is_a_typed_error() {
     assert!(
-        matches!(Autoscaler::new(0, 0, 0.8, 1), Err(FlowError::Config(m)) if m.contains("max workers is zero"))
+        matches!(Autoscaler::new(0, 0, 0.8, 1), Err(FlowError::Invalid { setting: "max workers", value, .. }) if value == "0")
     );
     assert!(
-        matches!(Autoscaler::new(5, 2, 0.8, 1), Err(FlowError::Config(m)) if m.contains("above max"))
-    );
-    assert!(
-        matches!(Autoscaler::new(1, 2, 0.0, 1), Err(FlowError::Config(m)) if m.contains("utilisation"))
+        matches!(Autoscaler::new(5, 2, 0.8, 1), Err(FlowError::Invalid { setting: "min workers", value, expected }) if value == "5" && expected.contains("(2)"))
     );
     assert!(matches!(
-        Autoscaler::new(1, 2, 1.5, 1),
-        Err(FlowError::Config(_))
+        Autoscaler::new(1, 2, 0.0, 1),
+        Err(FlowError::Invalid {
+            setting: "target utilisation",
+            ..
+        })
     ));
     assert!(matches!(
-        Autoscaler::new(1, 2, 0.8, 1).unwrap().drain_backlog_within(Duration::ZERO),
-        Err(FlowError::Config(m)) if m.contains("drain time is zero")
+        Autoscaler::new(1, 2, 1.5, 1),
+        Err(FlowError::Invalid { value, .. }) if value == "1.5"
+    ));
+    assert!(matches!(
+        Autoscaler::new(1, 2, 0.8, 1)
+            .unwrap()
+            .drain_backlog_within(Duration::ZERO),
+        Err(FlowError::Invalid {
+            setting: "backlog drain time",
+            ..
+        })
     ));
     assert!(
         matches!(RetryPolicy::exponential(0, Duration::from_millis(1), Duration::from_secs(1)), Err(weft_core::CoreError::Backoff(m)) if m.contains("attempts is 0"))
@@ -259,13 +268,19 @@ fn bad_queue_configuration_is_a_typed_error() {
     ));
     assert!(matches!(
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 0),
-        Err(FlowError::Config(_))
+        Err(FlowError::Invalid {
+            setting: "max in flight",
+            ..
+        })
     ));
     assert!(matches!(
         QueueConfig::new(Autoscaler::new(1, 2, 0.8, 1).unwrap(), 4)
             .unwrap()
             .evaluate_every(Duration::ZERO),
-        Err(FlowError::Config(m)) if m.contains("interval is zero")
+        Err(FlowError::Invalid {
+            setting: "autoscaler evaluation interval",
+            ..
+        })
     ));
     assert!(matches!(
         RetryPolicy::exponential(3, Duration::ZERO, Duration::from_secs(1)),
@@ -361,8 +376,14 @@ async fn a_failed_upstream_closes_the_fed_source_and_reports_the_failure() {
     assert!(err.to_string().contains("reader crashed"), "{err}");
     assert_eq!(source.pending(), 1);
     assert!(matches!(
-        source.feed(weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()), 0),
-        Err(FlowError::Config(m)) if m.contains("bound is zero")
+        source.feed(
+            weft_flow::Flow::from_iter(Vec::new(), FlowConfig::default()),
+            0
+        ),
+        Err(FlowError::Invalid {
+            setting: "feed bound",
+            ..
+        })
     ));
 }
 

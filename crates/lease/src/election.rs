@@ -85,7 +85,7 @@ impl Election {
     /// # Errors
     ///
     /// [`LeaseError::Timeout`] at the deadline, [`LeaseError::Lost`] if the
-    /// candidacy's lease was lost while waiting, [`LeaseError::Config`] or a
+    /// candidacy's lease was lost while waiting, [`LeaseError::Invalid`] or a
     /// store error.
     ///
     /// # Cancel safety

@@ -37,9 +37,32 @@ pub enum LeaseError {
         /// The highest token seen.
         highest: Version,
     },
-    /// A configuration the lease cannot keep.
-    #[error("lease configuration rejected: {0}")]
-    Config(String),
+    /// A setting the lease cannot keep: which one, the value given, and
+    /// what it must be.
+    #[error("invalid {setting} {value}: {expected}")]
+    Invalid {
+        /// The setting (e.g. "TTL", "jitter").
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What it must be.
+        expected: String,
+    },
+}
+
+impl LeaseError {
+    /// An [`Invalid`](LeaseError::Invalid) setting.
+    pub fn invalid(
+        setting: &'static str,
+        value: impl std::fmt::Debug,
+        expected: impl Into<String>,
+    ) -> LeaseError {
+        LeaseError::Invalid {
+            setting,
+            value: format!("{value:?}"),
+            expected: expected.into(),
+        }
+    }
 }
 
 impl Classify for LeaseError {
@@ -47,7 +70,7 @@ impl Classify for LeaseError {
         match self {
             LeaseError::Store(e) => e.class(),
             LeaseError::Timeout { .. } | LeaseError::Lost { .. } => ErrorClass::Transient,
-            LeaseError::StaleToken { .. } | LeaseError::Config(_) => ErrorClass::Permanent,
+            LeaseError::StaleToken { .. } | LeaseError::Invalid { .. } => ErrorClass::Permanent,
         }
     }
 }

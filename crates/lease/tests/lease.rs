@@ -203,22 +203,22 @@ async fn bad_lease_configuration_is_a_typed_error() {
     let s: Arc<dyn CasStore> = store();
     let check = |c: LeaseConfig| c.validate(s.as_ref()).unwrap_err();
     assert!(
-        matches!(check(LeaseConfig::new(Duration::ZERO)), LeaseError::Config(m) if m.contains("zero"))
+        matches!(check(LeaseConfig::new(Duration::ZERO)), LeaseError::Invalid { setting: "TTL", value, .. } if value == "0ns")
     );
     assert!(
-        matches!(check(LeaseConfig::new(secs(3.0)).renew_every(secs(3.0))), LeaseError::Config(m) if m.contains("renewal interval"))
+        matches!(check(LeaseConfig::new(secs(3.0)).renew_every(secs(3.0))), LeaseError::Invalid { setting: "renewal interval", value, .. } if value == "3s")
     );
     assert!(
-        matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(3.0))), LeaseError::Config(m) if m.contains("margin"))
+        matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(3.0))), LeaseError::Invalid { setting: "margin", value, .. } if value == "3s")
     );
     assert!(
-        matches!(check(LeaseConfig::new(secs(3.0)).drift(1.0)), LeaseError::Config(m) if m.contains("drift"))
+        matches!(check(LeaseConfig::new(secs(3.0)).drift(1.0)), LeaseError::Invalid { setting: "drift bound", value, .. } if value == "1.0")
     );
     assert!(
-        matches!(check(LeaseConfig::new(secs(3.0)).drift(-0.1)), LeaseError::Config(m) if m.contains("drift"))
+        matches!(check(LeaseConfig::new(secs(3.0)).drift(-0.1)), LeaseError::Invalid { setting: "drift bound", value, .. } if value == "-0.1")
     );
     assert!(
-        matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(2.0))), LeaseError::Config(m) if m.contains("safe period"))
+        matches!(check(LeaseConfig::new(secs(3.0)).margin(secs(2.0))), LeaseError::Invalid { setting: "TTL", expected, .. } if expected.contains("safe period"))
     );
     let etcd_like: Arc<dyn CasStore> = Arc::new(
         MemoryStore::with_limits(Limits {
@@ -537,7 +537,7 @@ async fn zero_operation_or_release_timeouts_are_refused() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&e, LeaseError::Config(m) if m.contains(needle)),
+            matches!(&e, LeaseError::Invalid { setting, value, .. } if *setting == needle && value == "0ns"),
             "{e}"
         );
     }

@@ -43,24 +43,32 @@ impl Autoscaler {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] for zero workers, `min > max`, a utilisation
+    /// [`FlowError::Invalid`] for zero workers, `min > max`, a utilisation
     /// outside (0, 1] or zero patience.
     pub fn new(min: usize, max: usize, utilisation: f64, patience: u32) -> Result<Self, FlowError> {
         if max == 0 {
-            return Err(FlowError::Config("max workers is zero".into()));
+            return Err(FlowError::invalid("max workers", 0, "at least 1"));
         }
         if min > max {
-            return Err(FlowError::Config(format!(
-                "min workers {min} is above max workers {max}"
-            )));
+            return Err(FlowError::invalid(
+                "min workers",
+                min,
+                format!("at most max workers ({max})"),
+            ));
         }
         if !(utilisation > 0.0 && utilisation <= 1.0) {
-            return Err(FlowError::Config(format!(
-                "target utilisation {utilisation} is outside (0, 1]"
-            )));
+            return Err(FlowError::invalid(
+                "target utilisation",
+                utilisation,
+                "in (0, 1]",
+            ));
         }
         if patience == 0 {
-            return Err(FlowError::Config("autoscaler patience is zero".into()));
+            return Err(FlowError::invalid(
+                "autoscaler patience",
+                0,
+                "at least 1 evaluation",
+            ));
         }
         let start = min.max(1);
         Ok(Autoscaler {
@@ -80,11 +88,13 @@ impl Autoscaler {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if `within` is zero.
+    /// [`FlowError::Invalid`] if `within` is zero.
     pub fn drain_backlog_within(mut self, within: Duration) -> Result<Self, FlowError> {
         if within.is_zero() {
-            return Err(FlowError::Config(
-                "backlog drain time is zero: no number of workers clears a backlog at once".into(),
+            return Err(FlowError::invalid(
+                "backlog drain time",
+                "0s",
+                "above zero: no number of workers clears a backlog at once",
             ));
         }
         self.drain_within = within;

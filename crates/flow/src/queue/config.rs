@@ -23,16 +23,17 @@ impl QueueConfig {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if `max_in_flight` is zero.
+    /// [`FlowError::Invalid`] if `max_in_flight` is zero.
     pub fn new(autoscaler: Autoscaler, max_in_flight: usize) -> Result<Self, FlowError> {
         if max_in_flight == 0 {
-            return Err(FlowError::Config("max in flight is zero".into()));
+            return Err(FlowError::invalid("max in flight", 0, "at least 1"));
         }
         if max_in_flight > Semaphore::MAX_PERMITS {
-            return Err(FlowError::Config(format!(
-                "max in flight {max_in_flight} is above the limit of {}",
-                Semaphore::MAX_PERMITS
-            )));
+            return Err(FlowError::invalid(
+                "max in flight",
+                max_in_flight,
+                format!("at most {}", Semaphore::MAX_PERMITS),
+            ));
         }
         Ok(QueueConfig {
             autoscaler,
@@ -54,11 +55,13 @@ impl QueueConfig {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if `every` is zero.
+    /// [`FlowError::Invalid`] if `every` is zero.
     pub fn evaluate_every(mut self, every: Duration) -> Result<Self, FlowError> {
         if every.is_zero() {
-            return Err(FlowError::Config(
-                "autoscaler evaluation interval is zero".into(),
+            return Err(FlowError::invalid(
+                "autoscaler evaluation interval",
+                "0s",
+                "above zero",
             ));
         }
         self.evaluate_every = every;

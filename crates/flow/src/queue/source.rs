@@ -161,7 +161,7 @@ impl<T> MemorySource<T> {
     ///
     /// # Errors
     ///
-    /// [`FlowError::Config`] if `bound` is zero.
+    /// [`FlowError::Invalid`] if `bound` is zero.
     ///
     /// # Panics
     ///
@@ -175,8 +175,10 @@ impl<T> MemorySource<T> {
         T: Send + 'static,
     {
         if bound == 0 {
-            return Err(FlowError::Config(
-                "feed bound is zero: no item could ever wait".into(),
+            return Err(FlowError::invalid(
+                "feed bound",
+                0,
+                "at least 1: no item could ever wait",
             ));
         }
         let source = self.clone();
@@ -200,9 +202,7 @@ impl<T> MemorySource<T> {
                                 taken.await;
                             }
                             if source.push(item).is_err() {
-                                break 'feed Err(FlowError::Config(format!(
-                                    "the source was closed while it was fed: {fed} items fed, the rest of the flow was not"
-                                )));
+                                break 'feed Err(FlowError::SourceClosed { fed });
                             }
                             fed += 1;
                         }

@@ -131,50 +131,65 @@ impl LeaseConfig {
     /// # Errors
     ///
     /// [`LeaseError::Store`] with [`StoreError::BadTtl`](crate::StoreError::BadTtl) for a TTL the store
-    /// cannot honour; [`LeaseError::Config`] naming any other problem.
+    /// cannot honour; [`LeaseError::Invalid`] naming any other setting, its
+    /// value and what it must be.
     pub fn validate(&self, store: &dyn CasStore) -> Result<(), LeaseError> {
-        let bad = |s: String| Err(LeaseError::Config(s));
+        let bad = |setting, value: &dyn std::fmt::Debug, expected: String| {
+            Err(LeaseError::invalid(setting, value, expected))
+        };
         if self.ttl.is_zero() {
-            return bad("TTL is zero".into());
+            return bad("TTL", &self.ttl, "above zero".into());
         }
         let limits = store.limits();
         limits.check("k", None, Some(self.ttl))?;
         if !(0.0..1.0).contains(&self.drift) {
-            return bad(format!("drift bound {} is outside [0, 1)", self.drift));
+            return bad("drift bound", &self.drift, "in [0, 1)".into());
         }
         if !(0.0..1.0).contains(&self.jitter) {
-            return bad(format!("jitter {} is outside [0, 1)", self.jitter));
+            return bad("jitter", &self.jitter, "in [0, 1)".into());
         }
         let interval = self.interval();
         if interval.is_zero() || interval >= self.ttl {
-            return bad(format!(
-                "renewal interval {interval:?} must be above zero and below the TTL {:?}",
-                self.ttl
-            ));
+            return bad(
+                "renewal interval",
+                &interval,
+                format!("above zero and below the TTL {:?}", self.ttl),
+            );
         }
-        if self.op_timeout.is_some_and(|t| t.is_zero()) {
-            return bad("operation timeout is zero: every renewal would time out".into());
+        if let Some(t) = self.op_timeout.filter(|t| t.is_zero()) {
+            return bad(
+                "operation timeout",
+                &t,
+                "above zero: every renewal would time out".into(),
+            );
         }
         if self.release_timeout.is_zero() {
-            return bad("release timeout is zero: every release would time out".into());
+            return bad(
+                "release timeout",
+                &self.release_timeout,
+                "above zero: every release would time out".into(),
+            );
         }
         if self.margin_or_default() >= self.ttl {
-            return bad(format!(
-                "margin {:?} is not below the TTL {:?}",
-                self.margin_or_default(),
-                self.ttl
-            ));
+            return bad(
+                "margin",
+                &self.margin_or_default(),
+                format!("below the TTL {:?}", self.ttl),
+            );
         }
         let longest_gap = self.renewals().longest();
         if self.safe_period() <= longest_gap {
-            return bad(format!(
-                "TTL {:?} with drift {} and margin {:?} leaves a safe period of {:?}, not more than the renewal interval {:?}: the lease would be lost between renewals",
-                self.ttl,
-                self.drift,
-                self.margin_or_default(),
-                self.safe_period(),
-                longest_gap
-            ));
+            return bad(
+                "TTL",
+                &self.ttl,
+                format!(
+                    "with drift {} and margin {:?} it leaves a safe period of {:?}, not more than the longest renewal interval {:?}: the lease would be lost between renewals",
+                    self.drift,
+                    self.margin_or_default(),
+                    self.safe_period(),
+                    longest_gap
+                ),
+            );
         }
         Ok(())
     }

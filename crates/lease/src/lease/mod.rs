@@ -133,7 +133,7 @@ impl Lease {
     ///
     /// # Errors
     ///
-    /// [`LeaseError::Config`] or [`LeaseError::Store`] for a configuration,
+    /// [`LeaseError::Invalid`] or [`LeaseError::Store`] for a configuration,
     /// key or value the store cannot take; [`LeaseError::Timeout`] at the
     /// deadline; [`LeaseError::Store`] for a store failure.
     ///
