@@ -81,7 +81,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "\nreport: {} of {} shards answered in {:?} (hedge delay {:?})",
-        report.answered, report.asked, report.elapsed, report.hedge_delay
+        report.answered(),
+        report.asked(),
+        report.elapsed,
+        report.hedge_delay
     );
     for s in &report.shards {
         let how = match &s.outcome {

@@ -170,7 +170,10 @@ fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
     let r = &gathered.report;
     println!(
         "   {} of {} shards answered before the 30 ms deadline ({} timed out); complete: {}",
-        r.answered, r.asked, r.timed_out, r.complete
+        r.answered(),
+        r.asked(),
+        r.timed_out(),
+        r.complete()
     );
     println!("   partial sum: {:?}", gathered.output);
     if let Err(e) = gathered.require_complete() {

@@ -1,6 +1,6 @@
 //! Key hashing: stable key bytes to a `u64`, through one versioned default.
 
-use crate::key::{ShardKey, with_key_bytes};
+use crate::key::ShardKey;
 
 /// Maps key bytes to a 64-bit hash.
 ///
@@ -19,7 +19,7 @@ pub trait KeyHasher {
     where
         Self: Sized,
     {
-        with_key_bytes(key, |bytes| self.hash_bytes(bytes))
+        key.with_key_bytes(|bytes| self.hash_bytes(bytes))
     }
 }
 

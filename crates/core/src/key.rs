@@ -94,12 +94,6 @@ pub trait ShardKey {
     }
 }
 
-/// Calls `f` with the stable bytes of `key`; see
-/// [`ShardKey::with_key_bytes`].
-pub fn with_key_bytes<K: ShardKey + ?Sized, R>(key: &K, f: impl FnOnce(&[u8]) -> R) -> R {
-    key.with_key_bytes(f)
-}
-
 /// A byte buffer for encoding keys that keeps short keys on the stack.
 #[derive(Clone)]
 pub struct KeyBuf {

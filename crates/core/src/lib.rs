@@ -74,7 +74,7 @@ pub use combine::{
 pub use error::{BoundsProblem, Cause, Classify, CoreError, ErrorClass};
 pub use hash::{DefaultKeyHasher, KeyHashV1, KeyHasher, key_hash};
 pub use health::{Health, HealthPolicy, HealthTracker, Transition};
-pub use key::{CompositeKey, CompositeKeyBuilder, KeyBuf, ShardKey, with_key_bytes};
+pub use key::{CompositeKey, CompositeKeyBuilder, KeyBuf, ShardKey};
 pub use retry::{Backoff, RetryPolicy};
 pub use shard::{ReplicaExt, ReplicaSharder, ShardExt, ShardId, Sharder};
 

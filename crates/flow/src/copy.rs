@@ -42,4 +42,23 @@ impl<T: Clone + Send + 'static> Flow<T> {
             },
         ))
     }
+
+    /// [`copy`](Flow::copy) into a fixed number of outputs, as an array to
+    /// take apart: `let [a, b] = flow.copy_n()?;`.
+    ///
+    /// # Backpressure
+    ///
+    /// As [`copy`](Flow::copy).
+    ///
+    /// # Errors
+    ///
+    /// As [`copy`](Flow::copy), for `N` = 0 or above
+    /// [`MAX_OUTPUTS`](crate::MAX_OUTPUTS).
+    pub fn copy_n<const N: usize>(self) -> Result<[Flow<T>; N], FlowError> {
+        let outputs = self.copy(N)?;
+        // invariant: `copy(N)` returns exactly N outputs.
+        outputs.try_into().map_err(|v: Vec<Flow<T>>| {
+            FlowError::invalid("copier outputs", v.len(), format!("{N}"))
+        })
+    }
 }

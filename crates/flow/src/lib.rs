@@ -8,9 +8,8 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let words = Flow::from_iter(["a", "bb", "ccc", "dd", "e"], FlowConfig::default());
-//! let mut copies = words.copy(2)?;
-//! let long = copies.pop().unwrap().filter(|w| w.len() > 1);
-//! let all = copies.pop().unwrap();
+//! let [all, long] = words.copy_n()?;
+//! let long = long.filter(|w| w.len() > 1);
 //! assert_eq!(long.reduce(&Count::new()).await?, 3);
 //! assert_eq!(all.collect().await?, ["a", "bb", "ccc", "dd", "e"]);
 //! # Ok::<(), weft_flow::FlowError>(())

@@ -229,6 +229,13 @@ fn bad_input_is_a_typed_error() {
         .unwrap();
     rt.block_on(async {
         assert!(matches!(
+            Flow::from_iter(0..3u32, FlowConfig::default()).copy_n::<0>(),
+            Err(FlowError::Invalid {
+                setting: "copier outputs",
+                ..
+            })
+        ));
+        assert!(matches!(
             Flow::from_iter(0..3u32, FlowConfig::default()).copy(0),
             Err(FlowError::Invalid {
                 setting: "copier outputs",

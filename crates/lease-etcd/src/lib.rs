@@ -111,6 +111,11 @@ impl EtcdStore {
     /// [`StoreError::Other`] naming a malformed endpoint, and
     /// [`StoreError::Unavailable`] naming the endpoints if none answers
     /// within a bounded wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: connecting changes nothing on the server, and a dropped
+    /// connection attempt leaves nothing behind.
     pub async fn connect(endpoints: &[&str], prefix: &str) -> Result<Self, StoreError> {
         EtcdStore::connect_with_min_ttl(endpoints, prefix, Duration::from_secs(2)).await
     }
@@ -127,6 +132,10 @@ impl EtcdStore {
     /// As [`connect`](EtcdStore::connect), and [`StoreError::Other`] for a
     /// `min_ttl` that is not a whole number of seconds of at least 1 s
     /// (etcd's TTLs are whole seconds, and it has no TTL of zero).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`connect`](EtcdStore::connect).
     pub async fn connect_with_min_ttl(
         endpoints: &[&str],
         prefix: &str,

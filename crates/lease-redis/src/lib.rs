@@ -108,6 +108,11 @@ impl RedisStore {
     /// [`StoreError::Other`] naming the URL if it is malformed, and
     /// [`StoreError::Unavailable`] naming it if no server answers within a
     /// bounded wait (a few seconds).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: connecting changes nothing on the server, and a dropped
+    /// connection attempt leaves nothing behind.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::Other {
             store: url.to_string(),

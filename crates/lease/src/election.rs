@@ -151,6 +151,10 @@ impl Election {
     /// # Errors
     ///
     /// A store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: cancel safe.
     pub async fn leader(&self) -> Result<Option<Leader>, LeaseError> {
         let queue = self.store.list(&format!("{}/", self.prefix)).await?;
         Ok(queue.into_iter().next().map(|(key, e)| Leader {
@@ -232,6 +236,13 @@ impl Leadership {
     /// # Errors
     ///
     /// [`LeaseError::Lost`] if the candidacy is gone; a store error.
+    ///
+    /// # Cancel safety
+    ///
+    /// One compare-and-swap: if dropped, the new value was published or
+    /// not; either way leadership and its token are unchanged. A later
+    /// `proclaim` after one that applied unseen finds the version moved and
+    /// reports [`LeaseError::Lost`]; read [`Election::leader`] to tell.
     pub async fn proclaim(&self, value: Vec<u8>) -> Result<(), LeaseError> {
         let expected = *self.version.lock().unwrap_or_else(|e| e.into_inner());
         match self
@@ -254,6 +265,12 @@ impl Leadership {
     /// # Errors
     ///
     /// A store error (the candidacy then expires after its TTL).
+    ///
+    /// # Cancel safety
+    ///
+    /// The leadership is consumed: if dropped, its lease is dropped, which
+    /// stops the renewals and sends a best-effort delete; at worst the
+    /// candidacy expires after its TTL and the next candidate leads then.
     pub async fn resign(self) -> Result<(), LeaseError> {
         self.lease.release().await
     }

@@ -9,7 +9,7 @@ use crate::{CasStore, LeaseError, Swap, Version};
 /// A held lock: the key, the value written, and the version taken, which is
 /// the holder's fencing token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub struct LockGuard {
     /// The lock's key.
     pub key: String,
     /// The version taken: present it to a [`crate::Fence`].
@@ -63,11 +63,11 @@ impl Lock {
         key: &str,
         value: Vec<u8>,
         ttl: Duration,
-    ) -> Result<Option<Held>, LeaseError> {
+    ) -> Result<Option<LockGuard>, LeaseError> {
         try_create(self.store.as_ref(), None, key, &value, ttl, Duration::ZERO)
             .await
             .map(|v| {
-                v.map(|token| Held {
+                v.map(|token| LockGuard {
                     key: key.to_string(),
                     token,
                     value,
@@ -93,7 +93,7 @@ impl Lock {
         value: Vec<u8>,
         ttl: Duration,
         wait: Duration,
-    ) -> Result<Held, LeaseError> {
+    ) -> Result<LockGuard, LeaseError> {
         let (token, _, _) = acquire_key(
             self.store.as_ref(),
             None,
@@ -104,7 +104,7 @@ impl Lock {
             &crate::SystemClock::new(),
         )
         .await?;
-        Ok(Held {
+        Ok(LockGuard {
             key: key.to_string(),
             token,
             value,
@@ -117,7 +117,13 @@ impl Lock {
     /// # Errors
     ///
     /// A [`LeaseError::Store`].
-    pub async fn unlock(&self, held: &Held) -> Result<bool, LeaseError> {
+    ///
+    /// # Cancel safety
+    ///
+    /// One conditional delete: if dropped, it either applied (the lock is
+    /// free) or not (the lock stays held until its TTL, or until an unlock
+    /// with the same guard).
+    pub async fn unlock(&self, held: &LockGuard) -> Result<bool, LeaseError> {
         Ok(matches!(
             self.store.delete(&held.key, held.token).await?,
             Swap::Done { .. }

@@ -294,6 +294,10 @@ impl Classify for StoreError {
 ///    events as prompts to re-read, not as the only record.
 /// 6. A failure that may have applied (a timeout) is
 ///    [`StoreError::Indeterminate`], never a guess.
+/// 7. **Cancel safety**: every method is one request, and a caller may drop
+///    its future at any point. A dropped write applied or not, as after
+///    [`StoreError::Indeterminate`]; the store keeps no half state that a
+///    later call could see.
 ///
 /// Keys are UTF-8 strings; values are bytes.
 #[async_trait::async_trait]
@@ -306,6 +310,10 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// A transient or permanent [`StoreError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: cancel safe.
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError>;
 
     /// Creates the key if it is absent.
@@ -313,6 +321,10 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// A [`StoreError`]; an existing key is [`Swap::Conflict`], not an error.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the write applied or not (rule 7): read to tell.
     async fn create(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<Swap, StoreError>;
 
     /// Replaces the value if the key's version is `expected`; resets the TTL.
@@ -320,6 +332,10 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// A [`StoreError`]; a version mismatch is [`Swap::Conflict`].
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the write applied or not (rule 7): read to tell.
     async fn compare_and_swap(
         &self,
         key: &str,
@@ -333,6 +349,10 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// A [`StoreError`]; a version mismatch is [`Swap::Conflict`].
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the write applied or not (rule 7): read to tell.
     async fn delete(&self, key: &str, expected: Version) -> Result<Swap, StoreError>;
 
     /// Resets the key's TTL if its version is `expected`, keeping its value
@@ -341,6 +361,10 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// A [`StoreError`]; a version mismatch is [`Swap::Conflict`].
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the write applied or not (rule 7): read to tell.
     async fn refresh(
         &self,
         key: &str,
@@ -354,6 +378,10 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// # Errors
     ///
     /// A [`StoreError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: cancel safe.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, StoreError>;
 
     /// A stream of every change to `key`, in order, if the store can watch;

@@ -46,7 +46,7 @@ async fn a_lock_excludes_others_and_unlocks_only_with_its_version() {
             .unwrap()
             .is_none()
     );
-    let stale = weft_lease::Held {
+    let stale = weft_lease::LockGuard {
         token: Version(a.token.0 + 99),
         ..a.clone()
     };

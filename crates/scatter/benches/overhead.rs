@@ -81,7 +81,7 @@ fn overhead(c: &mut Criterion) {
                 .await
                 .unwrap();
             assert!(g.report.deadline_hit);
-            g.report.timed_out
+            g.report.timed_out()
         })
     });
     group.finish();

@@ -105,10 +105,14 @@ fn run(fleet: Fleet, config: ScatterConfig) -> Outcome {
                 .gather(Plan::broadcast(SHARDS, ()), &Count::new())
                 .await
                 .unwrap();
-            assert!(g.report.complete, "request {n} incomplete: {:?}", g.report);
+            assert!(
+                g.report.complete(),
+                "request {n} incomplete: {:?}",
+                g.report
+            );
             latencies.push(g.report.elapsed.as_secs_f64() * 1000.0);
-            leaf_requests += u64::from(g.report.leaf_requests);
-            asked += g.report.asked as u64;
+            leaf_requests += u64::from(g.report.leaf_requests());
+            asked += g.report.asked() as u64;
         }
     });
     latencies.sort_by(f64::total_cmp);

@@ -4,28 +4,22 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use weft_core::{Classify, ErrorClass, TopK};
-//! use weft_scatter::{ScatterConfig, Gather, LeafContext, Plan, Scatter, Topology};
-//!
-//! #[derive(Debug)]
-//! struct LeafDown;
-//! impl std::fmt::Display for LeafDown {
-//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("leaf down") }
-//! }
-//! impl Classify for LeafDown { fn class(&self) -> ErrorClass { ErrorClass::Transient } }
+//! use weft_core::TopK;
+//! use weft_scatter::{Gather, LeafContext, Plan, Scatter, ScatterConfig, Topology};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! // A search index in 8 shards, 3 replicas each; every shard returns its
-//! // best (score, doc) and the root keeps the top 3.
+//! // best (score, doc) and the root keeps the top 3. Any error type that
+//! // says whether it is transient will do; io::Error does.
 //! let leaf = |term: &'static str, cx: LeafContext| async move {
 //!     let doc = cx.shard.get() * 10;
-//!     Ok::<_, LeafDown>((term.len() as u32 + doc, doc))
+//!     Ok::<_, std::io::Error>((term.len() as u32 + doc, doc))
 //! };
 //! let config = ScatterConfig::new(Duration::from_millis(200)).gather(Gather::All).max_extra_load(0.03);
 //! let root = Scatter::new(Topology::sharded(8, 3)?, leaf, config)?;
 //! let top = TopK::largest(3).unwrap();
 //! let gathered = root.gather(Plan::broadcast(8, "rust"), &top).await?;
-//! assert!(gathered.report.complete);
+//! assert!(gathered.report.complete());
 //! assert_eq!(gathered.output.len(), 3);
 //! # Ok::<(), weft_scatter::ScatterError>(())
 //! # }).unwrap();

@@ -62,35 +62,36 @@ pub struct ShardReport {
 /// Every shard's outcome, totals, and whether the result is complete.
 ///
 /// A partial result is never presented as complete: `complete` is true only
-/// when every shard asked answered. The totals and flags are derived from
-/// the lines when the call ends.
+/// when every shard asked answered. The totals and flags, derived from the
+/// lines when the call ends, are read through methods; the serialized form
+/// carries them as fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Report {
     /// One line per shard of the topology, in shard order.
     pub shards: Vec<ShardReport>,
     /// Shards asked (the plan's shards).
-    pub asked: usize,
+    pub(crate) asked: usize,
     /// Shards that answered.
-    pub answered: usize,
+    pub(crate) answered: usize,
     /// Shards that timed out.
-    pub timed_out: usize,
+    pub(crate) timed_out: usize,
     /// Shards that failed.
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// Shards cancelled once the policy was met.
-    pub cancelled: usize,
+    pub(crate) cancelled: usize,
     /// Shards the plan did not ask.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Leaf requests sent in all.
-    pub leaf_requests: u32,
+    pub(crate) leaf_requests: u32,
     /// Hedges sent.
-    pub hedges: u32,
+    pub(crate) hedges: u32,
     /// Retries sent.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Every shard asked answered.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// The gather policy was met.
-    pub policy_met: bool,
+    pub(crate) policy_met: bool,
     /// The call stopped at its deadline.
     pub deadline_hit: bool,
     /// The hedge delay this call used.
@@ -102,6 +103,51 @@ pub struct Report {
 }
 
 impl Report {
+    /// Shards asked (the plan's shards).
+    pub fn asked(&self) -> usize {
+        self.asked
+    }
+    /// Shards that answered.
+    pub fn answered(&self) -> usize {
+        self.answered
+    }
+    /// Shards that timed out.
+    pub fn timed_out(&self) -> usize {
+        self.timed_out
+    }
+    /// Shards that failed.
+    pub fn failed(&self) -> usize {
+        self.failed
+    }
+    /// Shards cancelled once the policy was met.
+    pub fn cancelled(&self) -> usize {
+        self.cancelled
+    }
+    /// Shards the plan did not ask.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+    /// Leaf requests sent in all.
+    pub fn leaf_requests(&self) -> u32 {
+        self.leaf_requests
+    }
+    /// Hedges sent.
+    pub fn hedges(&self) -> u32 {
+        self.hedges
+    }
+    /// Retries sent.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+    /// Every shard asked answered.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+    /// The gather policy was met.
+    pub fn policy_met(&self) -> bool {
+        self.policy_met
+    }
+
     /// The report of a call from its lines (one per shard of the topology,
     /// in shard order), with the totals and flags they imply.
     pub(crate) fn assemble(

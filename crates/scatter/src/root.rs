@@ -21,19 +21,12 @@ use crate::{CallOptions, Gathered, Leaf, Plan, ScatterConfig, ScatterError, Topo
 ///
 /// ```
 /// use std::time::Duration;
-/// use weft_core::{Count, ErrorClass, Classify};
-/// use weft_scatter::{ScatterConfig, LeafContext, Plan, Scatter, Topology};
-///
-/// #[derive(Debug)]
-/// struct Unavailable;
-/// impl std::fmt::Display for Unavailable {
-///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("unavailable") }
-/// }
-/// impl Classify for Unavailable { fn class(&self) -> ErrorClass { ErrorClass::Transient } }
+/// use weft_core::Count;
+/// use weft_scatter::{LeafContext, Plan, Scatter, ScatterConfig, Topology};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let leaf = |query: &'static str, cx: LeafContext| async move {
-///     Ok::<_, Unavailable>(format!("{query} from shard {}", cx.shard.get()))
+///     Ok::<_, std::io::Error>(format!("{query} from shard {}", cx.shard.get()))
 /// };
 /// let root = Scatter::new(Topology::sharded(4, 2)?, leaf, ScatterConfig::new(Duration::from_millis(100)))?;
 /// let gathered = root.gather(Plan::broadcast(4, "q"), &Count::new()).await?;

@@ -67,15 +67,15 @@ proptest! {
                 call_no.store(n, Ordering::Relaxed);
                 let g = root.gather(Plan::broadcast(shards, ()), &Count::new()).await.unwrap();
                 let r = &g.report;
-                prop_assert_eq!(r.leaf_requests, r.shards.iter().map(|s| s.attempts).sum::<u32>());
+                prop_assert_eq!(r.leaf_requests(), r.shards.iter().map(|s| s.attempts).sum::<u32>());
                 first += r.shards.iter().filter(|s| s.attempts > 0).count() as u64;
-                extra += u64::from(r.hedges + r.retries);
-                prop_assert_eq!(u64::from(r.leaf_requests), first_of(r) + u64::from(r.hedges + r.retries));
+                extra += u64::from(r.hedges() + r.retries());
+                prop_assert_eq!(u64::from(r.leaf_requests()), first_of(r) + u64::from(r.hedges() + r.retries()));
                 prop_assert!(
                     extra as f64 <= ratio * first as f64 + 1e-9,
                     "{} extra attempts after {} first attempts at ratio {}", extra, first, ratio
                 );
-                let accounted = r.answered + r.timed_out + r.failed + r.cancelled + r.skipped;
+                let accounted = r.answered() + r.timed_out() + r.failed() + r.cancelled() + r.skipped();
                 prop_assert_eq!(accounted, shards);
             }
             Ok(())

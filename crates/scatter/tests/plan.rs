@@ -47,7 +47,7 @@ proptest! {
         let root = Scatter::new(topology, leaf, ScatterConfig::new(std::time::Duration::from_secs(1))).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let gathered = rt.block_on(root.gather(plan, &Count::new())).unwrap();
-        prop_assert!(gathered.report.complete, "{:?}", gathered.report);
-        prop_assert_eq!(gathered.report.failed, 0);
+        prop_assert!(gathered.report.complete(), "{:?}", gathered.report);
+        prop_assert_eq!(gathered.report.failed(), 0);
     }
 }

@@ -90,9 +90,15 @@ async fn the_deadline_holds_with_leaves_that_never_answer() {
     assert_eq!(start.elapsed(), ms(50));
     assert_eq!(g.output, 5);
     let r = &g.report;
-    assert!(r.deadline_hit && !r.complete && !r.policy_met);
+    assert!(r.deadline_hit && !r.complete() && !r.policy_met());
     assert_eq!(
-        (r.answered, r.timed_out, r.failed, r.cancelled, r.skipped),
+        (
+            r.answered(),
+            r.timed_out(),
+            r.failed(),
+            r.cancelled(),
+            r.skipped()
+        ),
         (5, 5, 0, 0, 0)
     );
     let shards: Vec<u32> = r.shards.iter().map(|s| s.shard.get()).collect();
@@ -268,7 +274,7 @@ async fn a_retry_waits_out_the_policy_backoff_and_never_past_the_deadline() {
         ms(30),
         "both retries waited the backoff, together"
     );
-    assert!(g.report.complete, "{:?}", g.report);
+    assert!(g.report.complete(), "{:?}", g.report);
     for line in &g.report.shards {
         assert_eq!((line.attempts, line.retries), (2, 1));
         assert_eq!(line.elapsed, ms(30));
@@ -334,7 +340,7 @@ async fn leaf_sharding_sends_each_key_to_its_owner_and_nowhere_else() {
         .filter(|s| s.outcome == ShardOutcome::Skipped)
         .count();
     assert_eq!(skipped, 8 - received.len());
-    assert!(g.report.complete, "skipped shards are not missing");
+    assert!(g.report.complete(), "skipped shards are not missing");
 }
 
 #[tokio::test(start_paused = true)]
@@ -405,8 +411,8 @@ async fn first_k_returns_after_k_answers_and_cancels_the_rest() {
         .unwrap();
     assert_eq!(start.elapsed(), ms(30));
     assert_eq!(g.output, 3);
-    assert_eq!((g.report.answered, g.report.cancelled), (3, 3));
-    assert!(g.report.policy_met && !g.report.complete);
+    assert_eq!((g.report.answered(), g.report.cancelled()), (3, 3));
+    assert!(g.report.policy_met() && !g.report.complete());
     assert_eq!(drops.count(), 6);
 }
 
@@ -426,7 +432,7 @@ async fn fraction_policy_is_judged_at_the_deadline() {
         .gather(Plan::broadcast(10, ()), &Count::new())
         .await
         .unwrap();
-    assert!(g.report.policy_met && !g.report.complete);
+    assert!(g.report.policy_met() && !g.report.complete());
     assert_eq!(g.clone().require_policy().unwrap(), 9);
     assert!(g.require_complete().is_err());
 }
@@ -480,7 +486,7 @@ async fn a_failing_replica_goes_on_probation_and_returns_after_a_probe() {
             .gather(Plan::broadcast(1, ()), &Count::new())
             .await
             .unwrap();
-        assert!(g.report.complete);
+        assert!(g.report.complete());
     }
     assert_eq!(root.replica_health(0), Health::Down);
     // On probation: no traffic at all until the probation period ends.
@@ -525,7 +531,7 @@ async fn waiting_for_a_concurrency_slot_counts_against_the_deadline() {
         .await
         .unwrap();
     assert_eq!(start.elapsed(), ms(50));
-    assert_eq!((g.report.answered, g.report.timed_out), (1, 2));
+    assert_eq!((g.report.answered(), g.report.timed_out()), (1, 2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -547,7 +553,7 @@ async fn per_attempt_timeouts_retry_on_another_replica() {
         .unwrap();
     assert_eq!(start.elapsed(), ms(20));
     assert_eq!(g.report.shards[0].retries, 1);
-    assert!(g.report.complete);
+    assert!(g.report.complete());
 }
 
 #[tokio::test(start_paused = true)]
@@ -567,7 +573,7 @@ async fn a_call_can_opt_out_of_hedging() {
         )
         .await
         .unwrap();
-    assert_eq!(g.report.hedges, 0);
+    assert_eq!(g.report.hedges(), 0);
     assert_eq!(g.report.elapsed, ms(100));
 }
 
@@ -836,7 +842,7 @@ async fn a_leaf_that_panics_before_returning_its_future_fails_its_shard() {
         &g.report.shards[2].outcome,
         ShardOutcome::Failed { error, .. } if error == "leaf panicked"
     ));
-    assert_eq!(g.report.answered, 3);
+    assert_eq!(g.report.answered(), 3);
 }
 
 #[test]

@@ -160,6 +160,13 @@ impl Control {
     /// # Errors
     ///
     /// [`FlowError::Upstream`] if the manager task panicked.
+    ///
+    /// # Cancel safety
+    ///
+    /// The control is consumed: dropping the future leaves the queue
+    /// running on its own (its workers finish as they would) with no way to
+    /// drain, cancel or wait for it. Call [`drain`](Control::drain) or
+    /// [`cancel`](Control::cancel) first to stop it.
     pub async fn wait(self) -> Result<Status, FlowError> {
         let status = self.status.clone();
         self.handle.await.map_err(crate::error::task_failed)?;

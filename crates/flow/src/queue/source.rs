@@ -46,11 +46,27 @@ pub struct Item<T> {
 pub trait Source<T>: Send + Sync {
     /// The next item, waiting while none is available; `None` when the
     /// source is closed and drained.
+    ///
+    /// # Cancel safety
+    ///
+    /// Must be cancel safe: an item is taken only when the future
+    /// completes, so dropping it loses nothing.
     fn next(&self) -> impl Future<Output = Option<Item<T>>> + Send;
     /// Marks an item done; `false` if this taker's claim on it was lost
     /// (the result must then be discarded).
+    ///
+    /// # Cancel safety
+    ///
+    /// The queue never drops it: it runs to the end once the result has
+    /// room downstream. A source whose ack is one remote write (a CAS)
+    /// leaves it applied or not if a caller drops it.
     fn ack(&self, id: u64) -> impl Future<Output = bool> + Send;
     /// Returns an item to the source, to be handed out again.
+    ///
+    /// # Cancel safety
+    ///
+    /// The queue never drops it. A dropped nack that did not apply leaves
+    /// the item claimed until its claim lapses (a lease's TTL), never lost.
     fn nack(&self, item: Item<T>) -> impl Future<Output = ()> + Send;
     /// Items pushed so far (for the autoscaler's arrival rate).
     fn arrived(&self) -> u64;

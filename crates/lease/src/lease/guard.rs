@@ -10,23 +10,23 @@ use crate::{LeaseState, Version};
 /// What code acting under a lease checks: its fencing token and whether it
 /// must stop.
 ///
-/// [`is_cancelled`](Guard::is_cancelled) compares the lease clock with the
+/// [`is_cancelled`](LeaseGuard::is_cancelled) compares the lease clock with the
 /// lease's safe time at the moment it is asked, as
 /// [`Lease::is_held`](crate::Lease::is_held) does: a process paused past its safe period (SIGSTOP,
 /// a long GC pause, a suspended VM) is told to stop by its first check on
 /// resume, before the renewal task has had a chance to run.
-/// [`cancelled`](Guard::cancelled) resolves at the safe time too, but a
+/// [`cancelled`](LeaseGuard::cancelled) resolves at the safe time too, but a
 /// paused process runs it only when its runtime runs again: code about to
-/// act should check [`is_cancelled`](Guard::is_cancelled), or better,
-/// present [`token`](Guard::token) to a [`crate::Fence`].
+/// act should check [`is_cancelled`](LeaseGuard::is_cancelled), or better,
+/// present [`token`](LeaseGuard::token) to a [`crate::Fence`].
 #[derive(Debug, Clone)]
-pub struct Guard {
+pub struct LeaseGuard {
     /// The lease's fencing token.
     pub token: Version,
     pub(super) shared: Arc<Shared>,
 }
 
-impl Guard {
+impl LeaseGuard {
     /// Resolves when the task must stop: the lease is lost or its safe
     /// period is over.
     ///
@@ -69,7 +69,7 @@ impl Guard {
     /// be lost, for APIs that take one. It is asynchronous: the renewal task
     /// (or a check of the lease or a guard) cancels it, so a process paused
     /// past its safe period sees it uncancelled until its runtime runs
-    /// again; check [`is_cancelled`](Guard::is_cancelled) before acting.
+    /// again; check [`is_cancelled`](LeaseGuard::is_cancelled) before acting.
     pub fn cancellation_token(&self) -> CancellationToken {
         self.shared.lost.child_token()
     }

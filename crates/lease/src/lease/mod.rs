@@ -26,7 +26,7 @@ mod guard;
 mod renew;
 
 pub use config::LeaseConfig;
-pub use guard::Guard;
+pub use guard::LeaseGuard;
 use renew::renew;
 
 use crate::acquire::{Claim, acquire_key, try_create};
@@ -265,7 +265,7 @@ impl Lease {
     /// This is a signal, delivered when the renewal task (or a check)
     /// notices the loss: a process paused past its safe period learns of it
     /// only when its runtime runs again. Code about to act checks
-    /// [`is_held`](Lease::is_held) or a [`Guard`], or presents its token to
+    /// [`is_held`](Lease::is_held) or a [`LeaseGuard`], or presents its token to
     /// a [`crate::Fence`].
     ///
     /// # Cancel safety
@@ -276,10 +276,10 @@ impl Lease {
     }
 
     /// A guard to hand to work that must stop when the lease is lost: its
-    /// [`is_cancelled`](Guard::is_cancelled) compares the clock with the
+    /// [`is_cancelled`](LeaseGuard::is_cancelled) compares the clock with the
     /// safe time whenever it is asked.
-    pub fn cancellation(&self) -> Guard {
-        Guard {
+    pub fn cancellation(&self) -> LeaseGuard {
+        LeaseGuard {
             token: self.token(),
             shared: self.shared.clone(),
         }
@@ -310,7 +310,7 @@ impl Lease {
     /// best-effort basis (see [`Drop`]).
     pub async fn run<F, Fut, T>(self, task: F) -> Result<T, LeaseError>
     where
-        F: FnOnce(Guard) -> Fut,
+        F: FnOnce(LeaseGuard) -> Fut,
         Fut: Future<Output = T>,
     {
         let guard = self.cancellation();
