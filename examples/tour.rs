@@ -197,14 +197,10 @@ fn leases() -> Result<(), Box<dyn std::error::Error>> {
         let store = Arc::new(MemoryStore::new());
         let fence = MemoryFence::new();
         let config = LeaseConfig::new(Duration::from_secs(2));
-        let a = Lease::acquire(
-            store.clone(),
-            "orders/owner",
-            b"worker-a".to_vec(),
-            config.clone(),
-            Duration::from_millis(100),
-        )
-        .await?;
+        let a = Lease::builder(store.clone(), "orders/owner", config.clone())
+            .value(b"worker-a")
+            .acquire(Duration::from_millis(100))
+            .await?;
         println!(
             "   worker-a holds the lease, token {}, safe for {:?}",
             a.token(),
@@ -213,14 +209,10 @@ fn leases() -> Result<(), Box<dyn std::error::Error>> {
         fence.check_and_advance("orders", a.token()).await?;
         let old = a.token();
         a.release().await?;
-        let b = Lease::acquire(
-            store,
-            "orders/owner",
-            b"worker-b".to_vec(),
-            config,
-            Duration::from_millis(100),
-        )
-        .await?;
+        let b = Lease::builder(store, "orders/owner", config)
+            .value(b"worker-b")
+            .acquire(Duration::from_millis(100))
+            .await?;
         fence.check_and_advance("orders", b.token()).await?;
         println!("   worker-b takes over with token {}", b.token());
         if let Err(e) = fence.check_and_advance("orders", old).await {

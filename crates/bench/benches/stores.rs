@@ -225,7 +225,9 @@ async fn lease_cycle(name: &str, store: Arc<dyn CasStore>, ttl: Duration) {
     let acquire = measure(|i| {
         let (store, config, held) = (store.clone(), config.clone(), &held);
         async move {
-            let lease = Lease::try_acquire(store, &format!("cycle/{i}"), b"me".to_vec(), config)
+            let lease = Lease::builder(store, format!("cycle/{i}"), config)
+                .value(b"me")
+                .try_acquire()
                 .await
                 .unwrap()
                 .unwrap();

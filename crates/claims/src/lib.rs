@@ -231,7 +231,11 @@ impl<T: Clone + Send + Sync> LeasedSource<T> {
         }
         let mut value = CLAIM.to_vec();
         value.extend_from_slice(&self.owner);
-        match Lease::try_acquire(self.store.clone(), &key, value, self.config.clone()).await {
+        match Lease::builder(self.store.clone(), &key, self.config.clone())
+            .value(value)
+            .try_acquire()
+            .await
+        {
             // A claim whose answer came back after its safe time (this
             // process was stalled) is not worth starting on.
             Ok(Some(lease)) if lease.is_held() => Claim::Won(lease),

@@ -119,15 +119,11 @@ async fn killing_the_etcd_leader_keeps_the_lease_or_reports_it_lost_in_time() {
     let refs: Vec<&str> = endpoints.iter().map(String::as_str).collect();
     let s: Arc<dyn CasStore> = Arc::new(store(&refs, "cluster/").await);
     let config = LeaseConfig::new(Duration::from_secs(3));
-    let a = Lease::acquire(
-        s.clone(),
-        "owner",
-        b"a".to_vec(),
-        config.clone(),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let a = Lease::builder(s.clone(), "owner", config.clone())
+        .value(b"a")
+        .acquire(Duration::from_secs(5))
+        .await
+        .unwrap();
     // When the holder is told it lost the lease, if it is.
     let lost = a.cancellation();
     let lost_at = tokio::spawn(async move {
@@ -167,7 +163,9 @@ async fn killing_the_etcd_leader_keeps_the_lease_or_reports_it_lost_in_time() {
         println!("the lease survived the leader's death");
         a.release().await.unwrap();
     }
-    let b = Lease::acquire(s, "owner", b"b".to_vec(), config, Duration::from_secs(15))
+    let b = Lease::builder(s, "owner", config)
+        .value(b"b")
+        .acquire(Duration::from_secs(15))
         .await
         .unwrap();
     let granted = Instant::now();
@@ -220,14 +218,10 @@ async fn lease_torture_against_real_etcd_has_no_fenced_violations() {
             let config = LeaseConfig::new(Duration::from_secs(2));
             let mut step = 0u64;
             while Instant::now() < end {
-                let Ok(lease) = Lease::acquire(
-                    faulty.clone(),
-                    "owner",
-                    c.to_le_bytes().to_vec(),
-                    config.clone(),
-                    Duration::from_secs(3),
-                )
-                .await
+                let Ok(lease) = Lease::builder(faulty.clone(), "owner", config.clone())
+                    .value(c.to_le_bytes().to_vec())
+                    .acquire(Duration::from_secs(3))
+                    .await
                 else {
                     continue;
                 };

@@ -7,8 +7,10 @@
 //! use weft_lease_redis::RedisStore;
 //!
 //! let store = Arc::new(RedisStore::connect("redis://127.0.0.1:6379", "myapp/").await?);
-//! let lease = Lease::acquire(store, "shard-7/owner", b"host-a".to_vec(),
-//!     LeaseConfig::new(Duration::from_secs(3)), Duration::from_secs(10)).await?;
+//! let lease = Lease::builder(store, "shard-7/owner", LeaseConfig::new(Duration::from_secs(3)))
+//!     .value(b"host-a")
+//!     .acquire(Duration::from_secs(10))
+//!     .await?;
 //! # let _ = lease; Ok(()) }
 //! ```
 //!

@@ -69,15 +69,11 @@ async fn versions_increase_across_a_restart_of_a_persistent_redis() {
     let store: Arc<dyn CasStore> =
         Arc::new(RedisStore::connect(&redis.url(), "restart/").await.unwrap());
     let config = LeaseConfig::new(Duration::from_millis(1500));
-    let a = Lease::acquire(
-        store.clone(),
-        "owner",
-        b"a".to_vec(),
-        config.clone(),
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap();
+    let a = Lease::builder(store.clone(), "owner", config.clone())
+        .value(b"a")
+        .acquire(Duration::from_secs(1))
+        .await
+        .unwrap();
     redis.kill();
     tokio::time::timeout(Duration::from_secs(3), a.lost())
         .await
@@ -85,15 +81,11 @@ async fn versions_increase_across_a_restart_of_a_persistent_redis() {
     redis.restart().await.unwrap();
     // The restarted server replayed its append-only file: the old key may
     // still be there until its TTL runs out; wait for the lease.
-    let b = Lease::acquire(
-        store.clone(),
-        "owner",
-        b"b".to_vec(),
-        config,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let b = Lease::builder(store.clone(), "owner", config)
+        .value(b"b")
+        .acquire(Duration::from_secs(10))
+        .await
+        .unwrap();
     assert!(
         b.token() > a.token(),
         "token {} after restart is not above {}",

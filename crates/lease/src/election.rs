@@ -102,8 +102,10 @@ impl Election {
             format!("{:?}", std::time::SystemTime::now()),
         ));
         let key = format!("{}/{id:016x}", self.prefix);
-        let lease =
-            Lease::acquire(self.store.clone(), &key, value, self.config.clone(), wait).await?;
+        let lease = Lease::builder(self.store.clone(), &key, self.config.clone())
+            .value(value)
+            .acquire(wait)
+            .await?;
         let timeout = |key: String| LeaseError::Timeout {
             key,
             waited: start.elapsed(),

@@ -10,16 +10,21 @@
 //! let store = Arc::new(MemoryStore::new());
 //! let fence = MemoryFence::new(); // lives with the resource
 //!
-//! let lease = Lease::acquire(store.clone(), "inventory/owner", b"worker-1".to_vec(),
-//!     LeaseConfig::new(Duration::from_secs(3)), Duration::from_secs(1)).await?;
+//! let config = LeaseConfig::new(Duration::from_secs(3));
+//! let lease = Lease::builder(store.clone(), "inventory/owner", config.clone())
+//!     .value(b"worker-1")
+//!     .acquire(Duration::from_secs(1))
+//!     .await?;
 //! let token = lease.token();
 //! // Every write to the resource carries the token; the resource checks it.
 //! fence.check_and_advance("inventory", token).await?;
 //! lease.release().await?;
 //!
 //! // The next holder gets a higher token; the old one is now rejected.
-//! let next = Lease::acquire(store, "inventory/owner", b"worker-2".to_vec(),
-//!     LeaseConfig::new(Duration::from_secs(3)), Duration::from_secs(1)).await?;
+//! let next = Lease::builder(store, "inventory/owner", config)
+//!     .value(b"worker-2")
+//!     .acquire(Duration::from_secs(1))
+//!     .await?;
 //! fence.check_and_advance("inventory", next.token()).await?;
 //! assert!(fence.check_and_advance("inventory", token).await.is_err());
 //! # Ok::<(), weft_lease::LeaseError>(())
@@ -62,7 +67,7 @@ pub use clock::{LeaseClock, SystemClock};
 pub use election::{Election, Leader, Leadership};
 pub use error::LeaseError;
 pub use fence::{Fence, MemoryFence};
-pub use lease::{Lease, LeaseConfig, LeaseGuard, LeaseState};
+pub use lease::{Lease, LeaseBuilder, LeaseConfig, LeaseGuard, LeaseState};
 pub use lock::{Lock, LockGuard};
 pub use memory::MemoryStore;
 pub use store::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};

@@ -21,15 +21,11 @@ fn store() -> Arc<MemoryStore> {
 
 /// A 3 s lease on "k", taken within 1 s.
 async fn hold_k(store: Arc<dyn CasStore>) -> Lease {
-    Lease::acquire(
-        store,
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap()
+    Lease::builder(store, "k", LeaseConfig::new(secs(3.0)))
+        .value(b"a")
+        .acquire(secs(1.0))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -118,7 +114,9 @@ async fn the_lost_signal_fires_before_the_store_expires_the_key() {
     let s = store();
     let faulty = Arc::new(FaultyStore::new(s.clone(), FaultPlan::default()));
     let config = LeaseConfig::new(secs(3.0));
-    let lease = Lease::acquire(faulty.clone(), "k", b"a".to_vec(), config, secs(1.0))
+    let lease = Lease::builder(faulty.clone(), "k", config)
+        .value(b"a")
+        .acquire(secs(1.0))
         .await
         .unwrap();
     let mut events = s.watch("k").unwrap();
@@ -237,18 +235,17 @@ async fn bad_lease_configuration_is_a_typed_error() {
             "{ttl:?}: {e}"
         );
     }
-    let e = Lease::try_acquire(s.clone(), "", b"v".to_vec(), LeaseConfig::new(secs(3.0)))
+    let e = Lease::builder(s.clone(), "", LeaseConfig::new(secs(3.0)))
+        .value(b"v")
+        .try_acquire()
         .await
         .unwrap_err();
     assert_eq!(e, LeaseError::Store(StoreError::EmptyKey));
-    let e = Lease::try_acquire(
-        s.clone(),
-        "k",
-        vec![0; 2 << 20],
-        LeaseConfig::new(secs(3.0)),
-    )
-    .await
-    .unwrap_err();
+    let e = Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+        .value(vec![0; 2 << 20])
+        .try_acquire()
+        .await
+        .unwrap_err();
     assert!(matches!(
         e,
         LeaseError::Store(StoreError::ValueTooLarge { .. })
@@ -426,13 +423,20 @@ fn the_concurrency_check_catches_a_fence_that_checks_then_advances() {
 async fn waits_of_duration_max_wait_as_long_as_it_takes() {
     let s = store();
     let config = LeaseConfig::new(secs(3.0));
-    let first = Lease::acquire(s.clone(), "k", b"a".to_vec(), config.clone(), Duration::MAX)
+    let first = Lease::builder(s.clone(), "k", config.clone())
+        .value(b"a")
+        .acquire(Duration::MAX)
         .await
         .unwrap();
     let first_token = first.token();
     let waiter = tokio::spawn({
         let (s, config) = (s.clone(), config.clone());
-        async move { Lease::acquire(s, "k", b"b".to_vec(), config, Duration::MAX).await }
+        async move {
+            Lease::builder(s, "k", config)
+                .value(b"b")
+                .acquire(Duration::MAX)
+                .await
+        }
     });
     sleep(secs(60.0)).await;
     assert!(!waiter.is_finished(), "a wait forever does not give up");
@@ -533,7 +537,9 @@ async fn zero_operation_or_release_timeouts_are_refused() {
             "release timeout",
         ),
     ] {
-        let e = Lease::try_acquire(s.clone(), "k", b"v".to_vec(), config)
+        let e = Lease::builder(s.clone(), "k", config)
+            .value(b"v")
+            .try_acquire()
             .await
             .unwrap_err();
         assert!(
@@ -567,7 +573,9 @@ impl weft_lease::LeaseClock for JumpClock {
 async fn a_guard_checked_after_a_pause_past_the_safe_period_says_stop_at_once() {
     let clock = Arc::new(JumpClock::default());
     let config = LeaseConfig::new(secs(3.0)).clock(clock.clone());
-    let lease = Lease::try_acquire(store(), "k", b"a".to_vec(), config)
+    let lease = Lease::builder(store(), "k", config)
+        .value(b"a")
+        .try_acquire()
         .await
         .unwrap()
         .unwrap();
@@ -592,7 +600,9 @@ async fn a_guard_checked_after_a_pause_past_the_safe_period_says_stop_at_once() 
 #[tokio::test(start_paused = true)]
 async fn a_guard_resolves_at_the_safe_time_when_renewals_stop() {
     let s = store();
-    let lease = Lease::try_acquire(s.clone(), "k", b"a".to_vec(), LeaseConfig::new(secs(3.0)))
+    let lease = Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+        .value(b"a")
+        .try_acquire()
         .await
         .unwrap()
         .unwrap();
@@ -695,15 +705,11 @@ async fn a_create_that_applies_after_its_timeout_is_adopted_not_orphaned() {
     let inner = store();
     let s = LateFirstCreate::store(&inner, Duration::from_millis(5), false);
     let started = Instant::now();
-    let lease = Lease::acquire(
-        s.clone(),
-        "k",
-        b"me".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(10.0),
-    )
-    .await
-    .unwrap();
+    let lease = Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+        .value(b"me")
+        .acquire(secs(10.0))
+        .await
+        .unwrap();
     assert!(
         started.elapsed() < secs(1.0),
         "the late create was waited out as someone else's: {:?}",
@@ -728,15 +734,11 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
     let s: Arc<dyn CasStore> = faulty.clone();
     let wait = secs(5.0);
     let started = Instant::now();
-    let e = Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        wait,
-    )
-    .await
-    .unwrap_err();
+    let e = Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+        .value(b"a")
+        .acquire(wait)
+        .await
+        .unwrap_err();
     assert!(matches!(e, LeaseError::Timeout { .. }), "{e}");
     assert!(
         started.elapsed() <= wait + secs(0.01),
@@ -774,15 +776,11 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
     let inner = store();
     let s = LateFirstCreate::store(&inner, secs(1.5), true);
     let started = Instant::now();
-    let e = Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap_err();
+    let e = Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+        .value(b"a")
+        .acquire(secs(1.0))
+        .await
+        .unwrap_err();
     assert!(matches!(e, LeaseError::Timeout { .. }), "{e}");
     assert!(started.elapsed() <= secs(1.01), "{:?}", started.elapsed());
     sleep(secs(0.6)).await;
@@ -796,15 +794,11 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
     );
     // The resolution never deletes a lease this process holds with the
     // same value.
-    let mine = Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    )
-    .await
-    .unwrap();
+    let mine = Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+        .value(b"a")
+        .acquire(secs(1.0))
+        .await
+        .unwrap();
     sleep(secs(5.0)).await;
     assert!(mine.is_held());
     assert_eq!(inner.get("k").await.unwrap().unwrap().version, mine.token());
@@ -813,13 +807,11 @@ async fn wait_bounds_acquire_and_campaign_when_the_store_hangs() {
 #[test]
 fn waiting_outside_a_tokio_runtime_is_an_error_not_a_panic() {
     let s: Arc<dyn CasStore> = store();
-    let e = futures::executor::block_on(Lease::acquire(
-        s.clone(),
-        "k",
-        b"a".to_vec(),
-        LeaseConfig::new(secs(3.0)),
-        secs(1.0),
-    ))
+    let e = futures::executor::block_on(
+        Lease::builder(s.clone(), "k", LeaseConfig::new(secs(3.0)))
+            .value(b"a")
+            .acquire(secs(1.0)),
+    )
     .unwrap_err();
     assert!(
         matches!(e, LeaseError::Store(StoreError::NoRuntime { .. })),
@@ -836,7 +828,9 @@ async fn a_try_acquire_whose_create_applies_late_is_not_left_for_a_ttl() {
     let inner = store();
     let s = LateFirstCreate::store(&inner, Duration::from_millis(100), false);
     let config = LeaseConfig::new(secs(3.0));
-    let first = Lease::try_acquire(s.clone(), "k", b"a".to_vec(), config.clone())
+    let first = Lease::builder(s.clone(), "k", config.clone())
+        .value(b"a")
+        .try_acquire()
         .await
         .unwrap();
     assert!(first.is_none(), "the outcome was unknown");
@@ -852,14 +846,18 @@ async fn a_try_acquire_whose_create_applies_late_is_not_left_for_a_ttl() {
     let inner = store();
     let s = LateFirstCreate::store(&inner, Duration::from_millis(100), false);
     assert!(
-        Lease::try_acquire(s.clone(), "k", b"a".to_vec(), config.clone())
+        Lease::builder(s.clone(), "k", config.clone())
+            .value(b"a")
+            .try_acquire()
             .await
             .unwrap()
             .is_none()
     );
     sleep(secs(0.2)).await;
     let started = Instant::now();
-    let lease = Lease::acquire(s, "k", b"a".to_vec(), config, secs(5.0))
+    let lease = Lease::builder(s, "k", config)
+        .value(b"a")
+        .acquire(secs(5.0))
         .await
         .unwrap();
     assert!(started.elapsed() < secs(0.5), "{:?}", started.elapsed());

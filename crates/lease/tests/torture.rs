@@ -130,14 +130,10 @@ async fn simulate(seed: u64) -> Log {
                 .clock(clock);
             let mut step = 0u64;
             while Instant::now() < end {
-                let lease = match Lease::acquire(
-                    faulty.clone(),
-                    KEY,
-                    client.to_le_bytes().to_vec(),
-                    config.clone(),
-                    Duration::from_secs(2),
-                )
-                .await
+                let lease = match Lease::builder(faulty.clone(), KEY, config.clone())
+                    .value(client.to_le_bytes().to_vec())
+                    .acquire(Duration::from_secs(2))
+                    .await
                 {
                     Ok(lease) => lease,
                     Err(e) => {

@@ -23,7 +23,9 @@ pub async fn paused_past_the_ttl(
     resume: impl FnOnce() -> std::io::Result<()>,
 ) {
     let config = LeaseConfig::new(ttl);
-    let a = Lease::acquire(store.clone(), "owner", b"a".to_vec(), config.clone(), ttl)
+    let a = Lease::builder(store.clone(), "owner", config.clone())
+        .value(b"a")
+        .acquire(ttl)
         .await
         .expect("the first holder acquires");
     let fence = MemoryFence::new();
@@ -34,7 +36,9 @@ pub async fn paused_past_the_ttl(
     let waiter = {
         let (store, config) = (store.clone(), config.clone());
         tokio::spawn(async move {
-            let b = Lease::acquire(store, "owner", b"b".to_vec(), config, ttl * 10)
+            let b = Lease::builder(store, "owner", config)
+                .value(b"b")
+                .acquire(ttl * 10)
                 .await
                 .expect("the waiter acquires after the pause");
             (Instant::now(), b)

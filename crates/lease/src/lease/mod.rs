@@ -21,10 +21,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weft_core::time::micros;
 
+mod builder;
 mod config;
 mod guard;
 mod renew;
 
+pub use builder::LeaseBuilder;
 pub use config::LeaseConfig;
 pub use guard::LeaseGuard;
 use renew::renew;
@@ -109,8 +111,10 @@ impl Shared {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let store = Arc::new(MemoryStore::new());
-/// let lease = Lease::acquire(store, "shard-7/owner", b"host-a".to_vec(),
-///     LeaseConfig::new(Duration::from_secs(3)), Duration::from_secs(1)).await?;
+/// let lease = Lease::builder(store, "shard-7/owner", LeaseConfig::new(Duration::from_secs(3)))
+///     .value(b"host-a")
+///     .acquire(Duration::from_secs(1))
+///     .await?;
 /// let token = lease.token(); // give it to the resource with each write
 /// let done = lease.run(|guard| async move {
 ///     // Work until done or until guard.cancelled() fires.
@@ -128,20 +132,19 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Waits until the key is free and takes a lease on it, or gives up at
-    /// `wait`.
-    ///
-    /// # Errors
-    ///
-    /// [`LeaseError::Invalid`] or [`LeaseError::Store`] for a configuration,
-    /// key or value the store cannot take; [`LeaseError::Timeout`] at the
-    /// deadline; [`LeaseError::Store`] for a store failure.
-    ///
-    /// # Cancel safety
-    ///
-    /// If dropped after the store applied the create, the key is held by
-    /// nobody who knows it and expires after its TTL.
-    pub async fn acquire(
+    /// A lease builder over `store` for `key`, timed by `config`: set the
+    /// value, then [`acquire`](LeaseBuilder::acquire) (waiting) or
+    /// [`try_acquire`](LeaseBuilder::try_acquire).
+    pub fn builder(
+        store: Arc<dyn CasStore>,
+        key: impl Into<String>,
+        config: LeaseConfig,
+    ) -> LeaseBuilder {
+        LeaseBuilder::new(store, key.into(), config)
+    }
+
+    /// See [`LeaseBuilder::acquire`].
+    pub(super) async fn acquire(
         store: Arc<dyn CasStore>,
         key: &str,
         value: Vec<u8>,
@@ -163,16 +166,8 @@ impl Lease {
         Ok(Lease::start(store, key, token, sent, config, claim))
     }
 
-    /// Takes a lease on the key if it is free.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Lease::acquire), without the timeout.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`acquire`](Lease::acquire).
-    pub async fn try_acquire(
+    /// See [`LeaseBuilder::try_acquire`].
+    pub(super) async fn try_acquire(
         store: Arc<dyn CasStore>,
         key: &str,
         value: Vec<u8>,
