@@ -107,6 +107,13 @@ async fn chaos(seed: u64) {
         "seed {seed}: items lost or duplicated"
     );
     assert!(outputs.iter().all(|(id, o)| *o == id * 2));
+    // A transient failure is dead-lettered only once its retries ran out,
+    // and says so.
+    for letter in &dead {
+        if letter.class == weft_core::ErrorClass::Transient {
+            assert_eq!(letter.attempts, 3, "seed {seed}: {letter:?}");
+        }
+    }
 }
 
 /// Reads the output slowly and the dead letters, cancelling at `cancel_at`.
@@ -177,6 +184,7 @@ async fn acknowledged_items_are_never_processed_again_and_panics_are_dead_letter
     let d = d.unwrap();
     assert_eq!(d.len(), 1);
     assert!(d[0].error.contains("panicked"), "{}", d[0].error);
+    assert_eq!(d[0].class, weft_core::ErrorClass::Permanent);
     assert_eq!(source.pending(), 0);
 }
 

@@ -1,5 +1,7 @@
 //! Items that failed for good.
 
+use weft_core::ErrorClass;
+
 use super::Item;
 
 /// An item that failed for good.
@@ -9,6 +11,9 @@ pub struct DeadLetter<T> {
     pub item: Item<T>,
     /// The last error (or the panic).
     pub error: String,
+    /// The last error's class: permanent, or transient when the retries
+    /// ran out (a panic is permanent).
+    pub class: ErrorClass,
     /// Attempts made.
     pub attempts: u32,
 }

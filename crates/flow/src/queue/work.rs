@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::time::Instant;
-use weft_core::Classify;
+use weft_core::{Classify, ErrorClass};
 
 use super::handle::lock_ids;
 use super::manager::Shared;
@@ -164,20 +164,22 @@ where
                         () = tokio::time::sleep(wait) => continue,
                     }
                 }
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => (e.to_string(), e.class()),
                 Err(panic) => {
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "worker panicked".into());
-                    format!("worker panicked: {what}")
+                    (format!("worker panicked: {what}"), ErrorClass::Permanent)
                 }
             };
+            let (error, class) = failure;
             return self
                 .commit(&self.dead, item, None, |item| DeadLetter {
                     item,
-                    error: failure,
+                    error,
+                    class,
                     attempts: attempt,
                 })
                 .await;
