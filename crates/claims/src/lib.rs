@@ -1,11 +1,33 @@
 //! Work-queue claims as leases: several queues, in one process or in many,
 //! share one batch of work and no item's result is committed twice.
 //!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use weft_claims::LeasedSource;
+//! use weft_flow::queue::{Autoscaler, Item, QueueConfig, WorkQueue};
+//! use weft_lease::{LeaseConfig, MemoryStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // Across processes, every queue gets an etcd or Redis store and the
+//! // same manifest; here one queue over the embedded store.
+//! let store = Arc::new(MemoryStore::new());
+//! let items = (0..20u64).map(|id| Item { id, payload: id });
+//! let lease = LeaseConfig::new(Duration::from_secs(3));
+//! let source = Arc::new(LeasedSource::new(store, "batch-7/", items, lease)?);
+//! let config = QueueConfig::new(Autoscaler::new(1, 4, 0.8, 2)?, 8)?;
+//! let worker = |x: u64| async move { Ok::<_, std::io::Error>(x * 2) };
+//! let done = WorkQueue::spawn(source, worker, config).collect_all().await?;
+//! assert_eq!(done.output.len(), 20);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
 //! Every queue gets the same manifest of items and the same
 //! [`CasStore`] (etcd, Redis or the in-memory store).
-//! A queue claims an item by taking a [`Lease`] on the
-//! item's key; the lease renews while the item is being processed. Acknowledging the item swaps the claim, guarded by the
-//! lease's fencing token, for a *done* marker: the swap applies only if the
+//! A queue claims an item by taking a [`Lease`] on the item's key; the
+//! lease renews while the item is being processed. Acknowledging the item
+//! swaps the claim, guarded by the lease's fencing token, for a *done*
+//! marker: the swap applies only if the
 //! claim is still this queue's, so a queue that was paused past the TTL
 //! (and whose item another queue has since claimed) finds its
 //! acknowledgement refused and its result discarded.
