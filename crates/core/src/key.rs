@@ -9,8 +9,6 @@
 
 use std::sync::Arc;
 
-use crate::CoreError;
-
 /// A value with a stable byte encoding, usable as a shard key.
 ///
 /// # Encoding
@@ -20,7 +18,7 @@ use crate::CoreError;
 /// | `str`, `String` | the UTF-8 bytes, as they are |
 /// | `[u8]`, `Vec<u8>`, `[u8; N]` | the bytes, as they are |
 /// | `u8` … `u128`, `i8` … `i128` | little-endian, the type's full width (`1u32` is `01 00 00 00`; signed values in two's complement) |
-/// | tuples, [`CompositeKey`] | for each part: its length as unsigned LEB128, then its bytes |
+/// | tuples, [`CompositeKey`](crate::CompositeKey) | for each part: its length as unsigned LEB128, then its bytes |
 ///
 /// `usize` and `isize` are not keys: their width depends on the platform.
 /// Keys carry no type tag, so `"\u{1}"` and `1u8` encode alike; one key space
@@ -28,7 +26,7 @@ use crate::CoreError;
 ///
 /// Length-delimiting the parts of a composite key is what keeps
 /// `("ab", "c")` and `("a", "bc")` apart; a plain concatenation would send
-/// them to the same shard. A tuple and a [`CompositeKey`] with the same parts
+/// them to the same shard. A tuple and a [`CompositeKey`](crate::CompositeKey) with the same parts
 /// encode alike, so a key built at run time routes like the static one.
 ///
 /// # Implementing ShardKey
@@ -36,7 +34,7 @@ use crate::CoreError;
 /// The bytes written must depend only on the key's value: never on the
 /// platform, the process, the build or the release. Changing them for an
 /// existing type moves keys between shards and is a breaking change.
-/// Composite types should encode through [`CompositeKey`] or a tuple rather
+/// Composite types should encode through [`CompositeKey`](crate::CompositeKey) or a tuple rather
 /// than concatenate their fields.
 ///
 /// # Examples
@@ -321,90 +319,6 @@ tuple_key!(A B C D E F);
 tuple_key!(A B C D E F G);
 tuple_key!(A B C D E F G H);
 
-/// A composite key built at run time, part by part.
-///
-/// It encodes exactly like a tuple of the same parts, so
-/// `CompositeKey::builder().part("user").part(&42u64).build()?` routes like
-/// `("user", 42u64)`.
-///
-/// # Examples
-///
-/// ```
-/// use weft_core::{key_hash, CompositeKey};
-///
-/// let key = CompositeKey::builder().part("tenant-7").part(&42u64).build()?;
-/// assert_eq!(key_hash(&key), key_hash(&("tenant-7", 42u64)));
-///
-/// // A key with no parts names nothing.
-/// assert!(CompositeKey::builder().build().is_err());
-/// # Ok::<(), weft_core::CoreError>(())
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CompositeKey {
-    bytes: Vec<u8>,
-}
-
-impl CompositeKey {
-    /// Starts a key with no parts.
-    pub fn builder() -> CompositeKeyBuilder {
-        CompositeKeyBuilder {
-            buf: KeyBuf::new(),
-            parts: 0,
-        }
-    }
-
-    /// The encoded bytes (each part length-delimited).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl std::fmt::Debug for CompositeKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("CompositeKey").field(&self.bytes).finish()
-    }
-}
-
-impl ShardKey for CompositeKey {
-    fn write_key(&self, out: &mut KeyBuf) {
-        out.extend_from_slice(&self.bytes);
-    }
-    fn as_key_bytes(&self) -> Option<&[u8]> {
-        Some(&self.bytes)
-    }
-}
-
-/// Builds a [`CompositeKey`]; see [`CompositeKey::builder`].
-#[derive(Debug, Clone)]
-pub struct CompositeKeyBuilder {
-    buf: KeyBuf,
-    parts: usize,
-}
-
-impl CompositeKeyBuilder {
-    /// Appends one part.
-    #[must_use]
-    pub fn part<K: ShardKey + ?Sized>(mut self, part: &K) -> Self {
-        self.buf.push_part(part);
-        self.parts += 1;
-        self
-    }
-
-    /// Finishes the key.
-    ///
-    /// # Errors
-    ///
-    /// [`CoreError::EmptyCompositeKey`] if no part was added.
-    pub fn build(self) -> Result<CompositeKey, CoreError> {
-        if self.parts == 0 {
-            return Err(CoreError::EmptyCompositeKey);
-        }
-        Ok(CompositeKey {
-            bytes: self.buf.as_bytes().to_vec(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,20 +360,5 @@ mod tests {
         assert_eq!(s.as_key_bytes().unwrap(), bytes(&s).as_slice());
         let v = vec![1u8, 2, 3];
         assert_eq!(ShardKey::as_key_bytes(&&v).unwrap(), bytes(&v).as_slice());
-    }
-
-    #[test]
-    fn composite_key_encodes_like_the_tuple() {
-        let k = CompositeKey::builder()
-            .part("a")
-            .part(&7u32)
-            .part(&("x", "y"))
-            .build()
-            .unwrap();
-        assert_eq!(k.as_bytes(), bytes(&("a", 7u32, ("x", "y"))).as_slice());
-        assert_eq!(
-            CompositeKey::builder().build(),
-            Err(CoreError::EmptyCompositeKey)
-        );
     }
 }

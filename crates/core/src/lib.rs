@@ -59,6 +59,7 @@
 //! is not keyed, so a client that chooses keys can aim them at one shard.
 
 mod combine;
+mod composite;
 mod error;
 mod hash;
 mod health;
@@ -71,10 +72,11 @@ pub mod time;
 pub use combine::{
     Buckets, Combine, Count, FloatSum, Histogram, HistogramAcc, Max, Min, Sum, TopK,
 };
+pub use composite::{CompositeKey, CompositeKeyBuilder};
 pub use error::{BoundsProblem, Cause, Classify, CoreError, ErrorClass};
 pub use hash::{DefaultKeyHasher, KeyHashV1, KeyHasher, key_hash};
 pub use health::{Health, HealthPolicy, HealthTracker, Transition};
-pub use key::{CompositeKey, CompositeKeyBuilder, KeyBuf, ShardKey};
+pub use key::{KeyBuf, ShardKey};
 pub use retry::{Backoff, RetryPolicy};
 pub use shard::{ReplicaExt, ReplicaSharder, ShardExt, ShardId, Sharder};
 
