@@ -10,19 +10,24 @@ use crate::proto::*;
 use crate::{EtcdStore, REQUEST_TIMEOUT};
 
 impl EtcdStore {
+    /// A range read on whichever member answers (reads move on at any
+    /// failure).
+    pub(crate) async fn range(&self, request: RangeRequest) -> Result<RangeResponse, StoreError> {
+        self.on_members(true, |mut m| {
+            let request = request.clone();
+            async move { m.kv.range(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|e| self.error(&e))
+    }
+
     pub(crate) async fn get_raw(&self, full: &str) -> Result<(Option<KeyValue>, i64), StoreError> {
         let request = RangeRequest {
             key: full.as_bytes().to_vec(),
             ..RangeRequest::default()
         };
-        let resp = self
-            .on_members(true, |mut m| {
-                let request = request.clone();
-                async move { m.kv.range(request).await }
-            })
-            .await
-            .map_err(|e| self.error(&e))?
-            .into_inner();
+        let resp = self.range(request).await?;
         let revision = resp.header.map_or(0, |h| h.revision);
         Ok((resp.kvs.into_iter().next(), revision))
     }

@@ -110,14 +110,7 @@ impl CasStore for EtcdStore {
             sort_target: SortTarget::Create as i32,
             ..RangeRequest::default()
         };
-        let resp = self
-            .on_members(true, |mut m| {
-                let request = request.clone();
-                async move { m.kv.range(request).await }
-            })
-            .await
-            .map_err(|e| self.error(&e))?
-            .into_inner();
+        let resp = self.range(request).await?;
         Ok(resp
             .kvs
             .into_iter()

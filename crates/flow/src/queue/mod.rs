@@ -7,6 +7,7 @@ mod dead_letter;
 mod done;
 mod handle;
 mod manager;
+mod retry;
 mod source;
 mod status;
 mod work;
@@ -16,9 +17,7 @@ pub use autoscale::{Autoscaler, Load};
 pub use config::QueueConfig;
 pub use dead_letter::DeadLetter;
 pub use handle::{Collected, Control, MAX_DISCARDED_IDS, WorkQueue};
+pub use retry::{Backoff, RetryPolicy};
 pub use source::{Closed, Item, MemorySource, Source};
 pub use status::Status;
-/// The retry policy of the queue's workers: weft-core's one retry schedule
-/// (tries in all, exponential backoff, seeded jitter).
-pub use weft_core::{Backoff, RetryPolicy};
 pub use worker::Worker;
