@@ -94,6 +94,23 @@ impl HealthPolicy {
     }
 }
 
+impl HealthPolicy {
+    /// Consecutive failures that make a member suspect.
+    pub fn suspect_after(&self) -> u32 {
+        self.suspect_after
+    }
+
+    /// Consecutive failures that make a member down.
+    pub fn down_after(&self) -> u32 {
+        self.down_after
+    }
+
+    /// Consecutive successes that make a member healthy again.
+    pub fn recover_after(&self) -> u32 {
+        self.recover_after
+    }
+}
+
 impl Default for HealthPolicy {
     /// Suspect after 1 failure, down after 3, healthy after 2 successes.
     fn default() -> Self {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weft_core::{Backoff, HealthPolicy, RetryPolicy};
 
-use crate::{Hedging, ScatterError, Topology};
+use crate::{Hedging, RetryBudget, ScatterError, Topology};
 
 /// The most attempts a root makes for one shard: first, hedges and retries.
 pub const MAX_ATTEMPTS: usize = 8;
@@ -47,6 +47,7 @@ pub struct ScatterConfig {
     pub(crate) gather: Gather,
     pub(crate) hedging: Hedging,
     pub(crate) retry: RetryPolicy,
+    pub(crate) retry_budget: RetryBudget,
     pub(crate) max_extra_load: f64,
     pub(crate) budget_window: u64,
     pub(crate) max_in_flight: Option<usize>,
@@ -66,6 +67,7 @@ impl ScatterConfig {
             gather: Gather::All,
             hedging: Hedging::adaptive(),
             retry: default_retry(),
+            retry_budget: RetryBudget::new(0.1),
             max_extra_load: 0.05,
             budget_window: 1000,
             max_in_flight: None,
@@ -83,15 +85,16 @@ impl ScatterConfig {
     }
 
     /// A timeout per attempt: a leaf call slower than this is cancelled and
-    /// the next replica is tried (a retry, from the extra-load budget).
+    /// the next replica is tried (a retry, from the extra-load budget: it
+    /// adds load where load is already slow).
     #[must_use]
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = Some(timeout);
         self
     }
 
-    /// The extra-load budget: hedges and retries together never exceed this
-    /// fraction of first attempts (0.05 = 5 % more leaf requests), counted
+    /// The extra-load budget: hedges and retries after a timeout together
+    /// never exceed this fraction of first attempts (0.05 = 5 % more leaf requests), counted
     /// over the root's life, with at most `1000 ·` this many extra attempts
     /// banked.
     #[must_use]
@@ -114,10 +117,21 @@ impl ScatterConfig {
     /// quorum). After a transient error with nothing else in flight for the
     /// shard, the next replica is tried after the policy's backoff (none by
     /// default: at once); an attempt that timed out is retried at once.
-    /// Retries, like hedges, are paid from the extra-load budget.
+    /// A retry after a transient error (a failover) is paid from the
+    /// [`retry_budget`](ScatterConfig::retry_budget); one after a timeout,
+    /// like a hedge, from the extra-load budget.
     #[must_use]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The budget of failovers: retries at the next replica after a
+    /// transient error (default [`RetryBudget::new(0.1)`](RetryBudget::new),
+    /// warm).
+    #[must_use]
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = budget;
         self
     }
 
@@ -171,6 +185,9 @@ impl ScatterConfig {
             return Err(ScatterError::BadBudget(self.max_extra_load));
         }
         self.hedging.validate()?;
+        if !(0.0..=1.0).contains(&self.retry_budget.ratio) {
+            return Err(ScatterError::BadRetryBudget(self.retry_budget.ratio));
+        }
         if self.retry.max_attempts() as usize > MAX_ATTEMPTS {
             return Err(ScatterError::TooManyAttempts {
                 what: "max attempts",

@@ -51,6 +51,9 @@ pub enum ScatterError {
     /// An extra-load budget outside [0, 1].
     #[error("max_extra_load {0} is outside [0, 1]")]
     BadBudget(f64),
+    /// A retry budget's ratio outside [0, 1].
+    #[error("retry budget ratio {0} is outside [0, 1]")]
+    BadRetryBudget(f64),
     /// A percentile outside (0, 100).
     #[error("hedge percentile {0} is outside (0, 100)")]
     BadPercentile(f64),

@@ -43,8 +43,12 @@
 //!   adaptive delay; the first success wins and the losers are dropped; a
 //!   transient error moves to the next replica, a permanent one fails the
 //!   shard; an error never beats a success still in flight.
-//! - Hedges and retries draw on one budget and never exceed
-//!   `max_extra_load` of first attempts.
+//! - Hedges and retries after a timeout draw on the extra-load budget and
+//!   never exceed `max_extra_load` of first attempts. Failovers (the next
+//!   replica after a transient error) draw on the [`RetryBudget`]: warm
+//!   from the first call, at most its burst plus its ratio of answers, so a
+//!   down replica is failed over at once and a failing backend does not
+//!   get a retry storm.
 //! - The [`Report`] lists every shard of the topology exactly once with its
 //!   outcome; [`Gathered::require_complete`] turns anything missing into an
 //!   error. A leaf that panics fails its shard, not the root.
@@ -72,6 +76,7 @@ mod report;
 mod root;
 mod topology;
 
+pub use budget::RetryBudget;
 pub use config::{CallOptions, Gather, MAX_ATTEMPTS, ScatterConfig};
 pub use error::ScatterError;
 pub use hedging::Hedging;

@@ -54,6 +54,9 @@ pub struct ShardReport {
     pub hedges: u32,
     /// Of those, retries (sent after a failure or timeout).
     pub retries: u32,
+    /// Of the retries, failovers: sent after a transient error, paid from
+    /// the retry budget (the others from the extra-load budget).
+    pub failovers: u32,
     /// From the start of the call to its outcome.
     #[serde(rename = "elapsed_us", serialize_with = "micros")]
     pub elapsed: Duration,
@@ -88,6 +91,8 @@ pub struct Report {
     pub(crate) hedges: u32,
     /// Retries sent.
     pub(crate) retries: u32,
+    /// Of the retries, failovers after a transient error.
+    pub(crate) failovers: u32,
     /// Every shard asked answered.
     pub(crate) complete: bool,
     /// The gather policy was met.
@@ -139,6 +144,10 @@ impl Report {
     pub fn retries(&self) -> u32 {
         self.retries
     }
+    /// Of the retries, failovers after a transient error.
+    pub fn failovers(&self) -> u32 {
+        self.failovers
+    }
     /// Every shard asked answered.
     pub fn complete(&self) -> bool {
         self.complete
@@ -169,6 +178,7 @@ impl Report {
             leaf_requests: 0,
             hedges: 0,
             retries: 0,
+            failovers: 0,
             complete: false,
             policy_met: false,
             deadline_hit,
@@ -186,6 +196,7 @@ impl Report {
             report.leaf_requests += line.attempts;
             report.hedges += line.hedges;
             report.retries += line.retries;
+            report.failovers += line.failovers;
         }
         report.shards = shards;
         report.complete = report.answered == report.asked;

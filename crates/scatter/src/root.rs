@@ -41,6 +41,7 @@ pub struct Scatter<L> {
     pub(crate) replicas: Replicas,
     pub(crate) hedger: Hedger,
     pub(crate) budget: Budget,
+    pub(crate) retry_budget: Budget,
     pub(crate) slots: Option<Semaphore>,
 }
 
@@ -72,6 +73,9 @@ impl<L> Scatter<L> {
             ),
             hedger: Hedger::new(config.hedging, config.budget_percentile()),
             budget: Budget::new(config.max_extra_load, config.budget_window),
+            retry_budget: config
+                .retry_budget
+                .tokens(topology.replica_count(), config.health.down_after()),
             slots: config.max_in_flight.map(Semaphore::new),
             leaf,
             topology,

@@ -11,8 +11,8 @@ use weft_core::{
     Backoff, Classify, Count, ErrorClass, Health, HealthPolicy, RetryPolicy, ShardExt, ShardId, Sum,
 };
 use weft_scatter::{
-    CallOptions, Gather, Hedging, LeafContext, Plan, Scatter, ScatterConfig, ScatterError,
-    ShardOutcome, Topology,
+    CallOptions, Gather, Hedging, LeafContext, Plan, RetryBudget, Scatter, ScatterConfig,
+    ScatterError, ShardOutcome, Topology,
 };
 use weft_shard::LevelJump;
 
@@ -643,6 +643,23 @@ fn bad_input_is_a_typed_error() {
         ScatterError::BadBudget(1.5)
     );
     assert_eq!(
+        err(ScatterConfig::new(d).retry_budget(RetryBudget::new(1.5))),
+        ScatterError::BadRetryBudget(1.5)
+    );
+    assert!(matches!(
+        err(ScatterConfig::new(d).retry_budget(RetryBudget::new(f64::NAN))),
+        ScatterError::BadRetryBudget(r) if r.is_nan()
+    ));
+    assert!(
+        Scatter::new(
+            t(),
+            leaf,
+            ScatterConfig::new(d).retry_budget(RetryBudget::new(1.0).burst(u64::MAX))
+        )
+        .is_ok(),
+        "a huge burst is legal"
+    );
+    assert_eq!(
         err(ScatterConfig::new(d).hedging(Hedging::adaptive().percentile(0.0))),
         ScatterError::BadPercentile(0.0)
     );
@@ -852,4 +869,79 @@ fn a_call_outside_a_tokio_runtime_is_an_error_not_a_panic() {
     let err = futures::executor::block_on(root.gather(Plan::broadcast(2, ()), &Count::new()))
         .unwrap_err();
     assert_eq!(err, ScatterError::NoRuntime);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_root_fails_over_from_a_down_replica_on_every_one_of_its_first_queries() {
+    // 8 shards × 2 replicas; the first replica of every shard refuses
+    // connections at once, the other answers after 1 ms.
+    let topology = Topology::sharded(8, 2).unwrap();
+    let down: Arc<Vec<usize>> = Arc::new(
+        (0..8)
+            .map(|s| topology.replicas_of(ShardId::new(s))[0])
+            .collect(),
+    );
+    let leaf = {
+        let down = down.clone();
+        move |_: (), cx: LeafContext| {
+            let refused = down.contains(&cx.replica);
+            async move {
+                if refused {
+                    return Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+                }
+                sleep(ms(1)).await;
+                Ok(1u64)
+            }
+        }
+    };
+    let run = |budget: RetryBudget| {
+        let root = Scatter::new(
+            topology.clone(),
+            leaf.clone(),
+            ScatterConfig::new(ms(100)).retry_budget(budget),
+        )
+        .unwrap();
+        async move {
+            let (mut complete, mut failovers, mut answers) = (0, 0u32, 0usize);
+            for _ in 0..50 {
+                let g = root
+                    .gather(Plan::broadcast(8, ()), &Count::new())
+                    .await
+                    .unwrap();
+                let r = &g.report;
+                complete += usize::from(r.complete());
+                failovers += r.failovers();
+                answers += r.answered();
+                for line in &r.shards {
+                    // An answer, with or without a failover before it, took
+                    // the 1 ms, and its line says so.
+                    if matches!(line.outcome, ShardOutcome::Answered { .. }) {
+                        assert!(line.elapsed >= ms(1), "{line:?}");
+                    }
+                    assert!(line.failovers <= 1, "{line:?}");
+                }
+            }
+            (complete, failovers, answers)
+        }
+    };
+    // The default budget is warm and sized to the topology: every query of
+    // the fresh root is complete, although its hedge budget starts empty.
+    let (complete, failovers, answers) = run(RetryBudget::new(0.1)).await;
+    assert_eq!(complete, 50);
+    // The failovers stay within the bound (the burst, down_after ×
+    // replicas = 48, plus a tenth of the answers), and health stops them
+    // once each down replica is known: at most its 3 failures each.
+    assert!(f64::from(failovers) <= 48.0 + 0.1 * answers as f64);
+    assert!(failovers <= 8 * 3, "{failovers} failovers");
+    assert!(failovers >= 8, "every down replica was tried at least once");
+
+    // A cold budget of the same bound starts empty: the first queries that
+    // meet a down replica are incomplete, which is what the warm start
+    // prevents.
+    let (complete, _, _) = run(RetryBudget::new(0.1).cold()).await;
+    assert!(complete < 50, "{complete} of 50 complete");
+    // No budget at all: a refused connection fails its shard.
+    let (complete, failovers, _) = run(RetryBudget::off()).await;
+    assert_eq!(failovers, 0);
+    assert!(complete < 50);
 }

@@ -45,8 +45,12 @@ pub(super) struct AttemptInfo {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     First,
+    /// While another attempt is in flight (extra-load budget).
     Hedge,
+    /// After an attempt timed out (extra-load budget).
     Retry,
+    /// After a transient error, with nothing in flight (retry budget).
+    Failover,
 }
 
 impl<'a, L, Req, C, R> Call<'a, L, Req, C, R>
@@ -74,8 +78,13 @@ where
         match kind {
             Kind::First => {}
             Kind::Hedge | Kind::Retry if !root.budget.take() => return false,
+            Kind::Failover if !root.retry_budget.take() => return false,
             Kind::Hedge => run.hedges += 1,
             Kind::Retry => run.retries += 1,
+            Kind::Failover => {
+                run.retries += 1;
+                run.failovers += 1;
+            }
         }
         let index = self.info.len();
         run.tried[n] = replica;

@@ -42,6 +42,8 @@ struct Run<Req, T> {
     attempts: u32,
     hedges: u32,
     retries: u32,
+    /// Of the retries, those after a transient error.
+    failovers: u32,
     live: u32,
     /// Answers so far, for a quorum.
     answers: Vec<T>,
@@ -174,6 +176,7 @@ where
                 attempts: 0,
                 hedges: 0,
                 retries: 0,
+                failovers: 0,
                 live: 0,
                 answers: Vec::new(),
                 last_error: None,
@@ -392,8 +395,13 @@ where
         }
     }
 
-    /// Run `r` ends with `outcome`.
+    /// Run `r` ends with `outcome`. A failure reads the clock (failures
+    /// are rare; answers share the batch's reading), so that its elapsed
+    /// time is its own.
     fn settle(&mut self, r: usize, outcome: ShardOutcome) {
+        if !matches!(outcome, ShardOutcome::Answered { .. }) {
+            self.clock.tick();
+        }
         let run = &mut self.runs[r];
         run.outcome = Some(outcome);
         run.finished = self.clock.since();
@@ -405,6 +413,8 @@ where
     /// report written.
     fn finish(mut self) -> Gathered<C::Output> {
         self.clock.tick();
+        // Answers earn failovers for later calls.
+        self.root.retry_budget.earn(self.answered as u64);
         let elapsed = self.clock.since();
         for r in 0..self.runs.len() {
             if self.runs[r].outcome.is_none() {
@@ -429,6 +439,7 @@ where
                     attempts: run.attempts,
                     hedges: run.hedges,
                     retries: run.retries,
+                    failovers: run.failovers,
                     elapsed: run.finished,
                 },
                 None => ShardReport {
@@ -437,6 +448,7 @@ where
                     attempts: 0,
                     hedges: 0,
                     retries: 0,
+                    failovers: 0,
                     elapsed: Duration::ZERO,
                 },
             })

@@ -46,7 +46,7 @@ where
             let seed = mix64(self.root.config.seed ^ u64::from(run.shard.get()));
             match self.root.config.retry.next(run.attempts, seed) {
                 None => false,
-                Some(wait) if wait.is_zero() => self.launch(r, Kind::Retry),
+                Some(wait) if wait.is_zero() => self.launch(r, Kind::Failover),
                 Some(wait) => {
                     let at = now + capped(wait);
                     let fits = at < self.deadline;
@@ -64,7 +64,9 @@ where
 
     /// The backoff of run `r` is over.
     pub(super) fn on_retry_timer(&mut self, r: usize) {
-        if self.runs[r].outcome.is_none() && self.runs[r].live == 0 && !self.launch(r, Kind::Retry)
+        if self.runs[r].outcome.is_none()
+            && self.runs[r].live == 0
+            && !self.launch(r, Kind::Failover)
         {
             self.resolve_unretried(r);
         }
