@@ -11,23 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weft::scatter::{Hedging, LeafContext, Plan, Scatter, ScatterConfig, ShardOutcome, Topology};
-use weft::{Classify, ErrorClass, TopK};
-
-/// A leaf's failure (never produced here; a real leaf would map I/O errors).
-#[derive(Debug)]
-struct LeafError;
-
-impl std::fmt::Display for LeafError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("leaf unavailable")
-    }
-}
-
-impl Classify for LeafError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Transient
-    }
-}
+use weft::{Cause, TopK};
 
 /// Shard `s` holds documents `s, s + 4, s + 8, ...`; a document's score for
 /// a term is a pure function of both.
@@ -55,7 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut hits = search(cx.shard.get(), term);
             hits.sort_unstable_by(|a, b| b.cmp(a));
             hits.truncate(5);
-            Ok::<_, LeafError>(hits)
+            // A real leaf maps its client's error: `.classified()?`.
+            Ok::<_, Cause>(hits)
         }
     };
     let config = ScatterConfig::new(Duration::from_millis(500))

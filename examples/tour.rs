@@ -134,21 +134,8 @@ fn sharding() -> Result<(), weft::shard::ShardError> {
 /// honestly what is missing.
 fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
     use std::time::Duration;
+    use weft::Cause;
     use weft::scatter::{LeafContext, Plan, Scatter, ScatterConfig, Topology};
-    use weft::{Classify, ErrorClass};
-
-    #[derive(Debug)]
-    struct Unavailable;
-    impl std::fmt::Display for Unavailable {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("unavailable")
-        }
-    }
-    impl Classify for Unavailable {
-        fn class(&self) -> ErrorClass {
-            ErrorClass::Transient
-        }
-    }
 
     println!("4. Scatter/gather");
     // Shard 3 never answers; the others count their documents.
@@ -156,7 +143,8 @@ fn scatter_gather() -> Result<(), Box<dyn std::error::Error>> {
         if cx.shard.get() == 3 {
             std::future::pending::<()>().await;
         }
-        Ok::<u64, Unavailable>(100 + u64::from(cx.shard.get()))
+        // A leaf returns any classified error; `Cause` needs no type of its own.
+        Ok::<u64, Cause>(100 + u64::from(cx.shard.get()))
     };
     let root = Scatter::new(
         Topology::sharded(4, 2)?,

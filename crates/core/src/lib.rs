@@ -40,7 +40,10 @@
 //!   [`Histogram`], [`TopK`], [`Min`], [`Max`].
 //! - [`Health`] and [`HealthTracker`] describe whether a member may be used.
 //! - [`Classify`] says whether an error is transient or permanent; every weft
-//!   error implements it.
+//!   error implements it, and so do `std::io::Error` and, behind features,
+//!   `tonic::Status`, `redis::RedisError` and `hyper::Error`. [`Cause`] is a
+//!   classified error to return without writing one ([`ResultExt`]:
+//!   `.transient()`, `.permanent()`, `.classified()`).
 //! - [`Backoff`] and [`RetryPolicy`] are the one wait-and-retry schedule
 //!   (seeded jitter from [`mix`]) that every retrying loop uses.
 //! - [`time`] keeps time arithmetic from overflowing: `Duration::MAX` is a
@@ -58,6 +61,8 @@
 //! Keys carry no type tag: `"\u{1}"` and `1u8` hash alike. The default hash
 //! is not keyed, so a client that chooses keys can aim them at one shard.
 
+mod cause;
+mod clients;
 mod combine;
 mod composite;
 mod error;
@@ -69,11 +74,12 @@ mod retry;
 mod shard;
 pub mod time;
 
+pub use cause::{Cause, ResultExt};
 pub use combine::{
     Buckets, Combine, Count, FloatSum, Histogram, HistogramAcc, Max, Min, Sum, TopK,
 };
 pub use composite::{CompositeKey, CompositeKeyBuilder};
-pub use error::{BoundsProblem, Cause, Classify, CoreError, ErrorClass};
+pub use error::{BoundsProblem, Classify, CoreError, ErrorClass};
 pub use hash::{DefaultKeyHasher, KeyHashV1, KeyHasher, key_hash};
 pub use health::{Health, HealthPolicy, HealthTracker, Transition};
 pub use key::{KeyBuf, ShardKey};

@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
-use weft_core::{Cause, ErrorClass};
+use weft_core::Cause;
 use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version};
 
 mod scripts;
@@ -80,25 +80,10 @@ impl std::fmt::Debug for RedisStore {
 /// How long to wait for a connection or an answer.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A Redis client error kept as a store error's cause: transient when it
-/// describes a moment (a refused or dropped connection, a timeout, a
-/// server busy or loading), permanent otherwise.
+/// A Redis client error kept as a store error's cause, classified by
+/// weft-core (its `redis` feature).
 fn redis_cause(e: &RedisError) -> Cause {
-    let transient = e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_io_error()
-        || e.is_connection_dropped()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
-                | redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain)
-        );
-    let class = if transient {
-        ErrorClass::Transient
-    } else {
-        ErrorClass::Permanent
-    };
-    Cause::with_class(e.clone(), class)
+    Cause::new(e.clone())
 }
 
 impl RedisStore {

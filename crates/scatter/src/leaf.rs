@@ -69,65 +69,193 @@ where
 }
 
 #[cfg(feature = "tower")]
-pub use service::{ServiceError, ServiceLeaf};
+pub use service::{Plain, ServiceError, ServiceLeaf, WithContext};
 
 #[cfg(feature = "tower")]
 mod service {
     use std::fmt;
     use std::future::Future;
+    use std::marker::PhantomData;
     use std::pin::Pin;
+    use std::sync::Arc;
 
     use tower::{Service, ServiceExt};
     use weft_core::{Classify, ErrorClass};
 
     use super::{Leaf, LeafContext};
 
-    /// A leaf from a `tower::Service` (feature `tower`): each call clones
-    /// the service, waits until it is ready and calls it.
+    /// Leaves that call `tower` services (feature `tower`).
     ///
-    /// `classify` says which of the service's errors are transient.
-    pub struct ServiceLeaf<S, C> {
-        service: S,
+    /// - [`per_replica`](ServiceLeaf::per_replica): one service per replica
+    ///   (a client per server), the one for `cx.replica` called: the usual
+    ///   shape for real network services.
+    /// - [`with_context`](ServiceLeaf::with_context): one service that
+    ///   receives `(request, LeafContext)` and targets the replica itself.
+    /// - [`new`](ServiceLeaf::new): one service for every shard and replica.
+    ///
+    /// Each call clones the service, waits until it is ready and calls it.
+    /// `classify` says which of the service's errors are transient; the
+    /// error itself is kept in [`ServiceError`] (its `source()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_core::{Count, ErrorClass};
+    /// use weft_scatter::{Plan, Scatter, ScatterConfig, ServiceLeaf, Topology};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// // Two shards × two replicas: replica r is served by client r.
+    /// let clients = (0..4)
+    ///     .map(|r| tower::service_fn(move |q: &'static str| async move { Ok::<_, std::io::Error>((q, r)) }))
+    ///     .collect();
+    /// let leaf = ServiceLeaf::per_replica(clients, |e: &std::io::Error| weft_core::Classify::class(e));
+    /// let root = Scatter::new(Topology::sharded(2, 2)?, leaf, ScatterConfig::new(Duration::from_millis(50)))?;
+    /// let g = root.gather(Plan::broadcast(2, "q"), &Count::new()).await?;
+    /// assert_eq!(g.require_complete()?, 2);
+    /// # Ok::<(), weft_scatter::ScatterError>(())
+    /// # }).unwrap();
+    /// ```
+    pub struct ServiceLeaf<S, C, M = Plain> {
+        services: Arc<[S]>,
+        per_replica: bool,
         classify: C,
+        mode: PhantomData<fn() -> M>,
     }
 
-    impl<S, C> ServiceLeaf<S, C> {
-        /// Wraps `service`; `classify` sorts its errors.
+    /// The request alone goes to the service.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Plain;
+
+    /// The service receives `(request, LeafContext)`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct WithContext;
+
+    impl<S, C> ServiceLeaf<S, C, Plain> {
+        /// One service for every shard and replica; `classify` sorts its
+        /// errors.
         pub fn new(service: S, classify: C) -> Self {
-            ServiceLeaf { service, classify }
+            ServiceLeaf {
+                services: Arc::from(vec![service]),
+                per_replica: false,
+                classify,
+                mode: PhantomData,
+            }
+        }
+
+        /// One service per replica of the topology, by replica index; an
+        /// attempt at a replica without a service fails permanently, naming
+        /// it.
+        pub fn per_replica(services: Vec<S>, classify: C) -> Self {
+            ServiceLeaf {
+                services: Arc::from(services),
+                per_replica: true,
+                classify,
+                mode: PhantomData,
+            }
         }
     }
 
-    impl<S, C> fmt::Debug for ServiceLeaf<S, C> {
+    impl<S, C> ServiceLeaf<S, C, WithContext> {
+        /// One service that receives each request with its [`LeafContext`]
+        /// (shard, replica, attempt, hedge, deadline).
+        pub fn with_context(service: S, classify: C) -> Self {
+            ServiceLeaf {
+                services: Arc::from(vec![service]),
+                per_replica: false,
+                classify,
+                mode: PhantomData,
+            }
+        }
+    }
+
+    impl<S, C, M> ServiceLeaf<S, C, M> {
+        fn service_for(&self, cx: &LeafContext) -> Option<&S> {
+            if self.per_replica {
+                self.services.get(cx.replica)
+            } else {
+                self.services.first()
+            }
+        }
+    }
+
+    impl<S, C, M> fmt::Debug for ServiceLeaf<S, C, M> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("ServiceLeaf").finish_non_exhaustive()
+            f.debug_struct("ServiceLeaf")
+                .field("services", &self.services.len())
+                .field("per_replica", &self.per_replica)
+                .finish_non_exhaustive()
         }
     }
 
-    /// A `tower::Service` error, with its class.
+    /// A `tower::Service` error, kept, with its class; `None` when the
+    /// replica had no service.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct ServiceError {
-        /// The error's message.
-        pub message: String,
+    pub struct ServiceError<E> {
+        /// The service's error (`None`: no service for the replica).
+        pub error: Option<E>,
         /// Whether it is transient.
         pub class: ErrorClass,
+        replica: usize,
     }
 
-    impl fmt::Display for ServiceError {
+    impl<E: fmt::Display> fmt::Display for ServiceError<E> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.message)
+            match &self.error {
+                Some(e) => fmt::Display::fmt(e, f),
+                None => write!(f, "no service for replica {}", self.replica),
+            }
         }
     }
 
-    impl std::error::Error for ServiceError {}
+    impl<E: std::error::Error + 'static> std::error::Error for ServiceError<E> {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.error.as_ref().map(|e| e as _)
+        }
+    }
 
-    impl Classify for ServiceError {
+    impl<E> Classify for ServiceError<E> {
         fn class(&self) -> ErrorClass {
             self.class
         }
     }
 
-    impl<S, C, Req> Leaf<Req> for ServiceLeaf<S, C>
+    type Call<T, E> = Pin<Box<dyn Future<Output = Result<T, ServiceError<E>>> + Send>>;
+
+    fn call<S, C, R>(
+        service: Option<&S>,
+        classify: &C,
+        request: R,
+        replica: usize,
+    ) -> Call<S::Response, S::Error>
+    where
+        S: Service<R> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Response: Send + 'static,
+        S::Error: Send + 'static,
+        R: Send + 'static,
+        C: Fn(&S::Error) -> ErrorClass + Clone + Send + Sync + 'static,
+    {
+        let Some(service) = service.cloned() else {
+            return Box::pin(std::future::ready(Err(ServiceError {
+                error: None,
+                class: ErrorClass::Permanent,
+                replica,
+            })));
+        };
+        let classify = classify.clone();
+        Box::pin(async move {
+            let wrap = |e: S::Error| ServiceError {
+                class: classify(&e),
+                error: Some(e),
+                replica,
+            };
+            let mut ready = service.ready_oneshot().await.map_err(wrap)?;
+            ready.call(request).await.map_err(wrap)
+        })
+    }
+
+    impl<S, C, Req> Leaf<Req> for ServiceLeaf<S, C, Plain>
     where
         S: Service<Req> + Clone + Send + 'static,
         S::Future: Send,
@@ -137,20 +265,34 @@ mod service {
         C: Fn(&S::Error) -> ErrorClass + Clone + Send + Sync + 'static,
     {
         type Response = S::Response;
-        type Error = ServiceError;
-        type Future = Pin<Box<dyn Future<Output = Result<S::Response, ServiceError>> + Send>>;
+        type Error = ServiceError<S::Error>;
+        type Future = Call<S::Response, S::Error>;
 
-        fn call(&self, request: Req, _cx: LeafContext) -> Self::Future {
-            let service = self.service.clone();
-            let classify = self.classify.clone();
-            Box::pin(async move {
-                let wrap = |e: S::Error| ServiceError {
-                    message: e.to_string(),
-                    class: classify(&e),
-                };
-                let mut ready = service.ready_oneshot().await.map_err(wrap)?;
-                ready.call(request).await.map_err(wrap)
-            })
+        fn call(&self, request: Req, cx: LeafContext) -> Self::Future {
+            call(self.service_for(&cx), &self.classify, request, cx.replica)
+        }
+    }
+
+    impl<S, C, Req> Leaf<Req> for ServiceLeaf<S, C, WithContext>
+    where
+        S: Service<(Req, LeafContext)> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Response: Send + 'static,
+        S::Error: fmt::Display + Send + 'static,
+        Req: Send + 'static,
+        C: Fn(&S::Error) -> ErrorClass + Clone + Send + Sync + 'static,
+    {
+        type Response = S::Response;
+        type Error = ServiceError<S::Error>;
+        type Future = Call<S::Response, S::Error>;
+
+        fn call(&self, request: Req, cx: LeafContext) -> Self::Future {
+            call(
+                self.service_for(&cx),
+                &self.classify,
+                (request, cx),
+                cx.replica,
+            )
         }
     }
 }
