@@ -510,3 +510,136 @@ fn the_autoscaler_follows_a_ramp_and_ignores_noise_around_its_target() {
     let down: Vec<usize> = [5, 4, 6, 5].iter().map(|&r| a.observe(&load(r))).collect();
     assert_eq!(down, [13, 13, 6, 6]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_with_context_sees_its_item_and_attempt() {
+    use weft_flow::queue::{WorkContext, with_context};
+    let source = Arc::new(MemorySource::from_items(0..6u64));
+    // Odd items fail transiently on their first attempt.
+    let worker = with_context(|x: u64, cx: WorkContext| async move {
+        assert_eq!(cx.max_attempts, 3);
+        if x % 2 == 1 && cx.attempt == 1 {
+            return Err(Fail(true));
+        }
+        Ok((cx.id, cx.attempt, cx.is_last_attempt()))
+    });
+    let retry = RetryPolicy::exponential(3, Duration::from_millis(1), Duration::from_millis(4));
+    let config = QueueConfig::fixed(2).unwrap().retry(retry.unwrap());
+    let done = WorkQueue::spawn(source, worker, config)
+        .collect_all()
+        .await
+        .unwrap();
+    let mut seen: Vec<_> = done.output.into_iter().map(|(_, v)| v).collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        [
+            (0, 1, false),
+            (1, 2, false),
+            (2, 1, false),
+            (3, 2, false),
+            (4, 1, false),
+            (5, 2, false)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_past_its_timeout_is_retried_then_dead_lettered_saying_so() {
+    let source = Arc::new(MemorySource::from_items(0..4u64));
+    // Item 0 never finishes; item 1 hangs on its first attempt only.
+    let tries = Arc::new(std::sync::Mutex::new(
+        std::collections::HashMap::<u64, u32>::new(),
+    ));
+    let worker = {
+        let tries = tries.clone();
+        move |x: u64| {
+            let n = {
+                let mut t = tries.lock().unwrap();
+                let n = t.entry(x).or_insert(0);
+                *n += 1;
+                *n
+            };
+            async move {
+                if x == 0 || (x == 1 && n == 1) {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Fail>(x)
+            }
+        }
+    };
+    let retry = RetryPolicy::exponential(2, Duration::from_millis(1), Duration::from_millis(1));
+    let config = QueueConfig::fixed(2)
+        .unwrap()
+        .retry(retry.unwrap())
+        .attempt_timeout(Duration::from_millis(50))
+        .unwrap();
+    let done = WorkQueue::spawn(source, worker, config)
+        .collect_all()
+        .await
+        .unwrap();
+    let mut ids: Vec<u64> = done.output.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(done.dead_letters.len(), 1);
+    let letter = &done.dead_letters[0];
+    assert_eq!(letter.item.id, 0);
+    assert_eq!(letter.attempts, 2);
+    assert!(letter.retries_exhausted);
+    assert_eq!(letter.class, ErrorClass::Transient);
+    assert!(
+        letter.error.contains("timed out after 50ms"),
+        "{}",
+        letter.error
+    );
+    assert!(
+        QueueConfig::fixed(1)
+            .unwrap()
+            .attempt_timeout(Duration::ZERO)
+            .is_err()
+    );
+    assert!(
+        QueueConfig::fixed(1)
+            .unwrap()
+            .attempt_timeout(Duration::MAX)
+            .is_ok()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fixed_and_batch_presets_run_their_workers_from_the_start() {
+    for (name, config, workers) in [
+        ("fixed", QueueConfig::fixed(4).unwrap(), 4u64),
+        ("batch", QueueConfig::batch(8).unwrap(), 8),
+    ] {
+        // A pile of 4 × workers items of 100 ms each: with every worker
+        // busy from the start they take 400 ms.
+        let source = Arc::new(MemorySource::from_items(0..4 * workers));
+        let worker = |x: u64| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, Fail>(x)
+        };
+        let start = tokio::time::Instant::now();
+        let done = WorkQueue::spawn(source, worker, config)
+            .collect_all()
+            .await
+            .unwrap();
+        assert_eq!(done.output.len() as u64, 4 * workers, "{name}");
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(450), "{name}: {took:?}");
+    }
+    assert!(QueueConfig::fixed(0).is_err());
+    assert!(QueueConfig::batch(0).is_err());
+    // A permanent error is not a retry that ran out.
+    let source = Arc::new(MemorySource::from_items(0..1u64));
+    let done = WorkQueue::spawn(
+        source,
+        |_: u64| async { Err::<u64, _>(Fail(false)) },
+        QueueConfig::fixed(1).unwrap(),
+    )
+    .collect_all()
+    .await
+    .unwrap();
+    assert!(!done.dead_letters[0].retries_exhausted);
+    assert_eq!(done.dead_letters[0].attempts, 1);
+}

@@ -83,6 +83,27 @@ impl Autoscaler {
         })
     }
 
+    /// Exactly `workers` workers, whatever the load: the choice when the
+    /// parallelism is known (a pool sized to a downstream's limit).
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Invalid`] for zero workers.
+    pub fn fixed(workers: usize) -> Result<Self, FlowError> {
+        Autoscaler::new(workers, workers, 1.0, 1)
+    }
+
+    /// Starts with `workers` workers (clamped to the bounds) instead of
+    /// the minimum: a queue that starts on a pile of work need not wait
+    /// for evaluations to grow.
+    #[must_use]
+    pub fn starting_at(mut self, workers: usize) -> Self {
+        let start = workers.clamp(self.min.max(1), self.max);
+        self.current = start;
+        self.wanted = start;
+        self
+    }
+
     /// How soon a backlog should be cleared (default 10 s): a backlog of
     /// `b` items adds `b ÷ within` to the arrival rate.
     ///

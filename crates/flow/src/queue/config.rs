@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use weft_core::time::capped;
 
 use super::{Autoscaler, RetryPolicy};
 use crate::{FlowConfig, FlowError};
@@ -15,11 +16,20 @@ pub struct QueueConfig {
     pub(super) retry: RetryPolicy,
     pub(super) evaluate_every: Duration,
     pub(super) output: FlowConfig,
+    pub(super) attempt_timeout: Option<Duration>,
 }
 
 impl QueueConfig {
     /// A queue scaled by `autoscaler`, with at most `max_in_flight` items
     /// being processed at once.
+    ///
+    /// Parallelism is the autoscaler's number of workers (each processes
+    /// one item at a time); `max_in_flight` only caps it, it does not add
+    /// workers. Defaults: [`RetryPolicy::default`] (5 attempts, 10 ms
+    /// doubling to 1 s, ±50 %), an evaluation every second, output edges
+    /// of [`FlowConfig::default`], no attempt timeout. For a known
+    /// parallelism use [`fixed`](QueueConfig::fixed); for a pile of work to
+    /// clear, [`batch`](QueueConfig::batch).
     ///
     /// # Errors
     ///
@@ -41,7 +51,51 @@ impl QueueConfig {
             retry: RetryPolicy::default(),
             evaluate_every: Duration::from_secs(1),
             output: FlowConfig::default(),
+            attempt_timeout: None,
         })
+    }
+
+    /// Exactly `workers` workers and as many items in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Invalid`] for zero workers or more than the in-flight
+    /// limit.
+    pub fn fixed(workers: usize) -> Result<Self, FlowError> {
+        QueueConfig::new(Autoscaler::fixed(workers)?, workers)
+    }
+
+    /// For a backlog to clear as fast as `workers` workers can: starts at
+    /// `workers`, keeps them while a backlog remains (drain within 1 s),
+    /// and shrinks to what the arrivals need once it is gone.
+    ///
+    /// # Errors
+    ///
+    /// As [`fixed`](QueueConfig::fixed).
+    pub fn batch(workers: usize) -> Result<Self, FlowError> {
+        let autoscaler = Autoscaler::new(1, workers, 0.8, 2)?
+            .drain_backlog_within(Duration::from_secs(1))?
+            .starting_at(workers);
+        QueueConfig::new(autoscaler, workers)
+    }
+
+    /// Cuts an attempt short after `timeout` (any `Duration`): it counts
+    /// as a transient failure, retried per the policy; the worker sees the
+    /// deadline in [`WorkContext::deadline`](super::WorkContext).
+    ///
+    /// # Errors
+    ///
+    /// [`FlowError::Invalid`] for a zero timeout.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Result<Self, FlowError> {
+        if timeout.is_zero() {
+            return Err(FlowError::invalid(
+                "attempt timeout",
+                "0s",
+                "above zero: every attempt would time out",
+            ));
+        }
+        self.attempt_timeout = Some(capped(timeout));
+        Ok(self)
     }
 
     /// The retry policy.

@@ -16,4 +16,7 @@ pub struct DeadLetter<T> {
     pub class: ErrorClass,
     /// Attempts made.
     pub attempts: u32,
+    /// Whether the retries ran out (the last error was transient); `false`
+    /// for a permanent error or a panic, which are not retried.
+    pub retries_exhausted: bool,
 }

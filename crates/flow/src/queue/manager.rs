@@ -24,6 +24,7 @@ where
     pub(super) source: Arc<S>,
     pub(super) worker: Arc<W>,
     pub(super) retry: RetryPolicy,
+    pub(super) attempt_timeout: Option<Duration>,
     pub(super) batch: usize,
     pub(super) done: DoneSet,
     /// `None` when the workers can never exceed the bound.
@@ -67,6 +68,7 @@ where
             source: source.clone(),
             worker: Arc::new(worker),
             retry: config.retry,
+            attempt_timeout: config.attempt_timeout,
             batch: config.output.batch(),
             done: DoneSet::default(),
             in_flight: (config.max_in_flight < config.autoscaler.bounds().1)

@@ -20,4 +20,4 @@ pub use handle::{Collected, Control, MAX_DISCARDED_IDS, WorkQueue};
 pub use retry::{Backoff, RetryPolicy};
 pub use source::{Closed, Item, MemorySource, Source};
 pub use status::Status;
-pub use worker::Worker;
+pub use worker::{WithContext, WorkContext, Worker, with_context};

@@ -12,7 +12,7 @@ use weft_core::{Classify, ErrorClass};
 
 use super::handle::lock_ids;
 use super::manager::Shared;
-use super::{DeadLetter, Item, MAX_DISCARDED_IDS, Source, Worker};
+use super::{DeadLetter, Item, MAX_DISCARDED_IDS, Source, WorkContext, Worker};
 use crate::edge::EdgeTx;
 
 /// The workers' side of the queue.
@@ -126,17 +126,32 @@ where
                 None => None,
             };
             let started = timed.then(Instant::now);
-            let call = AssertUnwindSafe(self.worker.process(item.payload.clone())).catch_unwind();
+            let deadline = self.attempt_timeout.map(|t| Instant::now() + t);
+            let cx = WorkContext {
+                id,
+                attempt,
+                max_attempts: self.retry.max_attempts(),
+                deadline,
+            };
+            let call =
+                AssertUnwindSafe(self.worker.process(item.payload.clone(), cx)).catch_unwind();
+            let timeout = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             // The call first: work that is ready never touches the cancel
             // token's waiter list.
             let result = tokio::select! {
                 biased;
-                r = call => r,
+                r = call => Some(r),
                 () = self.cancel.cancelled() => {
                     drop(permit);
                     self.source.nack(item).await;
                     return false;
                 }
+                () = timeout => None,
             };
             drop(permit);
             if let Some(started) = started {
@@ -145,6 +160,29 @@ where
                 let ewma = if old == 0 { us } else { (old * 7 + us) / 8 };
                 self.processing_ewma_us.store(ewma, Ordering::Relaxed);
             }
+            let Some(result) = result else {
+                // Timed out: a transient failure.
+                if let Some(wait) = self.retry.next(attempt, id) {
+                    tokio::select! {
+                        biased;
+                        () = self.cancel.cancelled() => {
+                            self.source.nack(item).await;
+                            return false;
+                        }
+                        () = tokio::time::sleep(wait) => continue,
+                    }
+                }
+                let timeout = self.attempt_timeout.unwrap_or_default();
+                return self
+                    .commit(&self.dead, item, None, |item| DeadLetter {
+                        item,
+                        error: format!("attempt timed out after {timeout:?}"),
+                        class: ErrorClass::Transient,
+                        attempts: attempt,
+                        retries_exhausted: true,
+                    })
+                    .await;
+            };
             let failure = match result {
                 Ok(Ok(output)) => {
                     return self
@@ -181,6 +219,7 @@ where
                     error,
                     class,
                     attempts: attempt,
+                    retries_exhausted: class == ErrorClass::Transient,
                 })
                 .await;
         }
