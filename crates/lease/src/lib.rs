@@ -54,6 +54,7 @@
 //! shortens a holder's lease.
 
 mod acquire;
+mod cas_fence;
 mod clock;
 mod election;
 mod error;
@@ -63,6 +64,10 @@ mod lock;
 mod memory;
 mod store;
 
+/// The attribute that implements the object-safe async traits
+/// ([`CasStore`], [`Fence`]): `#[weft_lease::async_trait]`.
+pub use async_trait::async_trait;
+pub use cas_fence::CasFence;
 pub use clock::{LeaseClock, SystemClock};
 pub use election::{Election, Leader, Leadership};
 pub use error::LeaseError;
@@ -70,4 +75,4 @@ pub use fence::{Fence, MemoryFence};
 pub use lease::{Lease, LeaseBuilder, LeaseConfig, LeaseGuard, LeaseState};
 pub use lock::{Lock, LockGuard};
 pub use memory::MemoryStore;
-pub use store::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+pub use store::{BadVersion, CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};

@@ -9,8 +9,59 @@ use weft_core::{Cause, Classify, ErrorClass};
 /// A key's version: strictly increasing across every write, delete and
 /// expiry of the key, and never reused, so the version a holder got is its
 /// fencing token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+///
+/// # Carrying a token in a request
+///
+/// Send it as the decimal number in the header [`Version::HEADER`]
+/// (`weft-fencing-token: 42`), or in a JSON body as a number (`serde`
+/// writes it as one); parse it back with [`str::parse`], which also takes
+/// the `v42` that [`Display`](fmt::Display) prints.
+///
+/// ```
+/// use weft_lease::Version;
+///
+/// let token = Version(42);
+/// let header = (Version::HEADER, token.0.to_string());
+/// assert_eq!(header.1.parse::<Version>(), Ok(token));
+/// assert_eq!("v42".parse::<Version>(), Ok(token));
+/// assert!("-1".parse::<Version>().is_err());
+/// ```
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Version(pub u64);
+
+impl Version {
+    /// The HTTP or gRPC-metadata header that carries a fencing token.
+    pub const HEADER: &'static str = "weft-fencing-token";
+}
+
+/// A fencing token that is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fencing token {0:?} is not a version: expected a decimal number, optionally after 'v'")]
+pub struct BadVersion(pub String);
+
+impl std::str::FromStr for Version {
+    type Err = BadVersion;
+    fn from_str(s: &str) -> Result<Self, BadVersion> {
+        let digits = s.trim().strip_prefix('v').unwrap_or(s.trim());
+        digits
+            .parse::<u64>()
+            .map(Version)
+            .map_err(|_| BadVersion(s.to_string()))
+    }
+}
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
