@@ -79,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => format!("{other:?}"),
         };
         let hedged = if s.hedges > 0 { ", hedged" } else { "" };
-        println!("  {}: {how}{hedged}", s.shard);
+        println!("  shard {}: {how}{hedged}", s.shard);
     }
     println!("\nas JSON: {}", serde_json::to_string(&report)?);
     Ok(())

@@ -48,7 +48,8 @@ impl From<u32> for ShardId {
 
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {}", self.0)
+        // The bare number, so that `format!("shard {id}")` reads right.
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -298,6 +299,7 @@ mod tests {
     #[test]
     fn shard_ids_serialize_as_plain_numbers() {
         assert_eq!(serde_json::to_string(&ShardId::new(7)).unwrap(), "7");
-        assert_eq!(ShardId::new(7).to_string(), "shard 7");
+        assert_eq!(ShardId::new(7).to_string(), "7");
+        assert_eq!(format!("shard {}", ShardId::new(7)), "shard 7");
     }
 }

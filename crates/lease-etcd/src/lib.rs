@@ -122,6 +122,25 @@ impl EtcdStore {
         EtcdStore::connect_with_min_ttl(endpoints, prefix, Duration::from_secs(2)).await
     }
 
+    /// [`connect`](EtcdStore::connect), tried again while the store is
+    /// unavailable (nothing listening yet, a server still starting) until
+    /// `wait` has passed: see [`weft_lease::connect_within`].
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](EtcdStore::connect), the last one at the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`connect`](EtcdStore::connect).
+    pub async fn connect_within(
+        endpoints: &[&str],
+        prefix: &str,
+        wait: Duration,
+    ) -> Result<Self, StoreError> {
+        weft_lease::connect_within(wait, || EtcdStore::connect(endpoints, prefix)).await
+    }
+
     /// As [`connect`](EtcdStore::connect), for a cluster whose minimum TTL
     /// differs (`ceil(1.5 × --election-timeout)`, in whole seconds).
     ///
@@ -262,6 +281,24 @@ mod tests {
         assert!(cause.downcast_ref::<Status>().is_some(), "{cause:?}");
         assert_eq!(weft_core::Classify::class(cause), ErrorClass::Transient);
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[tokio::test]
+    async fn connect_within_tries_until_the_wait_then_says_unavailable() {
+        let start = std::time::Instant::now();
+        let err =
+            EtcdStore::connect_within(&["http://127.0.0.1:1"], "p/", Duration::from_millis(300))
+                .await
+                .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        // A malformed endpoint is permanent: no retries.
+        let start = std::time::Instant::now();
+        let err = EtcdStore::connect_within(&["127.0.0.1:1"], "p/", Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Other { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]

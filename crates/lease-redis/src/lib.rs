@@ -87,6 +87,25 @@ fn redis_cause(e: &RedisError) -> Cause {
 }
 
 impl RedisStore {
+    /// [`connect`](RedisStore::connect), tried again while the store is
+    /// unavailable (nothing listening yet, a server still starting) until
+    /// `wait` has passed: see [`weft_lease::connect_within`].
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](RedisStore::connect), the last one at the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`connect`](RedisStore::connect).
+    pub async fn connect_within(
+        url: &str,
+        prefix: &str,
+        wait: Duration,
+    ) -> Result<Self, StoreError> {
+        weft_lease::connect_within(wait, || RedisStore::connect(url, prefix)).await
+    }
+
     /// Connects to `url` (`redis://host:port[/db]`), keeping every key
     /// under `prefix`.
     ///

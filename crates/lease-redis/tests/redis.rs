@@ -121,6 +121,13 @@ async fn bad_endpoints_are_typed_errors_naming_them() {
     assert!(weft_core::Classify::is_transient(cause));
     assert!(std::error::Error::source(&err).is_some());
     assert!(start.elapsed() < Duration::from_secs(6), "bounded wait");
+    // Tried again until the wait is over, not refused in a few ms.
+    let tried = Instant::now();
+    let again = RedisStore::connect_within(&url, "x/", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::Unavailable { .. }), "{again}");
+    assert!(tried.elapsed() >= Duration::from_millis(300));
     let err = RedisStore::connect("redis//nonsense", "x/")
         .await
         .unwrap_err();

@@ -56,6 +56,7 @@
 mod acquire;
 mod cas_fence;
 mod clock;
+mod connect;
 mod election;
 mod error;
 mod fence;
@@ -69,6 +70,7 @@ mod store;
 pub use async_trait::async_trait;
 pub use cas_fence::CasFence;
 pub use clock::{LeaseClock, SystemClock};
+pub use connect::connect_within;
 pub use election::{Election, Leader, Leadership};
 pub use error::LeaseError;
 pub use fence::{Fence, MemoryFence};

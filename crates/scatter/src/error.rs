@@ -12,10 +12,10 @@ pub enum ScatterError {
     #[error("topology has no shards: at least one is needed")]
     ZeroShards,
     /// A shard with no replicas.
-    #[error("{0} has no replicas: every shard needs at least one")]
+    #[error("shard {0} has no replicas: every shard needs at least one")]
     NoReplicas(ShardId),
     /// A replica index outside the topology's replica list.
-    #[error("{shard} names replica {replica}, but only {replicas} replicas exist")]
+    #[error("shard {shard} names replica {replica}, but only {replicas} replicas exist")]
     UnknownReplica {
         /// The shard.
         shard: ShardId,
@@ -33,7 +33,7 @@ pub enum ScatterError {
         shards: usize,
     },
     /// Quorum of zero, or above a shard's replica count.
-    #[error("quorum {q} is outside 1..={replicas} (replicas of {shard})")]
+    #[error("quorum {q} is outside 1..={replicas} (replicas of shard {shard})")]
     BadQuorum {
         /// The quorum given.
         q: usize,
@@ -102,10 +102,10 @@ pub enum ScatterError {
     #[error("scatter/gather needs a tokio runtime with time enabled, and none is running")]
     NoRuntime,
     /// A plan that names a shard the topology does not have.
-    #[error("the plan names {0}, which is not in the topology")]
+    #[error("the plan names shard {0}, which is not in the topology")]
     UnknownShard(ShardId),
     /// A plan that names a shard twice.
-    #[error("the plan names {0} twice")]
+    #[error("the plan names shard {0} twice")]
     DuplicateShard(ShardId),
     /// A result that misses shards, where a complete one was required.
     #[error("{} of {} shards did not answer ({} timed out, {} failed, {} cancelled)",

@@ -113,7 +113,7 @@ pub enum ShardError {
     #[error("member {0:?} is the last one: a set cannot be empty")]
     LastMember(String),
     /// A release for a shard that holds no load.
-    #[error("{0} holds no load to release")]
+    #[error("shard {0} holds no load to release")]
     NothingToRelease(weft_core::ShardId),
     /// An error from weft-core.
     #[error(transparent)]
