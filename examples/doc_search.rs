@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use weft::scatter::{Hedging, LeafContext, Plan, Scatter, ScatterConfig, ShardOutcome, Topology};
-use weft::{Cause, TopK};
+use weft::{Cause, Flatten, TopK};
 
 /// Shard `s` holds documents `s, s + 4, s + 8, ...`; a document's score for
 /// a term is a pure function of both.
@@ -48,7 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_extra_load(0.05);
     let root = Scatter::new(Topology::sharded(4, 3)?, leaf, config)?;
     // Merge the shards' lists: the best 5 overall, ties by document name.
-    let top_of_lists = FlattenTop(TopK::by_key(5, |hit: &(u32, String)| hit.0)?);
+    // Each shard answers a list; the root keeps the best 5 of all of them.
+    let top_of_lists = Flatten::new(TopK::by_key(5, |hit: &(u32, String)| hit.0)?);
 
     // Earn the extra-load budget with ordinary queries first.
     for _ in 0..40 {
@@ -83,27 +84,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\nas JSON: {}", serde_json::to_string(&report)?);
     Ok(())
-}
-
-/// Combines each shard's list of hits into one top-k.
-struct FlattenTop<F>(TopK<(u32, String), u32, F>);
-
-impl<F: Fn(&(u32, String)) -> u32> weft::Combine for FlattenTop<F> {
-    type Input = Vec<(u32, String)>;
-    type Acc = Vec<(u32, String)>;
-    type Output = Vec<(u32, String)>;
-    fn create(&self) -> Self::Acc {
-        self.0.create()
-    }
-    fn add(&self, acc: &mut Self::Acc, hits: Self::Input) {
-        for hit in hits {
-            self.0.add(acc, hit);
-        }
-    }
-    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
-        self.0.merge(acc, other);
-    }
-    fn extract(&self, acc: Self::Acc) -> Self::Output {
-        self.0.extract(acc)
-    }
 }

@@ -5,10 +5,9 @@
 //!
 //! `cargo run --example image_pipeline`
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use weft::Combine;
+use weft::CountBy;
 use weft::flow::{Flow, FlowConfig, JoinOutcome, Route, Unmatched};
 use weft::shard::LevelJump;
 
@@ -16,30 +15,6 @@ use weft::shard::LevelJump;
 struct Image {
     id: u32,
     kind: &'static str,
-}
-
-/// Tag counts; merging adds them.
-#[derive(Clone)]
-struct TagHistogram;
-
-impl Combine for TagHistogram {
-    type Input = &'static str;
-    type Acc = BTreeMap<&'static str, u64>;
-    type Output = BTreeMap<&'static str, u64>;
-    fn create(&self) -> Self::Acc {
-        BTreeMap::new()
-    }
-    fn add(&self, acc: &mut Self::Acc, tag: &'static str) {
-        *acc.entry(tag).or_insert(0) += 1;
-    }
-    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
-        for (t, n) in other {
-            *acc.entry(t).or_insert(0) += n;
-        }
-    }
-    fn extract(&self, acc: Self::Acc) -> Self::Output {
-        acc
-    }
 }
 
 /// The simulated model: a few tags per image.
@@ -103,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Reduce into the histogram of tags, as a tree of partial counts.
     let histogram = Flow::from_iter(all_tags, config)
-        .reduce_parallel(TagHistogram, 4)
+        .reduce_parallel(CountBy::new(), 4)
         .await?;
     println!("tag histogram:");
     for (tag, n) in histogram {

@@ -4,40 +4,14 @@
 //!
 //! `cargo run --example word_count`
 
-use std::collections::HashMap;
-
 use weft::flow::{Flow, FlowConfig};
 use weft::shard::LevelJump;
-use weft::{Combine, TopK};
+use weft::{Combine, CountBy, TopK};
 
 const TEXT: &str = "the quick brown fox jumps over the lazy dog
 the dog barks and the fox runs
 a quick brown dog and a lazy fox
 the end of the story of the fox and the dog";
-
-/// Counts words; merging adds the counts (associative and commutative).
-#[derive(Clone)]
-struct WordCounts;
-
-impl Combine for WordCounts {
-    type Input = String;
-    type Acc = HashMap<String, u64>;
-    type Output = HashMap<String, u64>;
-    fn create(&self) -> Self::Acc {
-        HashMap::new()
-    }
-    fn add(&self, acc: &mut Self::Acc, word: String) {
-        *acc.entry(word).or_insert(0) += 1;
-    }
-    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
-        for (w, n) in other {
-            *acc.entry(w).or_insert(0) += n;
-        }
-    }
-    fn extract(&self, acc: Self::Acc) -> Self::Output {
-        acc
-    }
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,13 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counting: Vec<_> = shards
         .outputs
         .into_iter()
-        .map(|shard| tokio::spawn(async move { shard.reduce(&WordCounts).await }))
+        .map(|shard| tokio::spawn(async move { shard.reduce(&CountBy::new()).await }))
         .collect();
-    let mut total = WordCounts.create();
+    let words = CountBy::new();
+    let mut total = words.create();
     for (i, task) in counting.into_iter().enumerate() {
         let counts = task.await??;
         println!("shard {i} counted {} distinct words", counts.len());
-        WordCounts.merge(&mut total, counts);
+        words.merge(&mut total, counts);
     }
     let top = TopK::by_key(5, |e: &(u64, String)| e.0)?;
     println!("top words:");

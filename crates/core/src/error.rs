@@ -150,6 +150,9 @@ pub enum CoreError {
     /// A health policy's thresholds were rejected.
     #[error("health policy rejected: {0}")]
     HealthPolicy(&'static str),
+    /// A value that must be a number was NaN.
+    #[error("{0} is NaN: it must be a number")]
+    NotANumber(&'static str),
     /// A backoff schedule or retry policy was rejected.
     #[error("retry schedule rejected: {0}")]
     Backoff(String),

@@ -76,7 +76,8 @@ pub mod time;
 
 pub use cause::{Cause, ResultExt};
 pub use combine::{
-    Buckets, Combine, Count, FloatSum, Histogram, HistogramAcc, Max, Min, Sum, TopK,
+    Buckets, Combine, Count, CountBy, Flatten, FloatSum, Histogram, HistogramAcc, Max, MergeBy,
+    Min, Score, Sum, TopK,
 };
 pub use composite::{CompositeKey, CompositeKeyBuilder};
 pub use error::{BoundsProblem, Classify, CoreError, ErrorClass};

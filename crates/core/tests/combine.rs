@@ -3,7 +3,7 @@
 //! sequential fold, and that output equals a naive oracle.
 
 use proptest::prelude::*;
-use weft_core::{Combine, Count, Histogram, Max, Min, Sum, TopK};
+use weft_core::{Combine, Count, CountBy, Flatten, Histogram, Max, MergeBy, Min, Score, Sum, TopK};
 
 /// A small deterministic generator so a proptest seed picks the tree shape.
 struct Mix(u64);
@@ -141,4 +141,66 @@ proptest! {
         prop_assert_eq!(min.extract(tree_fold(&min, xs.clone(), seed)), xs.iter().copied().min());
         prop_assert_eq!(max.extract(tree_fold(&max, xs.clone(), seed)), xs.iter().copied().max());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn count_by_key_is_independent_of_split_and_order(xs in prop::collection::vec(0u8..8, 0..200), seed: u64) {
+        let c = CountBy::new();
+        let tree = c.extract(tree_fold(&c, xs.clone(), seed));
+        prop_assert_eq!(&tree, &c.extract(c.fold(xs.clone())));
+        let mut oracle = std::collections::BTreeMap::new();
+        for x in xs {
+            *oracle.entry(x).or_insert(0u64) += 1;
+        }
+        prop_assert_eq!(tree, oracle);
+    }
+
+    #[test]
+    fn merge_by_key_combines_each_key_alike_whatever_the_order(
+        xs in prop::collection::vec((0u8..6, any::<u32>()), 0..150), seed: u64,
+    ) {
+        let c = MergeBy::new(Max::<u32>::new());
+        let tree = c.extract(tree_fold(&c, xs.clone(), seed));
+        prop_assert_eq!(&tree, &c.extract(c.fold(xs.clone())));
+        let mut oracle = std::collections::BTreeMap::new();
+        for (k, v) in xs {
+            let e = oracle.entry(k).or_insert(v);
+            *e = (*e).max(v);
+        }
+        let got: std::collections::BTreeMap<u8, u32> =
+            tree.into_iter().map(|(k, v)| (k, v.expect("every key has a value"))).collect();
+        prop_assert_eq!(got, oracle);
+    }
+
+    #[test]
+    fn top_k_by_float_score_over_flattened_lists_is_independent_of_split_and_order(
+        lists in prop::collection::vec(prop::collection::vec((-1e6f64..1e6, 0u16..50), 0..8), 0..30),
+        k in 1usize..10,
+        seed: u64,
+    ) {
+        let lists: Vec<Vec<(Score, u16)>> = lists
+            .into_iter()
+            .map(|l| l.into_iter().map(|(s, d)| (Score::new(s).unwrap(), d)).collect())
+            .collect();
+        let c = Flatten::new(TopK::by_key(k, |hit: &(Score, u16)| hit.0).unwrap());
+        let tree = c.extract(tree_fold(&c, lists.clone(), seed));
+        prop_assert_eq!(&tree, &c.extract(c.fold(lists.clone())));
+        let mut all: Vec<(Score, u16)> = lists.into_iter().flatten().collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.truncate(k);
+        prop_assert_eq!(tree, all);
+    }
+}
+
+#[test]
+fn scores_order_totally_and_refuse_nan() {
+    assert!(Score(-0.0) < Score(0.0));
+    assert!(Score(f64::NEG_INFINITY) < Score(-1e300));
+    assert!(Score(f64::INFINITY) < Score(f64::NAN));
+    assert!(Score::new(f64::NAN).is_err());
+    assert_eq!(Score::new(1.5).unwrap(), Score(1.5));
+    assert_eq!(serde_json::to_string(&Score(0.25)).unwrap(), "0.25");
 }

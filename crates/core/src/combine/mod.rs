@@ -6,18 +6,23 @@
 //! associative and commutative, work can be split anywhere and combined in
 //! any order: the scatter/gather root folds leaf answers as they arrive, and
 //! the flow reduce runs partial accumulators in parallel and merges them as a
-//! tree. Provided: [`Count`], [`Sum`], [`Histogram`], [`TopK`], [`Min`] and
-//! [`Max`].
+//! tree. Provided: [`Count`], [`Sum`], [`Histogram`], [`TopK`] (by any
+//! `Ord` key, [`Score`] for floats), [`Min`], [`Max`], per key
+//! ([`CountBy`], [`MergeBy`]) and over lists ([`Flatten`]).
 
+mod by_key;
 mod count;
 mod histogram;
 mod min_max;
+mod score;
 mod sum;
 mod top_k;
 
+pub use by_key::{CountBy, Flatten, MergeBy};
 pub use count::Count;
 pub use histogram::{Buckets, Histogram, HistogramAcc};
 pub use min_max::{Max, Min};
+pub use score::Score;
 pub use sum::{FloatSum, Sum};
 pub use top_k::TopK;
 
