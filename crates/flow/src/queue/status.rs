@@ -2,8 +2,21 @@
 
 use std::time::Duration;
 
-/// What a running queue reports.
-#[derive(Debug, Clone, PartialEq)]
+use serde::{Serialize, Serializer};
+
+fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(weft_core::time::micros(*d))
+}
+
+/// What a running queue reports; `serde::Serialize` for a status endpoint
+/// (`processing` as `processing_us`, whole microseconds).
+///
+/// ```
+/// let status = weft_flow::queue::Status::default();
+/// let json = serde_json::to_string(&status).unwrap();
+/// assert!(json.contains("\"processing_us\":0"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Status {
     /// The autoscaler's target parallelism.
     pub target: usize,
@@ -14,6 +27,7 @@ pub struct Status {
     /// Items waiting in the source at the last evaluation.
     pub backlog: usize,
     /// Mean processing time per attempt (moving average).
+    #[serde(rename = "processing_us", serialize_with = "micros")]
     pub processing: Duration,
     /// Items done (output or dead-lettered).
     pub done: u64,
