@@ -5,7 +5,7 @@
 //! `cargo run --example sharded_cache --features shard`
 
 use weft::shard::{BoundedLoad, LevelJump, Members, Modulo, Rendezvous};
-use weft::{ReplicaExt, ShardId, Sharder};
+use weft::{ReplicaExt, ShardExt, ShardId, Sharder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys: Vec<String> = (0..100_000).map(|i| format!("user-{i}")).collect();
@@ -13,10 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Grow from 3 to 4 cache shards: a moved key is a cache miss.
     let moved = |before: &dyn Sharder, after: &dyn Sharder| {
         keys.iter()
-            .filter(|k| {
-                before.shard_for_hash(weft::key_hash(*k))
-                    != after.shard_for_hash(weft::key_hash(*k))
-            })
+            .filter(|k| before.shard_for(k.as_str()) != after.shard_for(k.as_str()))
             .count() as f64
             / keys.len() as f64
     };

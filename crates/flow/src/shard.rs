@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use weft_core::{Health, ShardExt, ShardId, ShardKey, Sharder};
+use weft_core::{Health, ShardId, ShardKey, Sharder, key_hash};
 
 use crate::fanout::fan_out;
 use crate::{Flow, FlowError, MAX_OUTPUTS};
@@ -65,6 +65,31 @@ impl<T: Send + 'static> Flow<T> {
         K: ShardKey,
         F: Fn(&T) -> K + Send + 'static,
     {
+        self.shard_by_hash(sharder, move |item| key_hash(&key(item)), spill)
+    }
+
+    /// [`shard`](Flow::shard) with a key that borrows from the item: `hash`
+    /// returns the item's key hash, `weft_core::key_hash(&item.customer)`,
+    /// so no key is built or cloned per item. Routes exactly as `shard`
+    /// with the same key.
+    ///
+    /// # Backpressure
+    ///
+    /// As [`shard`](Flow::shard).
+    ///
+    /// # Errors
+    ///
+    /// As [`shard`](Flow::shard).
+    pub fn shard_by_hash<S, F>(
+        self,
+        sharder: S,
+        hash: F,
+        spill: bool,
+    ) -> Result<Shards<T>, FlowError>
+    where
+        S: Sharder + Send + Sync + 'static,
+        F: Fn(&T) -> u64 + Send + 'static,
+    {
         let count = sharder.shard_count();
         let n = sharder.id_bound();
         if count == 0 {
@@ -87,7 +112,7 @@ impl<T: Send + 'static> Flow<T> {
         let h = health.clone();
         let outputs = fan_out(self.stream, self.config, n, move |batch, buffers| {
             for item in batch {
-                let id = sharder.shard_for(&key(&item));
+                let id = sharder.shard_for_hash(hash(&item));
                 let mut target = id.index();
                 if target >= n {
                     return Err(FlowError::ShardOutOfBounds {

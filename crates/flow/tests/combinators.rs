@@ -401,3 +401,41 @@ async fn a_source_error_keeps_its_class_and_itself_through_the_flow() {
         assert!(std::error::Error::source(&err).is_some());
     }
 }
+
+#[tokio::test]
+async fn sharding_by_a_borrowed_key_routes_as_sharding_by_the_owned_key() {
+    #[derive(Debug, Clone, PartialEq)]
+    struct Order {
+        customer: String,
+        amount: u32,
+    }
+    let orders: Vec<Order> = (0..300u32)
+        .map(|i| Order {
+            customer: format!("customer-{}", i % 17),
+            amount: i,
+        })
+        .collect();
+    let by_owned = Flow::from_iter(orders.clone(), cfg(64, 16))
+        .shard(
+            LevelJump::new(4).unwrap(),
+            |o: &Order| o.customer.clone(),
+            false,
+        )
+        .unwrap();
+    // The key borrows from the item: no String built per item.
+    let by_borrowed = Flow::from_iter(orders, cfg(64, 16))
+        .shard_by_hash(
+            LevelJump::new(4).unwrap(),
+            |o: &Order| weft_core::key_hash(&o.customer),
+            false,
+        )
+        .unwrap();
+    // Every output of a stage is read at once.
+    let (a, b) = tokio::join!(
+        Flow::collect_all(by_owned.outputs),
+        Flow::collect_all(by_borrowed.outputs)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.iter().map(Vec::len).sum::<usize>(), 300);
+    assert_eq!(a, b, "the same items reach the same outputs, in order");
+}
