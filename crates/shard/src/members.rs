@@ -113,6 +113,58 @@ impl Members {
         Members::new(names.into_iter().map(Member::new).collect())
     }
 
+    /// These members and `member`, appended: every other member keeps its
+    /// id.
+    ///
+    /// # Errors
+    ///
+    /// As [`Members::new`]: a duplicate name, an empty name, a bad weight.
+    pub fn with(&self, member: Member) -> Result<Members, ShardError> {
+        let mut list = self.list.clone();
+        list.push(member);
+        Members::new(list)
+    }
+
+    /// These members without the one called `name`. The members after it
+    /// move down one id; placements built from names and weights (ring,
+    /// rendezvous, Maglev, ketama) still send every other member's keys to
+    /// that member, so map ids back to names with [`get`](Members::get)
+    /// (for ids that never move, use a member-set function with holes:
+    /// `Memento`).
+    ///
+    /// # Errors
+    ///
+    /// [`ShardError::UnknownMember`] for a name not in the set and
+    /// [`ShardError::LastMember`] for the only member left.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_shard::{Member, Members};
+    ///
+    /// let m: Members = "a,b,c".parse()?;
+    /// let grown = m.with(Member::weighted("d", 2.0))?;
+    /// assert_eq!(grown.id_of("c"), m.id_of("c"));
+    /// let shrunk = grown.without("b")?;
+    /// assert_eq!(shrunk.to_string(), "a,c,d=2");
+    /// assert!(shrunk.without("zz").is_err());
+    /// assert!("a".parse::<Members>()?.without("a").is_err());
+    /// # Ok::<(), weft_shard::ShardError>(())
+    /// ```
+    pub fn without(&self, name: &str) -> Result<Members, ShardError> {
+        let at = self
+            .list
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| ShardError::UnknownMember(name.to_string()))?;
+        if self.list.len() == 1 {
+            return Err(ShardError::LastMember(name.to_string()));
+        }
+        let mut list = self.list.clone();
+        list.remove(at);
+        Ok(Members { list })
+    }
+
     /// The number of members.
     pub fn len(&self) -> usize {
         self.list.len()

@@ -66,9 +66,13 @@ proptest! {
             weft_shard::Member::weighted(m.name.clone(), w)
         }).collect();
         let removed = gone.index(n);
-        let rest: Vec<_> = full.iter().enumerate().filter(|(i, _)| *i != removed).map(|(_, m)| m.clone()).collect();
-        let (big, small) = (Members::new(full.clone()).unwrap(), Members::new(rest).unwrap());
         let gone_name = &full[removed].name;
+        let big = Members::new(full.clone()).unwrap();
+        // `without` keeps every other member, in order.
+        let small = big.without(gone_name).unwrap();
+        prop_assert_eq!(small.len(), n - 1);
+        prop_assert!(small.id_of(gone_name).is_none());
+        prop_assert_eq!(small.with(full[removed].clone()).unwrap().len(), n);
         let keys = hashes(seed, 400);
         let pairs = [
             (owners(&Rendezvous::new(big.clone()), &big, &keys), owners(&Rendezvous::new(small.clone()), &small, &keys)),
