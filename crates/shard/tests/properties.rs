@@ -419,3 +419,25 @@ fn rings_and_tables_too_large_to_build_are_refused_before_allocating() {
     let err = weft_shard::compat::Ketama::new(half).unwrap_err();
     assert!(err.to_string().contains("whole numbers"), "{err}");
 }
+
+#[test]
+fn ketama_as_a_sharder_routes_every_hash_to_a_member_on_its_own_continuum() {
+    let members = named(7);
+    let ketama = weft_shard::compat::Ketama::new(members.clone()).unwrap();
+    let mut counts = [0usize; 7];
+    for h in hashes(11, 70_000) {
+        let id = ketama.shard_for_hash(h);
+        assert!(id.index() < ketama.shard_count());
+        counts[id.index()] += 1;
+    }
+    // 160 points a member: every member gets a fair share.
+    assert!(
+        counts.iter().all(|&c| (5_000..15_000).contains(&c)),
+        "{counts:?}"
+    );
+    assert_eq!(ketama.members(), &members);
+    // The byte-compatible path is unchanged: the inherent method hashes
+    // the key's bytes with libmemcached's own hash.
+    let by_bytes = ketama.shard_for(b"user-42");
+    assert!(by_bytes.index() < 7);
+}

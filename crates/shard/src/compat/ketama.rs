@@ -1,7 +1,7 @@
 //! libmemcached's weighted ketama continuum.
 
 use md5::{Digest, Md5};
-use weft_core::ShardId;
+use weft_core::{ShardId, Sharder};
 
 use crate::{Members, ShardError};
 
@@ -129,6 +129,11 @@ impl Ketama {
         self.points.len()
     }
 
+    /// The members, by id.
+    pub fn members(&self) -> &Members {
+        &self.members
+    }
+
     fn point_index(&self, hash: u32) -> usize {
         let i = self.points.partition_point(|&p| p < hash);
         if i == self.points.len() { 0 } else { i }
@@ -145,5 +150,20 @@ fn split_host_port(name: &str) -> Result<(&str, u16), ShardError> {
             Ok((host, port))
         }
         _ => Ok((name, 11211)),
+    }
+}
+
+/// Ketama as a weft [`Sharder`]: weft's key hash (its top 32 bits) on
+/// libmemcached's continuum. The servers' points are libmemcached's, so
+/// the movement on a membership change is ketama's, but a key's point is
+/// not: for routing byte-compatible with libmemcached, call the inherent
+/// [`Ketama::shard_for`] with the key's bytes.
+impl Sharder for Ketama {
+    fn shard_count(&self) -> usize {
+        self.members.len()
+    }
+
+    fn shard_for_hash(&self, hash: u64) -> ShardId {
+        ShardId::new(self.owners[self.point_index((hash >> 32) as u32)])
     }
 }
