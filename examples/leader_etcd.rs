@@ -1,6 +1,8 @@
-//! Leader election over a real etcd: three replicas campaign, the leader
-//! resigns, the next one takes over with a higher fencing token, and a
-//! write with the old token is rejected.
+//! Leader election over a real etcd, across two OS processes: replica a
+//! leads and writes the shared config with its fencing token, then its
+//! whole process stops (as in a long GC pause) past its lease; replica b
+//! takes over with a higher token and writes; a wakes up and tries its next
+//! write, which the fence kept in etcd rejects.
 //!
 //! Start an etcd first, in one command (Debian: `apt-get install etcd-server`):
 //!
@@ -9,62 +11,93 @@
 //! ```
 //!
 //! then `cargo run --example leader_etcd --features lease-etcd` (or set
-//! `WEFT_ETCD=http://host:port`).
+//! `WEFT_ETCD=http://host:port`). The example starts the two replicas as
+//! child processes of itself and prints what each saw.
 
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft::lease::{CasStore, Election, Fence, LeaseConfig, MemoryFence};
+use weft::lease::{CasFence, CasStore, Election, LeaseConfig, LeaseError};
 use weft::lease_etcd::EtcdStore;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let endpoint = std::env::var("WEFT_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".into());
-    let store: Arc<dyn CasStore> = match EtcdStore::connect(&[&endpoint], "weft-example/").await {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!(
-                "no etcd answers at {endpoint}: {e}\nstart one as the doc comment of examples/leader_etcd.rs shows"
-            );
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = run(store).await {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+const TTL: Duration = Duration::from_secs(2);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(name) = args
+        .iter()
+        .position(|a| a == "--replica")
+        .and_then(|i| args.get(i + 1))
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return Ok(runtime.block_on(replica(name))?);
     }
+    // The parent: a clean slate, then the two replicas as processes.
+    let me = std::env::current_exe()?;
+    let spawn = |name: &str| {
+        Command::new(&me)
+            .args(["--replica", name])
+            .stdout(Stdio::piped())
+            .spawn()
+    };
+    let a = spawn("a")?;
+    std::thread::sleep(Duration::from_millis(500)); // a campaigns first
+    let b = spawn("b")?;
+    for (name, child) in [("a", a), ("b", b)] {
+        let out = child.wait_with_output()?;
+        println!("--- replica {name} ({}) ---", out.status);
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(())
 }
 
-async fn run(store: Arc<dyn CasStore>) -> Result<(), weft::lease::LeaseError> {
-    let election = Election::new(
-        store,
-        "config-service",
-        LeaseConfig::new(Duration::from_secs(3)),
+/// One replica process.
+async fn replica(name: &str) -> Result<(), LeaseError> {
+    let endpoint = std::env::var("WEFT_ETCD").unwrap_or_else(|_| "http://127.0.0.1:2379".into());
+    let store: Arc<dyn CasStore> = Arc::new(
+        EtcdStore::connect_within(&[&endpoint], "weft-example/", Duration::from_secs(5)).await?,
     );
-    let fence = MemoryFence::new();
-    let first = election
-        .campaign(b"replica-1".to_vec(), Duration::from_secs(5))
+    let election = Election::new(store.clone(), "config-service", LeaseConfig::new(TTL));
+    // The resource's fence lives in etcd: both processes check the same
+    // record, atomically with the write.
+    let fence = CasFence::new(store, "weft-example/fences/", Duration::from_secs(3600));
+    let leader = election
+        .campaign(name.as_bytes().to_vec(), Duration::from_secs(30))
         .await?;
-    println!("replica-1 leads with token {}", first.token());
-    fence.check_and_advance("config", first.token()).await?;
-    let old = first.token();
-    let second = {
-        let election = election.clone();
-        tokio::spawn(async move {
-            election
-                .campaign(b"replica-2".to_vec(), Duration::from_secs(30))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    first.resign().await?;
-    println!("replica-1 resigned");
-    let second = second.await.expect("campaign task")?;
-    println!("replica-2 leads with token {}", second.token());
-    fence.check_and_advance("config", second.token()).await?;
-    match fence.check_and_advance("config", old).await {
-        Ok(()) => println!("a late write with replica-1's token was accepted (a bug)"),
-        Err(e) => println!("a late write with replica-1's token: {e}"),
+    let token = leader.token();
+    println!("{name} leads with token {token}");
+    fence
+        .write("config", token, format!("written by {name}").into_bytes())
+        .await?;
+    println!("{name} wrote the config with token {token}");
+    if name == "a" {
+        // The whole process stops, renewals included, for longer than the
+        // lease: a stop-the-world pause, not an await.
+        std::thread::sleep(TTL * 3);
+        println!(
+            "{name} wakes up; leader by its own account: {}",
+            leader.is_leader()
+        );
+        match fence
+            .write("config", token, b"late write by a".to_vec())
+            .await
+        {
+            Ok(()) => println!("{name}'s late write was ACCEPTED (this would be a bug)"),
+            Err(e) => println!("{name}'s late write was rejected: {e}"),
+        }
+    } else {
+        tokio::time::sleep(TTL * 3).await; // lead while a wakes up
+        leader.resign().await?;
+        println!("{name} resigned");
     }
-    second.resign().await
+    if let Some((high, value)) = fence.read("config").await? {
+        println!(
+            "{name} reads the config: {:?} at token {high}",
+            String::from_utf8_lossy(&value)
+        );
+    }
+    Ok(())
 }
