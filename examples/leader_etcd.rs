@@ -43,14 +43,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .stdout(Stdio::piped())
             .spawn()
     };
-    let a = spawn("a")?;
-    std::thread::sleep(Duration::from_millis(500)); // a campaigns first
+    // b starts once a leads, read from a's own output: no timed guess.
+    let mut a = spawn("a")?;
+    let mut a_out = std::io::BufReader::new(a.stdout.take().ok_or("no stdout")?);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut a_out, &mut first)?;
     let b = spawn("b")?;
-    for (name, child) in [("a", a), ("b", b)] {
-        let out = child.wait_with_output()?;
-        println!("--- replica {name} ({}) ---", out.status);
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut a_out, &mut rest)?;
+    println!("--- replica a ({}) ---\n{first}{rest}", a.wait()?);
+    let out = b.wait_with_output()?;
+    println!("--- replica b ({}) ---", out.status);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
@@ -75,7 +79,9 @@ async fn replica(name: &str) -> Result<(), LeaseError> {
     println!("{name} wrote the config with token {token}");
     if name == "a" {
         // The whole process stops, renewals included, for longer than the
-        // lease: a stop-the-world pause, not an await.
+        // lease: a stop-the-world pause (as a long GC or a frozen VM), on
+        // purpose a blocking sleep of the runtime's only thread, not an
+        // await.
         std::thread::sleep(TTL * 3);
         println!(
             "{name} wakes up; leader by its own account: {}",

@@ -69,7 +69,7 @@ where
 }
 
 #[cfg(feature = "tower")]
-pub use service::{Plain, ServiceError, ServiceLeaf, WithContext};
+pub use service::{Mode, Plain, ServiceError, ServiceLeaf, WithContext};
 
 #[cfg(feature = "tower")]
 mod service {
@@ -255,31 +255,42 @@ mod service {
         })
     }
 
-    impl<S, C, Req> Leaf<Req> for ServiceLeaf<S, C, Plain>
-    where
-        S: Service<Req> + Clone + Send + 'static,
-        S::Future: Send,
-        S::Response: Send + 'static,
-        S::Error: fmt::Display + Send + 'static,
-        Req: Send + 'static,
-        C: Fn(&S::Error) -> ErrorClass + Clone + Send + Sync + 'static,
-    {
-        type Response = S::Response;
-        type Error = ServiceError<S::Error>;
-        type Future = Call<S::Response, S::Error>;
+    /// What a [`ServiceLeaf`] sends its service: the request alone
+    /// ([`Plain`]) or with the call's context ([`WithContext`]).
+    pub trait Mode<Req>: sealed::Sealed {
+        /// The service's request type.
+        type Request: Send + 'static;
+        /// The service's request for `request` at `cx`.
+        fn request(request: Req, cx: LeafContext) -> Self::Request;
+    }
 
-        fn call(&self, request: Req, cx: LeafContext) -> Self::Future {
-            call(self.service_for(&cx), &self.classify, request, cx.replica)
+    mod sealed {
+        pub trait Sealed {}
+        impl Sealed for super::Plain {}
+        impl Sealed for super::WithContext {}
+    }
+
+    impl<Req: Send + 'static> Mode<Req> for Plain {
+        type Request = Req;
+        fn request(request: Req, _cx: LeafContext) -> Req {
+            request
         }
     }
 
-    impl<S, C, Req> Leaf<Req> for ServiceLeaf<S, C, WithContext>
+    impl<Req: Send + 'static> Mode<Req> for WithContext {
+        type Request = (Req, LeafContext);
+        fn request(request: Req, cx: LeafContext) -> (Req, LeafContext) {
+            (request, cx)
+        }
+    }
+
+    impl<S, C, M, Req> Leaf<Req> for ServiceLeaf<S, C, M>
     where
-        S: Service<(Req, LeafContext)> + Clone + Send + 'static,
+        M: Mode<Req>,
+        S: Service<M::Request> + Clone + Send + 'static,
         S::Future: Send,
         S::Response: Send + 'static,
         S::Error: fmt::Display + Send + 'static,
-        Req: Send + 'static,
         C: Fn(&S::Error) -> ErrorClass + Clone + Send + Sync + 'static,
     {
         type Response = S::Response;
@@ -287,12 +298,8 @@ mod service {
         type Future = Call<S::Response, S::Error>;
 
         fn call(&self, request: Req, cx: LeafContext) -> Self::Future {
-            call(
-                self.service_for(&cx),
-                &self.classify,
-                (request, cx),
-                cx.replica,
-            )
+            let request = M::request(request, cx);
+            call(self.service_for(&cx), &self.classify, request, cx.replica)
         }
     }
 }

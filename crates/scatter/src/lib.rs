@@ -82,7 +82,7 @@ pub use error::ScatterError;
 pub use hedging::Hedging;
 pub use leaf::{Leaf, LeafContext};
 #[cfg(feature = "tower")]
-pub use leaf::{Plain, ServiceError, ServiceLeaf, WithContext};
+pub use leaf::{Mode, Plain, ServiceError, ServiceLeaf, WithContext};
 pub use plan::Plan;
 pub use report::{Gathered, Report, ShardOutcome, ShardReport};
 pub use root::Scatter;

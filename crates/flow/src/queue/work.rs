@@ -160,50 +160,15 @@ where
                 let ewma = if old == 0 { us } else { (old * 7 + us) / 8 };
                 self.processing_ewma_us.store(ewma, Ordering::Relaxed);
             }
-            let Some(result) = result else {
-                // Timed out: a transient failure.
-                if let Some(wait) = self.retry.next(attempt, id) {
-                    tokio::select! {
-                        biased;
-                        () = self.cancel.cancelled() => {
-                            self.source.nack(item).await;
-                            return false;
-                        }
-                        () = tokio::time::sleep(wait) => continue,
-                    }
-                }
-                let timeout = self.attempt_timeout.unwrap_or_default();
-                return self
-                    .commit(&self.dead, item, None, |item| DeadLetter {
-                        item,
-                        error: format!("attempt timed out after {timeout:?}"),
-                        class: ErrorClass::Transient,
-                        attempts: attempt,
-                        retries_exhausted: true,
-                    })
-                    .await;
-            };
-            let failure = match result {
-                Ok(Ok(output)) => {
+            // A failure: its message and class, whatever ended the attempt.
+            let (error, class) = match result {
+                Some(Ok(Ok(output))) => {
                     return self
                         .commit(&self.output, item, Some(out), |item| (item.id, output))
                         .await;
                 }
-                Ok(Err(e))
-                    if e.is_transient()
-                        && let Some(wait) = self.retry.next(attempt, id) =>
-                {
-                    tokio::select! {
-                        biased;
-                        () = self.cancel.cancelled() => {
-                            self.source.nack(item).await;
-                            return false;
-                        }
-                        () = tokio::time::sleep(wait) => continue,
-                    }
-                }
-                Ok(Err(e)) => (e.to_string(), e.class()),
-                Err(panic) => {
+                Some(Ok(Err(e))) => (e.to_string(), e.class()),
+                Some(Err(panic)) => {
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
@@ -211,8 +176,26 @@ where
                         .unwrap_or_else(|| "worker panicked".into());
                     (format!("worker panicked: {what}"), ErrorClass::Permanent)
                 }
+                None => {
+                    let timeout = self.attempt_timeout.unwrap_or_default();
+                    (
+                        format!("attempt timed out after {timeout:?}"),
+                        ErrorClass::Transient,
+                    )
+                }
             };
-            let (error, class) = failure;
+            if class == ErrorClass::Transient
+                && let Some(wait) = self.retry.next(attempt, id)
+            {
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => {
+                        self.source.nack(item).await;
+                        return false;
+                    }
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
             return self
                 .commit(&self.dead, item, None, |item| DeadLetter {
                     item,
