@@ -112,6 +112,34 @@ pub enum ShardError {
     /// Removing the only member left.
     #[error("member {0:?} is the last one: a set cannot be empty")]
     LastMember(String),
+    /// Removing a member other than the last from a numbered function.
+    #[error(
+        "member {member:?} is not the last one: {function} places by position and can only remove its last member (Memento removes any)"
+    )]
+    RemovalNotSupported {
+        /// The member.
+        member: String,
+        /// The function.
+        function: &'static str,
+    },
+    /// A weight other than 1 for a function without weights.
+    #[error("member {member:?} has weight {weight}: {function} has no weights (every member is 1)")]
+    WeightsNotSupported {
+        /// The member.
+        member: String,
+        /// The weight given.
+        weight: f64,
+        /// The function.
+        function: &'static str,
+    },
+    /// Serialised member-set state that no sequence of changes could make.
+    #[error("bad {function} member-set state: {reason}")]
+    BadState {
+        /// The function the state was loaded for.
+        function: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A release for a shard that holds no load.
     #[error("shard {0} holds no load to release")]
     NothingToRelease(weft_core::ShardId),

@@ -37,6 +37,11 @@
 //! | [`Maglev`] | O(1) | table of M | near-minimal | any | yes |
 //! | [`BoundedLoad`] | ring walk | loads | (assigner) | any | yes |
 //!
+//! [`Named`] puts names on any function built from a member list (every
+//! one above but [`Memento`], which has its own, and [`BoundedLoad`]):
+//! add and remove by name, ids that stay with names, serde. Numbered
+//! functions under it still remove only their last member.
+//!
 //! `docs/sharding.md` has the measured numbers. Every function implements
 //! [`weft_core::Sharder`], hashes keys through [`weft_core::key_hash`], and
 //! is a pure function of its membership (except [`BoundedLoad`], which
@@ -62,6 +67,7 @@ mod members;
 mod memento;
 mod mix;
 mod modulo;
+mod named;
 mod rendezvous;
 mod ring;
 
@@ -73,6 +79,7 @@ pub use maglev::Maglev;
 pub use members::{Member, Members};
 pub use memento::{Memento, MementoState};
 pub use modulo::Modulo;
+pub use named::{Named, NamedState, Placement, Removal};
 pub use rendezvous::Rendezvous;
 pub use ring::Ring;
 

@@ -40,6 +40,18 @@ impl Member {
     }
 }
 
+impl From<&str> for Member {
+    fn from(name: &str) -> Self {
+        Member::new(name)
+    }
+}
+
+impl From<String> for Member {
+    fn from(name: String) -> Self {
+        Member::new(name)
+    }
+}
+
 /// A validated member list: non-empty, unique non-empty names, finite
 /// positive weights.
 ///

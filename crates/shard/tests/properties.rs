@@ -441,3 +441,96 @@ fn ketama_as_a_sharder_routes_every_hash_to_a_member_on_its_own_continuum() {
     let by_bytes = ketama.shard_for(b"user-42");
     assert!(by_bytes.index() < 7);
 }
+
+/// One membership change in a random sequence: remove the member at this
+/// index (modulo the count), or add a fresh one.
+#[derive(Debug, Clone)]
+enum Change {
+    Remove(usize),
+    Add,
+}
+
+fn changes() -> impl Strategy<Value = Vec<Change>> {
+    proptest::collection::vec(
+        prop_oneof![any::<usize>().prop_map(Change::Remove), Just(Change::Add)],
+        1..20,
+    )
+}
+
+/// Applies `changes` to a named set and checks after each one that every
+/// key that moved either left the removed member or went to the added one,
+/// that ids stay with names, and that the set routes by name exactly like
+/// the function built directly over the present members.
+fn named_changes_move_only_the_changed_members_keys<P>(changes: &[Change], seed: u64)
+where
+    P: weft_shard::Placement,
+{
+    use weft_shard::{Member, Named};
+    let keys = hashes(seed, 400);
+    let mut set = Named::<P>::new(named(5)).unwrap();
+    let mut fresh = 5;
+    let names_of = |set: &Named<P>| -> Vec<String> {
+        keys.iter()
+            .map(|&h| set.name(set.shard_for_hash(h)).unwrap().to_string())
+            .collect()
+    };
+    for change in changes {
+        let before = names_of(&set);
+        let ids: Vec<(String, ShardId)> = set.iter().map(|(id, m)| (m.name.clone(), id)).collect();
+        let (gone, came) = match change {
+            Change::Remove(i) => {
+                if set.len() == 1 {
+                    continue;
+                }
+                let name = set
+                    .members()
+                    .iter()
+                    .nth(i % set.len())
+                    .unwrap()
+                    .name
+                    .clone();
+                set.remove(&name).unwrap();
+                (Some(name), None)
+            }
+            Change::Add => {
+                let name = format!("node-{fresh}");
+                fresh += 1;
+                set.add(Member::new(name.clone())).unwrap();
+                (None, Some(name))
+            }
+        };
+        let after = names_of(&set);
+        for (b, a) in before.iter().zip(&after) {
+            assert!(
+                b == a || Some(b) == gone.as_ref() || Some(a) == came.as_ref(),
+                "a key moved from {b} to {a} on {change:?}"
+            );
+        }
+        for (name, id) in ids {
+            if Some(&name) != gone.as_ref() {
+                assert_eq!(set.id_of(&name), Some(id), "{name} changed id");
+            }
+        }
+        let direct = P::place(set.members(), set.settings()).unwrap();
+        assert_eq!(owners(&direct, set.members(), &keys), after);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn named_rings_move_only_the_changed_members_keys(changes in changes(), seed: u64) {
+        named_changes_move_only_the_changed_members_keys::<Ring>(&changes, seed);
+    }
+
+    #[test]
+    fn named_rendezvous_moves_only_the_changed_members_keys(changes in changes(), seed: u64) {
+        named_changes_move_only_the_changed_members_keys::<Rendezvous>(&changes, seed);
+    }
+
+    #[test]
+    fn named_ketama_moves_only_the_changed_members_keys(changes in changes(), seed: u64) {
+        named_changes_move_only_the_changed_members_keys::<weft_shard::compat::Ketama>(&changes, seed);
+    }
+}
