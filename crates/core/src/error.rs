@@ -153,6 +153,14 @@ pub enum CoreError {
     /// A value that must be a number was NaN.
     #[error("{0} is NaN: it must be a number")]
     NotANumber(&'static str),
+    /// A duration's text that could not be read.
+    #[error("cannot read duration {input:?}: {reason}")]
+    BadDuration {
+        /// The text.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A backoff schedule or retry policy was rejected.
     #[error("retry schedule rejected: {0}")]
     Backoff(String),

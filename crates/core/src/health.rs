@@ -59,7 +59,11 @@ impl Health {
 }
 
 /// The thresholds of a [`HealthTracker`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// With serde: `{"suspect_after": 1, "down_after": 3, "recover_after": 2}`,
+/// validated as [`HealthPolicy::new`] validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "HealthSpec")]
 pub struct HealthPolicy {
     suspect_after: u32,
     down_after: u32,
@@ -108,6 +112,21 @@ impl HealthPolicy {
     /// Consecutive successes that make a member healthy again.
     pub fn recover_after(&self) -> u32 {
         self.recover_after
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthSpec {
+    suspect_after: u32,
+    down_after: u32,
+    recover_after: u32,
+}
+
+impl TryFrom<HealthSpec> for HealthPolicy {
+    type Error = CoreError;
+    fn try_from(s: HealthSpec) -> Result<HealthPolicy, CoreError> {
+        HealthPolicy::new(s.suspect_after, s.down_after, s.recover_after)
     }
 }
 
@@ -223,6 +242,31 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_round_trip_through_serde_and_bad_ones_are_refused() {
+        let p = HealthPolicy::new(2, 5, 3).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            r#"{"suspect_after":2,"down_after":5,"recover_after":3}"#
+        );
+        assert_eq!(serde_json::from_str::<HealthPolicy>(&json).unwrap(), p);
+        let refused = |json: &str| {
+            serde_json::from_str::<HealthPolicy>(json)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            refused(r#"{"suspect_after":0,"down_after":5,"recover_after":3}"#)
+                .contains("at least 1")
+        );
+        assert!(
+            refused(r#"{"suspect_after":4,"down_after":2,"recover_after":3}"#)
+                .contains("down_after")
+        );
+        assert!(refused(r#"{"suspect_after":1,"down_after":2}"#).contains("recover_after"));
+    }
 
     #[test]
     fn a_success_resets_the_failure_count() {

@@ -65,6 +65,7 @@ mod cause;
 mod clients;
 mod combine;
 mod composite;
+pub mod duration;
 mod error;
 mod hash;
 mod health;

@@ -27,6 +27,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::CoreError;
 use crate::mix::{GAMMA, mix64, unit};
 use crate::time::capped;
@@ -36,7 +38,12 @@ use crate::time::capped;
 ///
 /// Waits are [capped](crate::time::capped) before the jitter is applied, so
 /// any `Duration`, `Duration::MAX` included, is a valid base or cap.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// With serde it reads and writes `{"base": "10ms", "max": "1s", "jitter":
+/// 0.5}` (a schedule grows when `max` is above `base`; `max` defaults to
+/// `base` and `jitter` to 0), validated as the constructors validate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "BackoffSpec", into = "BackoffSpec")]
 pub struct Backoff {
     base: Duration,
     max: Duration,
@@ -82,7 +89,8 @@ impl Backoff {
         Ok(Backoff {
             base,
             max,
-            growing: true,
+            // Doubling capped at the base is the constant schedule.
+            growing: base < max,
             jitter: 0.0,
         })
     }
@@ -158,7 +166,11 @@ impl Backoff {
 /// assert_eq!(policy.next(2, 0), None);
 /// # Ok::<(), weft_core::CoreError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// With serde: `{"max_attempts": 5, "backoff": {...}}`, validated as
+/// [`RetryPolicy::new`] validates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RetrySpec")]
 pub struct RetryPolicy {
     max_attempts: u32,
     backoff: Backoff,
@@ -237,10 +249,110 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The file form of a [`Backoff`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackoffSpec {
+    #[serde(with = "crate::duration")]
+    base: Duration,
+    #[serde(with = "crate::duration::option", default)]
+    max: Option<Duration>,
+    #[serde(default)]
+    jitter: f64,
+}
+
+impl TryFrom<BackoffSpec> for Backoff {
+    type Error = CoreError;
+    fn try_from(spec: BackoffSpec) -> Result<Backoff, CoreError> {
+        let max = spec.max.unwrap_or(spec.base);
+        let backoff = if max == spec.base {
+            Backoff::constant(spec.base)
+        } else {
+            Backoff::exponential(spec.base, max)?
+        };
+        backoff.with_jitter(spec.jitter)
+    }
+}
+
+impl From<Backoff> for BackoffSpec {
+    fn from(b: Backoff) -> BackoffSpec {
+        BackoffSpec {
+            base: b.base,
+            max: Some(b.max),
+            jitter: b.jitter,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrySpec {
+    max_attempts: u32,
+    #[serde(default = "no_backoff")]
+    backoff: Backoff,
+}
+
+fn no_backoff() -> Backoff {
+    Backoff::NONE
+}
+
+impl TryFrom<RetrySpec> for RetryPolicy {
+    type Error = CoreError;
+    fn try_from(spec: RetrySpec) -> Result<RetryPolicy, CoreError> {
+        RetryPolicy::new(spec.max_attempts, spec.backoff)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn schedules_and_policies_round_trip_through_serde_and_bad_ones_are_refused() {
+        let ms = Duration::from_millis;
+        let policies = [
+            RetryPolicy::ONCE,
+            RetryPolicy::exponential(5, ms(10), Duration::from_secs(1)).unwrap(),
+            RetryPolicy::new(3, Backoff::constant(ms(30)).with_jitter(0.25).unwrap()).unwrap(),
+            RetryPolicy::new(
+                u32::MAX,
+                Backoff::exponential(ms(1), Duration::MAX).unwrap(),
+            )
+            .unwrap(),
+            RetryPolicy::new(2, Backoff::exponential(ms(7), ms(7)).unwrap()).unwrap(),
+        ];
+        for p in policies {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(
+                serde_json::from_str::<RetryPolicy>(&json).unwrap(),
+                p,
+                "{json}"
+            );
+        }
+        let p: RetryPolicy = serde_json::from_str(
+            r#"{"max_attempts":4,"backoff":{"base":"10ms","max":"1s","jitter":0.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            RetryPolicy::exponential(4, ms(10), Duration::from_secs(1)).unwrap()
+        );
+        let once: RetryPolicy = serde_json::from_str(r#"{"max_attempts":1}"#).unwrap();
+        assert_eq!(once, RetryPolicy::ONCE);
+        let refused = |json: &str| {
+            serde_json::from_str::<RetryPolicy>(json)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(r#"{"max_attempts":0}"#).contains("max attempts is 0"));
+        let b = |backoff: &str| refused(&format!(r#"{{"max_attempts":2,"backoff":{backoff}}}"#));
+        assert!(b(r#"{"base":"1s","max":"10ms"}"#).contains("above its cap"));
+        assert!(b(r#"{"base":"0s","max":"10ms"}"#).contains("base is zero"));
+        assert!(b(r#"{"base":"1s","jitter":1.5}"#).contains("jitter 1.5"));
+        assert!(b(r#"{"base":"1s","jiter":0.5}"#).contains("unknown field"));
+        assert!(b(r#"{"base":"1"}"#).contains("no unit"));
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -7,7 +7,11 @@ use crate::FlowError;
 use crate::edge::{EdgeRx, EdgeTx, Msg, Probe, edge};
 
 /// Buffer and batch sizes of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// With serde: `{"capacity": 1024, "batch": 512}`, either optional (the
+/// default's), validated as [`FlowConfig::new`] validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "FlowConfigFile", into = "FlowConfigFile")]
 pub struct FlowConfig {
     pub(crate) capacity: usize,
     pub(crate) batch: usize,
@@ -59,6 +63,31 @@ impl FlowConfig {
     /// The batch size.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlowConfigFile {
+    capacity: Option<usize>,
+    batch: Option<usize>,
+}
+
+/// The file form of a [`FlowConfig`].
+impl TryFrom<FlowConfigFile> for FlowConfig {
+    type Error = FlowError;
+    fn try_from(f: FlowConfigFile) -> Result<FlowConfig, FlowError> {
+        let d = FlowConfig::default();
+        FlowConfig::new(f.capacity.unwrap_or(d.capacity), f.batch.unwrap_or(d.batch))
+    }
+}
+
+impl From<FlowConfig> for FlowConfigFile {
+    fn from(c: FlowConfig) -> FlowConfigFile {
+        FlowConfigFile {
+            capacity: Some(c.capacity),
+            batch: Some(c.batch),
+        }
     }
 }
 

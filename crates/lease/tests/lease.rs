@@ -866,3 +866,45 @@ async fn a_try_acquire_whose_create_applies_late_is_not_left_for_a_ttl() {
         inner.get("k").await.unwrap().unwrap().version
     );
 }
+
+#[test]
+fn a_lease_config_round_trips_through_serde_and_a_bad_file_is_refused_by_setting() {
+    let config = LeaseConfig::new(secs(10.0))
+        .renew_every(secs(2.0))
+        .jitter(0.2)
+        .drift(0.02)
+        .margin(Duration::from_millis(500))
+        .op_timeout(secs(1.0))
+        .release_timeout(Duration::MAX)
+        .stop_timeout(secs(3.0));
+    let json = serde_json::to_string(&config).unwrap();
+    assert_eq!(
+        json,
+        r#"{"ttl":"10s","renew_every":"2s","jitter":0.2,"drift":0.02,"margin":"500ms","op_timeout":"1s","release_timeout":"forever","stop_timeout":"3s"}"#
+    );
+    let back: LeaseConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    let minimal: LeaseConfig = serde_json::from_str(r#"{"ttl":"3s"}"#).unwrap();
+    assert_eq!(
+        serde_json::to_string(&minimal).unwrap(),
+        serde_json::to_string(&LeaseConfig::new(secs(3.0))).unwrap()
+    );
+    let cases = [
+        (r#"{}"#, "ttl"),
+        (r#"{"ttl":"0s"}"#, "TTL"),
+        (r#"{"ttl":"3"}"#, "no unit"),
+        (r#"{"ttl":"3s","renew_every":"3s"}"#, "renewal interval"),
+        (r#"{"ttl":"3s","margin":"2s"}"#, "safe period"),
+        (r#"{"ttl":"3s","jitter":1.0}"#, "jitter"),
+        (r#"{"ttl":"3s","drift":-0.1}"#, "drift"),
+        (r#"{"ttl":"3s","op_timeout":"0s"}"#, "operation timeout"),
+        (r#"{"ttl":"3s","release_timeout":"0s"}"#, "release timeout"),
+        (r#"{"ttl":"3s","clock":"system"}"#, "unknown field"),
+    ];
+    for (json, names) in cases {
+        let err = serde_json::from_str::<LeaseConfig>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(names), "{json}: {err}");
+    }
+}

@@ -86,7 +86,11 @@ impl Budget {
 ///     .retry_budget(RetryBudget::new(0.1).burst(50));
 /// # let _ = config;
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// With serde: `{"ratio": 0.1, "burst": 50, "warm": true}`, each optional
+/// (`burst: null` sizes it to the topology).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "crate::config_serde::RetryBudgetFile")]
 pub struct RetryBudget {
     pub(crate) ratio: f64,
     pub(crate) burst: Option<u64>,

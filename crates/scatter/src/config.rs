@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use weft_core::{Backoff, HealthPolicy, RetryPolicy};
 
 use crate::{Hedging, RetryBudget, ScatterError, Topology};
@@ -11,7 +12,11 @@ use crate::{Hedging, RetryBudget, ScatterError, Topology};
 pub const MAX_ATTEMPTS: usize = 8;
 
 /// When a call has gathered enough.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// With serde: `"all"`, `{"first_k": 3}`, `{"fraction": 0.9}`,
+/// `{"quorum": 2}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Gather {
     /// Every shard asked must answer (or fail, or time out at the deadline).
     All,
@@ -40,9 +45,33 @@ pub enum Gather {
 ///     .max_extra_load(0.03);
 /// # let _ = config;
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// # As data
+///
+/// With serde, every setting by its builder's name, durations as text
+/// (`"250ms"`, `"forever"`); a file needs only `deadline`, the rest take
+/// the defaults above, and reading it checks everything that does not
+/// depend on a topology ([`crate::Scatter::new`] checks the rest):
+///
+/// ```
+/// # use weft_scatter::ScatterConfig;
+/// let config: ScatterConfig = serde_json::from_str(r#"{
+///     "deadline": "50ms",
+///     "attempt_timeout": "20ms",
+///     "gather": {"fraction": 0.9},
+///     "hedging": {"percentile": 99.0, "floor": "1ms"},
+///     "retry": {"max_attempts": 3, "backoff": {"base": "1ms", "max": "8ms"}},
+///     "retry_budget": {"ratio": 0.1, "burst": 20}
+/// }"#)?;
+/// assert!(serde_json::from_str::<ScatterConfig>(r#"{"deadline": "0s"}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "crate::config_serde::ScatterFile")]
 pub struct ScatterConfig {
+    #[serde(with = "weft_core::duration")]
     pub(crate) deadline: Duration,
+    #[serde(with = "weft_core::duration::option")]
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) gather: Gather,
     pub(crate) hedging: Hedging,
@@ -52,6 +81,7 @@ pub struct ScatterConfig {
     pub(crate) budget_window: u64,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) health: HealthPolicy,
+    #[serde(with = "weft_core::duration")]
     pub(crate) probation: Duration,
     pub(crate) seed: u64,
 }
@@ -161,6 +191,31 @@ impl ScatterConfig {
     }
 
     pub(crate) fn validate(&self, topology: &Topology) -> Result<(), ScatterError> {
+        self.check()?;
+        match self.gather {
+            Gather::FirstK(k) if k == 0 || k > topology.shard_count() => {
+                return Err(ScatterError::BadK {
+                    k,
+                    shards: topology.shard_count(),
+                });
+            }
+            Gather::Quorum(q) => {
+                for i in 0..topology.shard_count() {
+                    let shard = weft_core::ShardId::new(i as u32);
+                    let replicas = topology.replicas_of(shard).len();
+                    if q == 0 || q > replicas {
+                        return Err(ScatterError::BadQuorum { q, shard, replicas });
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The checks that do not depend on a topology: what a configuration
+    /// read from a file must pass.
+    pub(crate) fn check(&self) -> Result<(), ScatterError> {
         if self.deadline.is_zero() {
             return Err(ScatterError::ZeroDuration("deadline"));
         }
@@ -196,12 +251,6 @@ impl ScatterConfig {
             });
         }
         match self.gather {
-            Gather::FirstK(k) if k == 0 || k > topology.shard_count() => {
-                return Err(ScatterError::BadK {
-                    k,
-                    shards: topology.shard_count(),
-                });
-            }
             Gather::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
                 return Err(ScatterError::BadFraction(f));
             }
@@ -211,15 +260,6 @@ impl ScatterConfig {
                     got: q,
                     max: MAX_ATTEMPTS,
                 });
-            }
-            Gather::Quorum(q) => {
-                for i in 0..topology.shard_count() {
-                    let shard = weft_core::ShardId::new(i as u32);
-                    let replicas = topology.replicas_of(shard).len();
-                    if q == 0 || q > replicas {
-                        return Err(ScatterError::BadQuorum { q, shard, replicas });
-                    }
-                }
             }
             _ => {}
         }

@@ -32,12 +32,21 @@ use crate::latency::LatencyWindow;
 /// let plain = ScatterConfig::new(ms(500)).hedging(Hedging::off());
 /// # let _ = (config, plain);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// With serde: `{"enabled": true, "percentile": 99.0, "floor": "100us",
+/// "ceiling": "1s", "fallback": "10ms", "min_samples": 200, "window":
+/// 10000}`, each optional (the defaults of [`Hedging::adaptive`];
+/// `percentile: null` is the budget's), validated on the way in.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "crate::config_serde::HedgingFile")]
 pub struct Hedging {
     pub(crate) enabled: bool,
     pub(crate) percentile: Option<f64>,
+    #[serde(with = "weft_core::duration")]
     pub(crate) floor: Duration,
+    #[serde(with = "weft_core::duration")]
     pub(crate) ceiling: Duration,
+    #[serde(with = "weft_core::duration")]
     pub(crate) fallback: Duration,
     pub(crate) min_samples: u64,
     pub(crate) window: u64,

@@ -66,6 +66,7 @@
 mod budget;
 mod call;
 mod config;
+mod config_serde;
 mod error;
 mod hedging;
 mod latency;

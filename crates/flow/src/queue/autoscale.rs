@@ -15,6 +15,16 @@ pub struct Load {
     pub backlog: usize,
 }
 
+/// An autoscaler's settings, as its file form writes them.
+pub(super) struct AutoscalerParts {
+    pub(super) min: usize,
+    pub(super) max: usize,
+    pub(super) utilisation: f64,
+    pub(super) patience: u32,
+    pub(super) drain_within: Duration,
+    pub(super) start: usize,
+}
+
 /// Parallelism from arrival rate and processing time:
 /// `ceil(arrival rate × processing time ÷ target utilisation)`, within
 /// bounds, changed only when `patience` evaluations in a row want it
@@ -24,7 +34,14 @@ pub struct Load {
 /// A backlog counts as extra arrivals: `backlog ÷ drain_within` items per
 /// second (default: within 10 s), so a queue that starts on a pile of work
 /// grows to clear it, then shrinks to what the steady arrivals need.
-#[derive(Debug, Clone)]
+///
+/// With serde: `{"min": 1, "max": 16, "utilisation": 0.8, "patience": 2,
+/// "drain_within": "10s", "start": 4}`, only `min` and `max` required.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(
+    try_from = "super::config_serde::AutoscalerFile",
+    into = "super::config_serde::AutoscalerFile"
+)]
 pub struct Autoscaler {
     min: usize,
     max: usize,
@@ -120,6 +137,22 @@ impl Autoscaler {
         }
         self.drain_within = within;
         Ok(self)
+    }
+
+    /// The most workers.
+    pub fn max_workers(&self) -> usize {
+        self.max
+    }
+
+    pub(super) fn parts(&self) -> AutoscalerParts {
+        AutoscalerParts {
+            min: self.min,
+            max: self.max,
+            utilisation: self.utilisation,
+            patience: self.patience,
+            drain_within: self.drain_within,
+            start: self.current,
+        }
     }
 
     /// The parallelism a load calls for, before hysteresis.

@@ -9,13 +9,38 @@ use super::{Autoscaler, RetryPolicy};
 use crate::{FlowConfig, FlowError};
 
 /// A queue's settings.
-#[derive(Debug, Clone)]
+///
+/// # As data
+///
+/// With serde, every setting by its builder's name, durations as text; a
+/// file needs only `autoscaler` (`min` and `max` workers; `utilisation`
+/// 0.8, `patience` 2, `drain_within` 10 s and `start` = `min` unless
+/// given), `max_in_flight` defaults to the maximum workers, the rest to
+/// the defaults of [`QueueConfig::new`]. Reading checks every setting as
+/// the builders do.
+///
+/// ```
+/// # use weft_flow::queue::QueueConfig;
+/// let fixed: QueueConfig = serde_json::from_str(r#"{
+///     "autoscaler": {"min": 16, "max": 16},
+///     "retry": {"max_attempts": 3, "backoff": {"base": "10ms", "max": "1s", "jitter": 0.5}},
+///     "attempt_timeout": "30s"
+/// }"#)?;
+/// let bad = serde_json::from_str::<QueueConfig>(r#"{"autoscaler": {"min": 4, "max": 2}}"#);
+/// assert!(bad.unwrap_err().to_string().contains("min workers"));
+/// # let _ = fixed;
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "super::config_serde::QueueFile")]
 pub struct QueueConfig {
     pub(super) autoscaler: Autoscaler,
     pub(super) max_in_flight: usize,
     pub(super) retry: RetryPolicy,
+    #[serde(with = "weft_core::duration")]
     pub(super) evaluate_every: Duration,
     pub(super) output: FlowConfig,
+    #[serde(with = "weft_core::duration::option")]
     pub(super) attempt_timeout: Option<Duration>,
 }
 

@@ -3,6 +3,7 @@
 
 mod autoscale;
 mod config;
+mod config_serde;
 mod dead_letter;
 mod done;
 mod handle;

@@ -4,22 +4,90 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use weft_core::Backoff;
 
 use crate::{CasStore, LeaseClock, LeaseError, SystemClock};
 
 /// How a lease is timed.
-#[derive(Debug, Clone)]
+///
+/// # As data
+///
+/// With serde, every setting by its builder's name, durations as text; a
+/// file needs only `ttl`, the rest take the defaults of
+/// [`LeaseConfig::new`] (`null` for a derived one: the renewal interval,
+/// margin and operation timeout). The clock is not data: a configuration
+/// read from a file uses [`SystemClock`]. Reading checks every setting
+/// against the others; [`validate`](LeaseConfig::validate) (which every
+/// lease calls) adds the store's limits.
+///
+/// ```
+/// # use weft_lease::LeaseConfig;
+/// let config: LeaseConfig = serde_json::from_str(
+///     r#"{"ttl": "10s", "renew_every": "2s", "drift": 0.02}"#,
+/// )?;
+/// assert_eq!(config.ttl(), std::time::Duration::from_secs(10));
+/// let err = serde_json::from_str::<LeaseConfig>(r#"{"ttl": "10s", "renew_every": "10s"}"#);
+/// assert!(err.unwrap_err().to_string().contains("renewal interval"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "LeaseFile")]
 pub struct LeaseConfig {
+    #[serde(with = "weft_core::duration")]
     pub(super) ttl: Duration,
+    #[serde(with = "weft_core::duration::option")]
     pub(super) renew_every: Option<Duration>,
     pub(super) jitter: f64,
     pub(super) drift: f64,
+    #[serde(with = "weft_core::duration::option")]
     pub(super) margin: Option<Duration>,
+    #[serde(with = "weft_core::duration::option")]
     pub(super) op_timeout: Option<Duration>,
+    #[serde(with = "weft_core::duration")]
     pub(super) release_timeout: Duration,
+    #[serde(with = "weft_core::duration")]
     pub(super) stop_timeout: Duration,
+    #[serde(skip)]
     pub(super) clock: Arc<dyn LeaseClock>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaseFile {
+    #[serde(with = "weft_core::duration")]
+    ttl: Duration,
+    #[serde(with = "weft_core::duration::option", default)]
+    renew_every: Option<Duration>,
+    jitter: Option<f64>,
+    drift: Option<f64>,
+    #[serde(with = "weft_core::duration::option", default)]
+    margin: Option<Duration>,
+    #[serde(with = "weft_core::duration::option", default)]
+    op_timeout: Option<Duration>,
+    #[serde(with = "weft_core::duration::option", default)]
+    release_timeout: Option<Duration>,
+    #[serde(with = "weft_core::duration::option", default)]
+    stop_timeout: Option<Duration>,
+}
+
+impl TryFrom<LeaseFile> for LeaseConfig {
+    type Error = LeaseError;
+    fn try_from(f: LeaseFile) -> Result<LeaseConfig, LeaseError> {
+        let d = LeaseConfig::new(f.ttl);
+        let config = LeaseConfig {
+            renew_every: f.renew_every,
+            jitter: f.jitter.unwrap_or(d.jitter),
+            drift: f.drift.unwrap_or(d.drift),
+            margin: f.margin,
+            op_timeout: f.op_timeout,
+            release_timeout: f.release_timeout.unwrap_or(d.release_timeout),
+            stop_timeout: f.stop_timeout.unwrap_or(d.stop_timeout),
+            ..d
+        };
+        config.check()?;
+        Ok(config)
+    }
 }
 
 impl LeaseConfig {
@@ -134,14 +202,20 @@ impl LeaseConfig {
     /// cannot honour; [`LeaseError::Invalid`] naming any other setting, its
     /// value and what it must be.
     pub fn validate(&self, store: &dyn CasStore) -> Result<(), LeaseError> {
+        self.check()?;
+        store.limits().check("k", None, Some(self.ttl))?;
+        Ok(())
+    }
+
+    /// The checks that do not depend on a store: what a configuration read
+    /// from a file must pass.
+    fn check(&self) -> Result<(), LeaseError> {
         let bad = |setting, value: &dyn std::fmt::Debug, expected: String| {
             Err(LeaseError::invalid(setting, value, expected))
         };
         if self.ttl.is_zero() {
             return bad("TTL", &self.ttl, "above zero".into());
         }
-        let limits = store.limits();
-        limits.check("k", None, Some(self.ttl))?;
         if !(0.0..1.0).contains(&self.drift) {
             return bad("drift bound", &self.drift, "in [0, 1)".into());
         }
