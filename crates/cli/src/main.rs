@@ -12,6 +12,8 @@ const USAGE: &str = "\
 usage:
   weft route --scheme SCHEME [--shards N | --members LIST] [--routing-shards R]
              [--key-format utf8|hex|u64] [KEY ...]
+  weft route --scheme twemproxy --servers LINES [--distribution ketama|modula]
+             [--hash HASH] [--hash-tag XY] [KEY ...]
   weft bench-hash [--algos LIST] [--shards 10,100,1000,10000] [--keys N] [--svg PATH]
 
 route prints one line per key: the key as given, a tab, the result. Keys come
@@ -30,6 +32,12 @@ schemes:
   redis-cluster         Redis Cluster key slot
   ketama                libmemcached weighted ketama (member name; members as
                         host:port=weight)
+  twemproxy             nutcracker's server (point name: the name, else host,
+                        or host:port when the port is not 11211); --servers
+                        is twemproxy's servers: lines joined by commas
+                        ('10.0.0.1:6379:1 a,10.0.0.2:6379:2 b'); default
+                        distribution ketama, hash fnv1a_64 (any of twemproxy's
+                        twelve); random is refused
   guava                 Guava consistentHash (bucket; key is a decimal u64)
   cassandra             Murmur3Partitioner token (signed decimal)
   elasticsearch         document shard (--shards, optional --routing-shards)

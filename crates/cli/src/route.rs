@@ -4,8 +4,8 @@ use std::io::{BufRead, Write};
 
 use weft_core::{Sharder, key_hash};
 use weft_shard::compat::{
-    Elasticsearch, Ketama, cassandra_token, guava_consistent_hash, kafka_partition,
-    librdkafka_consistent_random, redis_slot, sarama_hash,
+    Distribution, Elasticsearch, Ketama, Twemproxy, TwemproxyServer, cassandra_token,
+    guava_consistent_hash, kafka_partition, librdkafka_consistent_random, redis_slot, sarama_hash,
 };
 use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
 
@@ -36,6 +36,10 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
             "members",
             "routing-shards",
             "key-format",
+            "servers",
+            "distribution",
+            "hash",
+            "hash-tag",
         ],
     )?;
     let scheme = args
@@ -163,6 +167,11 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
     if args.get("routing-shards").is_some() && scheme != "elasticsearch" {
         return Err("--routing-shards only applies to --scheme elasticsearch".into());
     }
+    for flag in ["servers", "distribution", "hash", "hash-tag"] {
+        if args.get(flag).is_some() && scheme != "twemproxy" {
+            return Err(format!("--{flag} only applies to --scheme twemproxy"));
+        }
+    }
     Ok(match scheme {
         "default" | "level-jump" if args.get("members").is_some() => {
             let m = members(args, scheme)?;
@@ -255,6 +264,33 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
             let m: Members = list.parse().map_err(|e| format!("--members: {e}"))?;
             let ring = Ketama::new(m).map_err(err)?;
             Box::new(move |k| Ok(ring.server_for(&k.bytes).to_string()))
+        }
+        "twemproxy" => {
+            bytes_only(scheme, format)?;
+            fixed_slots(args, scheme, "the server of --servers")?;
+            let list = args.get("servers").ok_or(
+                "scheme twemproxy needs --servers 'host:port:weight [name],...' (servers: lines)",
+            )?;
+            let servers = list
+                .split(',')
+                .map(|line| line.parse::<TwemproxyServer>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--servers: {e}"))?;
+            let distribution: Distribution = args
+                .get("distribution")
+                .unwrap_or("ketama")
+                .parse()
+                .map_err(|e| format!("--distribution: {e}"))?;
+            let hash = args
+                .get("hash")
+                .unwrap_or("fnv1a_64")
+                .parse()
+                .map_err(|e| format!("--hash: {e}"))?;
+            let mut pool = Twemproxy::new(servers, distribution, hash).map_err(err)?;
+            if let Some(tag) = args.get("hash-tag") {
+                pool = pool.hash_tag(tag).map_err(|e| format!("--hash-tag: {e}"))?;
+            }
+            Box::new(move |k| Ok(pool.server_for(&k.bytes).point_name().to_string()))
         }
         "guava" => {
             if format != KeyFormat::U64 {

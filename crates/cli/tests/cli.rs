@@ -330,3 +330,100 @@ fn hostile_flags_and_keys_get_an_error_that_names_the_problem() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn route_twemproxy_matches_nutcrackers_recorded_placement_and_refuses_bad_pools() {
+    // From crates/shard/tests/data/twemproxy.tsv (nutcracker 0.5.0):
+    // pool ketama_one_at_a_time sends user:0 to beta and user:3 to a1.
+    let servers = "127.0.0.1:1:1 zeta,127.0.0.1:2:2 al,127.0.0.1:3:1 beta,127.0.0.1:4:3 a1,127.0.0.1:5:1 cache-long-name";
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "twemproxy",
+            "--servers",
+            servers,
+            "--hash",
+            "one_at_a_time",
+            "user:0",
+            "user:3",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "user:0\tbeta\nuser:3\ta1\n");
+    let cases: &[(&[&str], &str)] = &[
+        (&["route", "--scheme", "twemproxy", "k"], "needs --servers"),
+        (
+            &[
+                "route",
+                "--scheme",
+                "twemproxy",
+                "--servers",
+                "10.0.0.1:6379",
+                "k",
+            ],
+            "weight",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "twemproxy",
+                "--servers",
+                "10.0.0.1:6379:1",
+                "--distribution",
+                "random",
+                "k",
+            ],
+            "at random",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "twemproxy",
+                "--servers",
+                "10.0.0.1:6379:1",
+                "--hash",
+                "sha1",
+                "k",
+            ],
+            "fnv1a_64",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "twemproxy",
+                "--servers",
+                "10.0.0.1:6379:1",
+                "--hash-tag",
+                "{",
+                "k",
+            ],
+            "two characters",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "twemproxy",
+                "--servers",
+                "10.0.0.1:6379:1 a,10.0.0.2:6379:1 a",
+                "k",
+            ],
+            "more than once",
+        ),
+        (
+            &["route", "--scheme", "ketama", "--hash", "md5", "k"],
+            "only applies to --scheme twemproxy",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = weft(args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

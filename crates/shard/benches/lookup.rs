@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use weft_core::{Sharder, key_hash};
-use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
+use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Named, Rendezvous, Ring};
 
 // Enough distinct keys that the branch predictor cannot learn them.
 const KEYS: usize = 65_536;
@@ -80,6 +80,18 @@ fn lookups(c: &mut Criterion) {
             "maglev_65537",
             n,
             &Maglev::new(members.clone(), 65_537).unwrap(),
+            &keys,
+        );
+        // Names over the same functions: the same lookup plus one load.
+        let mut named = Named::<Maglev>::new(members.clone()).unwrap();
+        named.remove("node-0").unwrap();
+        named.add("node-0").unwrap();
+        bench_sharder(&mut group, "named_maglev_65537", n, &named, &keys);
+        bench_sharder(
+            &mut group,
+            "named_ring_160",
+            n,
+            &Named::<Ring>::new(members.clone()).unwrap(),
             &keys,
         );
         if n <= 1000 {

@@ -140,6 +140,22 @@ pub enum ShardError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A scheme, distribution or hash name that is not known.
+    #[error("unknown {what} {name:?}: known are {known}")]
+    UnknownScheme {
+        /// What was named.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The names known.
+        known: &'static str,
+    },
+    /// A placement that no client can reproduce (it is random per request).
+    #[error("{scheme} picks a server at random per request: no client can route like it")]
+    NotReproducible {
+        /// The scheme.
+        scheme: &'static str,
+    },
     /// A release for a shard that holds no load.
     #[error("shard {0} holds no load to release")]
     NothingToRelease(weft_core::ShardId),

@@ -268,3 +268,55 @@ fn elasticsearch_partition_sizes_the_index_would_refuse_are_errors() {
             .is_ok()
     );
 }
+
+/// Placements recorded from a real nutcracker 0.5.0 (see
+/// `tests/twemproxy_live.rs`, which also checks them live when nutcracker
+/// is installed): ketama and modula under every `hash:`, named and
+/// weighted servers listed out of pool order, hash tags.
+#[test]
+fn twemproxy_matches_nutcrackers_recorded_placements() {
+    use weft_shard::compat::{Twemproxy, TwemproxyServer};
+    let data = include_str!("data/twemproxy.tsv");
+    let mut pool: Option<(String, Twemproxy)> = None;
+    let (mut pools, mut keys) = (0, 0);
+    for line in data.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f[0] == "pool" {
+            let servers = f[5]
+                .split(',')
+                .enumerate()
+                .map(|(i, s)| {
+                    let (name, weight) = s.rsplit_once('=').unwrap();
+                    TwemproxyServer::new(
+                        &format!("10.0.0.{i}:6379"),
+                        weight.parse().unwrap(),
+                        Some(name),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            let built =
+                Twemproxy::new(servers, f[2].parse().unwrap(), f[3].parse().unwrap()).unwrap();
+            let built = if f[4] == "-" {
+                built
+            } else {
+                built.hash_tag(f[4]).unwrap()
+            };
+            pool = Some((f[1].to_string(), built));
+            pools += 1;
+            continue;
+        }
+        let (name, p) = pool.as_ref().unwrap();
+        let key: Vec<u8> = (0..f[0].len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&f[0][i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(
+            p.server_for(&key).point_name(),
+            f[1],
+            "pool {name}, key {key:?}"
+        );
+        keys += 1;
+    }
+    assert_eq!((pools, keys), (26, 26 * 153));
+}

@@ -8,6 +8,7 @@ use crate::process::{HarnessError, ServerProcess, Spec, require};
 const SPEC: Spec = Spec {
     binary: "etcd",
     package: "etcd-server",
+    ports: 4,
 };
 
 /// A running single-member etcd, private to one test.

@@ -1,5 +1,5 @@
-//! Test support for weft: starts real etcd and Redis servers on loopback for
-//! integration tests.
+//! Test support for weft: starts real etcd, Redis and twemproxy
+//! (nutcracker) servers on loopback for integration tests.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -17,7 +17,8 @@
 //! - Each server listens on a free port of 127.0.0.1 and keeps its data in
 //!   its own temp dir; nothing is shared between tests.
 //! - A server is returned only once it answers: etcd when its `/health`
-//!   endpoint reports `"health":"true"`, Redis when `PING` gets `PONG`.
+//!   endpoint reports `"health":"true"`, Redis when `PING` gets `PONG`,
+//!   nutcracker when every pool accepts connections.
 //! - It is stopped by its own process id (never by name) and reaped when the
 //!   handle drops.
 //! - Its log stays in the temp dir, and is printed when the test panics.
@@ -34,6 +35,7 @@ pub mod cas;
 mod etcd;
 pub mod faults;
 mod http;
+mod nutcracker;
 mod process;
 mod redis;
 pub mod scenario;
@@ -41,5 +43,6 @@ pub mod sim;
 
 pub use etcd::{Etcd, EtcdCluster, etcd, etcd_cluster};
 pub use http::{HttpResponse, http};
+pub use nutcracker::{Nutcracker, nutcracker};
 pub use process::HarnessError;
 pub use redis::{Redis, Reply, redis};

@@ -76,6 +76,8 @@ const START_ATTEMPTS: usize = 3;
 pub(crate) struct Spec {
     pub(crate) binary: &'static str,
     pub(crate) package: &'static str,
+    /// Free loopback ports offered to the arguments.
+    pub(crate) ports: usize,
 }
 
 /// A running server: its process, temp dir and log.
@@ -113,7 +115,7 @@ impl ServerProcess {
                 .prefix(&format!("weft-{}-", spec.binary))
                 .tempdir()
                 .map_err(|source| spawn_err(spec, source))?;
-            let ports = free_ports(4).map_err(|source| spawn_err(spec, source))?;
+            let ports = free_ports(spec.ports).map_err(|source| spawn_err(spec, source))?;
             let (argv, used) = args(dir.path(), &ports);
             let ports = ports[..used].to_vec();
             let log = dir.path().join(format!("{}.log", spec.binary));

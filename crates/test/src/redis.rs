@@ -10,6 +10,7 @@ use crate::process::{HarnessError, ServerProcess, Spec, require};
 const SPEC: Spec = Spec {
     binary: "redis-server",
     package: "redis-server",
+    ports: 4,
 };
 
 /// A running Redis, private to one test: no persistence, bound to

@@ -76,13 +76,11 @@ impl Ketama {
                 max: Ketama::MAX_POINTS,
             });
         }
-        let live = members.len() as f32;
+        let live = members.len();
         let mut entries: Vec<(u32, u32)> = Vec::new();
         for (id, m) in members.iter().enumerate() {
             let (host, port) = split_host_port(&m.name)?;
-            let pct = m.weight as u32 as f32 / total as f32;
-            let scaled = pct * 160.0 / 4.0 * live;
-            let points = ((f64::from(scaled) + 0.000_000_000_1) as f32).floor() as u32 * 4;
+            let points = point_count(m.weight as u32, total, live);
             for p in 0..points / 4 {
                 let label = if port == 11211 {
                     format!("{host}-{p}")
@@ -138,6 +136,16 @@ impl Ketama {
         let i = self.points.partition_point(|&p| p < hash);
         if i == self.points.len() { 0 } else { i }
     }
+}
+
+/// The points of a server of `weight` among `live` servers of `total`
+/// weight, as libmemcached and twemproxy compute them:
+/// `⌊pct · 160 / 4 · n + 10⁻¹⁰⌋ · 4` with the products in `f32`, the small
+/// constant added in `f64`, and the sum rounded back to `f32`.
+pub(crate) fn point_count(weight: u32, total: u64, live: usize) -> u32 {
+    let pct = weight as f32 / total as f32;
+    let scaled = pct * 160.0 / 4.0 * live as f32;
+    ((f64::from(scaled) + 0.000_000_000_1) as f32).floor() as u32 * 4
 }
 
 fn split_host_port(name: &str) -> Result<(&str, u16), ShardError> {

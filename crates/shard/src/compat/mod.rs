@@ -9,7 +9,8 @@
 //! | librdkafka | [`librdkafka_consistent_random`] | librdkafka's default `consistent_random`: `crc32(key) % n`; an empty or absent key gets a random partition (`None` here) | the Java client; librdkafka's `murmur2_random` ([`librdkafka_murmur2_random`], which matches Java and hashes an empty key) |
 //! | Sarama (Go) | [`sarama_hash`] | `NewHashPartitioner` (the default): FNV-1a 32, `abs(int32(h) % n)` | Java; [`sarama_reference_hash`] (`NewReferenceHashPartitioner`, same hash, Java's masking) |
 //! | Redis Cluster | [`redis_slot`] | `CRC16-XMODEM(key or hash tag) mod 16384`; the tag is the bytes between the first `{` and the next `}`, if not empty | |
-//! | libmemcached | [`Ketama`] | weighted ketama (`KETAMA_WEIGHTED`): MD5 key hash, 4 points per MD5 of `host-i` (port omitted when 11211), libmemcached's float rounding of the point count | libketama, spymemcached and twemproxy (other point strings); unweighted ketama (100 points per server) |
+//! | libmemcached | [`Ketama`] | weighted ketama (`KETAMA_WEIGHTED`): MD5 key hash, 4 points per MD5 of `host-i` (port omitted when 11211), libmemcached's float rounding of the point count | libketama and spymemcached (other point strings); twemproxy unless `hash: md5` and no server names; unweighted ketama (100 points per server) |
+//! | twemproxy | [`Twemproxy`] | nutcracker 0.5.0 on x86-64: `distribution: ketama` and `modula`, all twelve `hash:` functions, `hash_tag`, server names and weights, pool order by name, ejected hosts ([`Twemproxy::without`]) | `distribution: random` (refused: not reproducible); builds where C `char` is unsigned, for keys with bytes ≥ 0x80 under the hashes that read them signed |
 //! | Guava | [`guava_consistent_hash`] | `Hashing.consistentHash(long, int)` | |
 //! | Cassandra | [`cassandra_token`], [`TokenRing`] | `Murmur3Partitioner`: MurmurHash3 x64-128 `h1` with Cassandra's sign-extended tail bytes; owner = first token ≥ key token | canonical MurmurHash3 on keys whose tail holds a byte ≥ 0x80 |
 //! | Elasticsearch | [`Elasticsearch`] | document routing: MurmurHash3 x86-32 of the routing string's UTF-16 code units, `number_of_routing_shards`, routing factor and partition offset; the 7.0+ default routing-shard count | indices created before 7.0 (routing shards = shards) unless given explicitly |
@@ -19,6 +20,7 @@ mod elasticsearch;
 mod kafka;
 mod ketama;
 mod redis;
+mod twemproxy;
 
 pub use cassandra::{TokenRing, cassandra_token, murmur3_x64_128_cassandra};
 pub use elasticsearch::{Elasticsearch, murmur3_x86_32, routing_hash};
@@ -28,6 +30,7 @@ pub use kafka::{
 };
 pub use ketama::{Ketama, ketama_hash};
 pub use redis::{REDIS_SLOTS, redis_slot};
+pub use twemproxy::{Distribution, Twemproxy, TwemproxyHash, TwemproxyServer};
 
 use crate::{Jump, ShardError};
 
