@@ -442,6 +442,36 @@ fn ketama_as_a_sharder_routes_every_hash_to_a_member_on_its_own_continuum() {
     assert!(by_bytes.index() < 7);
 }
 
+#[test]
+fn compat_placements_as_sharders_give_each_member_its_share() {
+    use weft_shard::compat::{Distribution, TokenRing, Twemproxy, TwemproxyHash};
+    // Three nodes with evenly spaced tokens: a third of the hashes each.
+    let third = u64::MAX / 3;
+    let token = |k: u64| (i64::MIN as u64).wrapping_add(k * third) as i64;
+    let ring = TokenRing::new(vec![
+        (token(1), "a".into()),
+        (token(2), "b".into()),
+        (i64::MAX, "c".into()),
+    ])
+    .unwrap();
+    let pool = Twemproxy::parse_servers(
+        "10.0.0.1:6379:1 a\n10.0.0.2:6379:1 b\n10.0.0.3:6379:1 c",
+        Distribution::Modula,
+        TwemproxyHash::Fnv1a_64,
+    )
+    .unwrap();
+    for sharder in [&ring as &dyn Sharder, &pool] {
+        let mut counts = [0usize; 3];
+        for h in hashes(5, 30_000) {
+            counts[sharder.shard_for_hash(h).index()] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}
+
 /// One membership change in a random sequence: remove the member at this
 /// index (modulo the count), or add a fresh one.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! Cassandra's `Murmur3Partitioner` tokens and token-ring ownership.
 
-use weft_core::ShardId;
+use weft_core::{ShardId, Sharder};
 
 use crate::ShardError;
 
@@ -165,5 +165,19 @@ impl TokenRing {
     /// Node names, by id.
     pub fn nodes(&self) -> &[String] {
         &self.nodes
+    }
+}
+
+/// The token ring as a weft [`Sharder`]: weft's key hash, read as a signed
+/// 64-bit token, on the ring's tokens, so a node's share and the movement
+/// when nodes change are the ring's. For Cassandra's own placement of a
+/// partition key, call [`TokenRing::node_for_key`] with its bytes.
+impl Sharder for TokenRing {
+    fn shard_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn shard_for_hash(&self, hash: u64) -> ShardId {
+        self.owner_of_token(hash as i64)
     }
 }
