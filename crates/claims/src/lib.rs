@@ -359,6 +359,8 @@ fn done_marker(token: u64, owner: &[u8]) -> Vec<u8> {
 }
 
 impl<T: Clone + Send + Sync> Source<T> for LeasedSource<T> {
+    type Id = u64;
+
     async fn next(&self) -> Option<Item<T>> {
         let mut rounds = 0u64;
         loop {

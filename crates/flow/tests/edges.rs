@@ -89,6 +89,8 @@ fn every_push_that_got_an_id_is_handed_out_whatever_races_the_close() {
 struct LosesOddClaims(MemorySource<u64>);
 
 impl Source<u64> for LosesOddClaims {
+    type Id = u64;
+
     async fn next(&self) -> Option<Item<u64>> {
         self.0.next().await
     }

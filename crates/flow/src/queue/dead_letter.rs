@@ -6,9 +6,9 @@ use super::Item;
 
 /// An item that failed for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter<T> {
+pub struct DeadLetter<T, I = u64> {
     /// The item.
-    pub item: Item<T>,
+    pub item: Item<T, I>,
     /// The last error (or the panic).
     pub error: String,
     /// The last error's class: permanent, or transient when the retries

@@ -41,29 +41,29 @@ use crate::{Flow, FlowError};
 /// # }).unwrap();
 /// ```
 #[derive(Debug)]
-pub struct WorkQueue<O, T> {
+pub struct WorkQueue<O, T, I = u64> {
     /// `(item id, output)` for each item processed.
-    pub output: Flow<(u64, O)>,
+    pub output: Flow<(I, O)>,
     /// Items that failed for good.
-    pub dead_letters: Flow<DeadLetter<T>>,
+    pub dead_letters: Flow<DeadLetter<T, I>>,
     /// The status, drain, cancel and wait.
-    pub control: Control,
+    pub control: Control<I>,
 }
 
 /// Everything a queue produced, from [`WorkQueue::collect_all`].
 #[derive(Debug)]
-pub struct Collected<O, T> {
+pub struct Collected<O, T, I = u64> {
     /// `(item id, output)` for each item processed.
-    pub output: Vec<(u64, O)>,
+    pub output: Vec<(I, O)>,
     /// Items that failed for good.
-    pub dead_letters: Vec<DeadLetter<T>>,
+    pub dead_letters: Vec<DeadLetter<T, I>>,
     /// The final status.
     pub status: Status,
     /// Ids whose result was discarded (see [`Control::discarded_ids`]).
-    pub discarded: Vec<u64>,
+    pub discarded: Vec<I>,
 }
 
-impl<O: Send + 'static, T: Send + 'static> WorkQueue<O, T> {
+impl<O: Send + 'static, T: Send + 'static, I: Send + 'static> WorkQueue<O, T, I> {
     /// Reads the output and the dead letters to the end while waiting for
     /// the queue: the shape that cannot deadlock. (Awaiting
     /// [`Control::wait`] before reading the output stops once the output
@@ -78,7 +78,7 @@ impl<O: Send + 'static, T: Send + 'static> WorkQueue<O, T> {
     ///
     /// Dropping the future drops the outputs and the control: the workers
     /// see their output closed, give their items back and stop.
-    pub async fn collect_all(self) -> Result<Collected<O, T>, FlowError> {
+    pub async fn collect_all(self) -> Result<Collected<O, T, I>, FlowError> {
         let WorkQueue {
             output,
             dead_letters,
@@ -102,22 +102,22 @@ impl<O: Send + 'static, T: Send + 'static> WorkQueue<O, T> {
 /// [`Status::discarded`] counts them all.
 pub const MAX_DISCARDED_IDS: usize = 1 << 16;
 
-pub(super) fn lock_ids(ids: &Mutex<Vec<u64>>) -> std::sync::MutexGuard<'_, Vec<u64>> {
+pub(super) fn lock_ids<I>(ids: &Mutex<Vec<I>>) -> std::sync::MutexGuard<'_, Vec<I>> {
     ids.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Controls a running queue: its status, graceful drain, cancellation,
 /// and waiting for its end.
 #[derive(Debug)]
-pub struct Control {
+pub struct Control<I = u64> {
     pub(super) status: watch::Receiver<Status>,
     pub(super) drain: CancellationToken,
     pub(super) cancel: CancellationToken,
     pub(super) handle: JoinHandle<()>,
-    pub(super) discarded: Arc<Mutex<Vec<u64>>>,
+    pub(super) discarded: Arc<Mutex<Vec<I>>>,
 }
 
-impl Control {
+impl<I> Control<I> {
     /// Takes the ids whose result was discarded since the last call: the
     /// source refused their acknowledgement (the claim was lost, e.g. a
     /// lease that expired while this process was paused), so another taker
@@ -126,7 +126,7 @@ impl Control {
     /// once more; reconcile them by id. At most [`MAX_DISCARDED_IDS`] are
     /// kept between calls (the oldest first); [`Status::discarded`] counts
     /// every one.
-    pub fn discarded_ids(&self) -> Vec<u64> {
+    pub fn discarded_ids(&self) -> Vec<I> {
         std::mem::take(&mut *lock_ids(&self.discarded))
     }
 

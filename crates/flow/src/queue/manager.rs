@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::done::DoneSet;
 use super::{
-    Control, DeadLetter, Load, QueueConfig, RetryPolicy, Source, Status, WorkQueue, Worker,
+    Control, DeadLetter, ItemId, Load, QueueConfig, RetryPolicy, Source, Status, WorkQueue, Worker,
 };
 use crate::Flow;
 use crate::edge::{EdgeTx, edge};
@@ -19,35 +19,37 @@ use crate::edge::{EdgeTx, edge};
 /// What the manager and the workers share.
 pub(super) struct Shared<S, W, T>
 where
-    W: Worker<T>,
+    S: Source<T>,
+    W: Worker<T, S::Id>,
 {
     pub(super) source: Arc<S>,
     pub(super) worker: Arc<W>,
     pub(super) retry: RetryPolicy,
     pub(super) attempt_timeout: Option<Duration>,
     pub(super) batch: usize,
-    pub(super) done: DoneSet,
+    pub(super) done: DoneSet<S::Id>,
     /// `None` when the workers can never exceed the bound.
     pub(super) in_flight: Option<Semaphore>,
-    pub(super) output: EdgeTx<(u64, W::Output)>,
-    pub(super) dead: EdgeTx<DeadLetter<T>>,
+    pub(super) output: EdgeTx<(S::Id, W::Output)>,
+    pub(super) dead: EdgeTx<DeadLetter<T, S::Id>>,
     pub(super) target: AtomicUsize,
     pub(super) active: AtomicUsize,
     pub(super) processing_ewma_us: AtomicU64,
     pub(super) done_count: AtomicU64,
     pub(super) dead_count: AtomicU64,
     pub(super) discarded_count: AtomicU64,
-    pub(super) discarded: Arc<Mutex<Vec<u64>>>,
+    pub(super) discarded: Arc<Mutex<Vec<S::Id>>>,
     pub(super) drain: CancellationToken,
     pub(super) cancel: CancellationToken,
     /// Wakes idle workers when there are more than the target.
     pub(super) rescaled: Notify,
 }
 
-impl<O, T> WorkQueue<O, T>
+impl<O, T, I> WorkQueue<O, T, I>
 where
     O: Send + 'static,
     T: Clone + Send + Sync + 'static,
+    I: ItemId,
 {
     /// Starts workers over `source` with `worker`.
     ///
@@ -56,8 +58,8 @@ where
     /// Outside a tokio runtime (the manager is a task).
     pub fn spawn<S, W>(source: Arc<S>, worker: W, config: QueueConfig) -> Self
     where
-        S: Source<T> + 'static,
-        W: Worker<T, Output = O>,
+        S: Source<T, Id = I> + 'static,
+        W: Worker<T, I, Output = O>,
     {
         let (out_tx, out_rx) = edge(config.output.capacity());
         let (dead_tx, dead_rx) = edge(config.output.capacity());

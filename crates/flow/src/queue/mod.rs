@@ -19,6 +19,6 @@ pub use config::QueueConfig;
 pub use dead_letter::DeadLetter;
 pub use handle::{Collected, Control, MAX_DISCARDED_IDS, WorkQueue};
 pub use retry::{Backoff, RetryPolicy};
-pub use source::{Closed, Item, MemorySource, Source};
+pub use source::{Closed, Item, ItemId, MemorySource, Source};
 pub use status::Status;
 pub use worker::{WithContext, WorkContext, Worker, with_context};

@@ -1,6 +1,7 @@
 //! Where work items come from.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +19,40 @@ pub struct Closed<T>(pub T);
 
 /// A work item: an id unique within its source, and the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item<T> {
+pub struct Item<T, I = u64> {
     /// The id; acknowledged ids are never processed again.
-    pub id: u64,
+    pub id: I,
     /// The work.
     pub payload: T,
+}
+
+/// The id of an item within its source: a sequence number (`u64`, what
+/// [`MemorySource`] gives), a log position of two numbers (a Redis stream
+/// entry's `ms-seq`), or whatever names an item where it lives. Each
+/// [`Source`] says which; outputs, dead letters and the worker's
+/// [`WorkContext`](super::WorkContext) carry it unchanged.
+pub trait ItemId:
+    Clone + Eq + std::hash::Hash + fmt::Debug + fmt::Display + Send + Sync + 'static
+{
+    /// A word that identifies the id, spreading retry jitter over items.
+    fn seed(&self) -> u64;
+
+    /// The id as a dense integer, for sources that number their items in
+    /// order: the queue then records finished ids as bits instead of
+    /// entries. `None` (the default) records them in a hash set.
+    fn dense(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl ItemId for u64 {
+    fn seed(&self) -> u64 {
+        *self
+    }
+
+    fn dense(&self) -> Option<u64> {
+        Some(*self)
+    }
 }
 
 /// A source of work items with acknowledgement.
@@ -44,6 +74,9 @@ pub struct Item<T> {
 /// `next` must be cancel safe: the queue drops its future when it drains,
 /// and an item must not be lost with it.
 pub trait Source<T>: Send + Sync {
+    /// How this source names its items.
+    type Id: ItemId;
+
     /// The next item, waiting while none is available; `None` when the
     /// source is closed and drained.
     ///
@@ -51,7 +84,7 @@ pub trait Source<T>: Send + Sync {
     ///
     /// Must be cancel safe: an item is taken only when the future
     /// completes, so dropping it loses nothing.
-    fn next(&self) -> impl Future<Output = Option<Item<T>>> + Send;
+    fn next(&self) -> impl Future<Output = Option<Item<T, Self::Id>>> + Send;
     /// Marks an item done; `false` if this taker's claim on it was lost
     /// (the result must then be discarded).
     ///
@@ -60,14 +93,14 @@ pub trait Source<T>: Send + Sync {
     /// The queue never drops it: it runs to the end once the result has
     /// room downstream. A source whose ack is one remote write (a CAS)
     /// leaves it applied or not if a caller drops it.
-    fn ack(&self, id: u64) -> impl Future<Output = bool> + Send;
+    fn ack(&self, id: Self::Id) -> impl Future<Output = bool> + Send;
     /// Returns an item to the source, to be handed out again.
     ///
     /// # Cancel safety
     ///
     /// The queue never drops it. A dropped nack that did not apply leaves
     /// the item claimed until its claim lapses (a lease's TTL), never lost.
-    fn nack(&self, item: Item<T>) -> impl Future<Output = ()> + Send;
+    fn nack(&self, item: Item<T, Self::Id>) -> impl Future<Output = ()> + Send;
     /// Items pushed so far (for the autoscaler's arrival rate).
     fn arrived(&self) -> u64;
     /// Items waiting to be handed out, if the source knows (the
@@ -242,6 +275,8 @@ impl<T> MemorySource<T> {
 }
 
 impl<T: Send> Source<T> for MemorySource<T> {
+    type Id = u64;
+
     async fn next(&self) -> Option<Item<T>> {
         loop {
             // Fast path: an item is there.

@@ -12,7 +12,7 @@ use weft_core::{Classify, ErrorClass};
 
 use super::handle::lock_ids;
 use super::manager::Shared;
-use super::{DeadLetter, Item, MAX_DISCARDED_IDS, Source, WorkContext, Worker};
+use super::{DeadLetter, Item, ItemId, MAX_DISCARDED_IDS, Source, WorkContext, Worker};
 use crate::edge::EdgeTx;
 
 /// The workers' side of the queue.
@@ -20,7 +20,7 @@ impl<S, W, T> Shared<S, W, T>
 where
     T: Clone + Send + Sync + 'static,
     S: Source<T> + 'static,
-    W: Worker<T>,
+    W: Worker<T, S::Id>,
 {
     /// Takes one worker off the count if there are more than the target;
     /// `true` if the caller is that worker and must stop.
@@ -103,15 +103,15 @@ where
     /// (cancelled, or the output is gone).
     async fn process_one(
         &self,
-        item: Item<T>,
-        out: &mut Batch<(u64, W::Output)>,
+        item: Item<T, S::Id>,
+        out: &mut Batch<(S::Id, W::Output)>,
         timed: bool,
     ) -> bool {
-        let id = item.id;
-        if self.done.contains(id) {
-            self.source.ack(id).await;
+        if self.done.contains(&item.id) {
+            self.source.ack(item.id).await;
             return true;
         }
+        let seed = item.id.seed();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -128,7 +128,7 @@ where
             let started = timed.then(Instant::now);
             let deadline = self.attempt_timeout.map(|t| Instant::now() + t);
             let cx = WorkContext {
-                id,
+                id: item.id.clone(),
                 attempt,
                 max_attempts: self.retry.max_attempts(),
                 deadline,
@@ -185,7 +185,7 @@ where
                 }
             };
             if class == ErrorClass::Transient
-                && let Some(wait) = self.retry.next(attempt, id)
+                && let Some(wait) = self.retry.next(attempt, seed)
             {
                 tokio::select! {
                     biased;
@@ -220,11 +220,11 @@ where
     async fn commit<X>(
         &self,
         edge: &EdgeTx<X>,
-        item: Item<T>,
+        item: Item<T, S::Id>,
         mut out: Option<&mut Batch<X>>,
-        value: impl FnOnce(Item<T>) -> X,
+        value: impl FnOnce(Item<T, S::Id>) -> X,
     ) -> bool {
-        let id = item.id;
+        let id = item.id.clone();
         let dead = out.is_none();
         let slot = match edge.try_reserve() {
             Some(slot) => Some(slot),
@@ -252,19 +252,19 @@ where
             self.source.nack(item).await;
             return false;
         }
-        if !self.source.ack(id).await {
+        if !self.source.ack(id.clone()).await {
             // The claim was lost (another taker owns the item now): this
             // result must not count.
             self.discarded_count.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%id, "claim lost before commit; result discarded");
             let mut ids = lock_ids(&self.discarded);
             if ids.len() < MAX_DISCARDED_IDS {
                 ids.push(id);
             }
             drop(ids);
-            tracing::warn!(id, "claim lost before commit; result discarded");
             return true;
         }
-        self.done.insert(id);
+        self.done.insert(&id);
         self.done_count.fetch_add(1, Ordering::Relaxed);
         if dead {
             self.dead_count.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +277,7 @@ where
             }
             (Some(slot), None) => slot.send(value(item)) || dead,
             (None, _) => {
-                tracing::warn!(id, "dead letter dropped: its reader is gone");
+                tracing::warn!(%id, "dead letter dropped: its reader is gone");
                 true
             }
         }

@@ -13,7 +13,7 @@ use weft_core::Classify;
 /// a classified error, and, through [`with_context`], for every `Fn(T,
 /// WorkContext) -> ...` that wants to know the attempt. A retry calls it
 /// again with a clone of the item.
-pub trait Worker<T>: Send + Sync + 'static {
+pub trait Worker<T, I = u64>: Send + Sync + 'static {
     /// What processing yields.
     type Output: Send + 'static;
     /// A failure: transient ones are retried, permanent ones dead-lettered.
@@ -22,16 +22,16 @@ pub trait Worker<T>: Send + Sync + 'static {
     fn process(
         &self,
         item: T,
-        cx: WorkContext,
+        cx: WorkContext<I>,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send;
 }
 
 /// What a worker may know about the attempt it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct WorkContext {
+pub struct WorkContext<I = u64> {
     /// The item's id.
-    pub id: u64,
+    pub id: I,
     /// 1 for the first attempt, 2 for the first retry, and so on.
     pub attempt: u32,
     /// The attempts the retry policy allows in all.
@@ -42,7 +42,7 @@ pub struct WorkContext {
     pub deadline: Option<Instant>,
 }
 
-impl WorkContext {
+impl<I> WorkContext<I> {
     /// Whether a transient failure of this attempt goes to the dead
     /// letters (no retry is left).
     pub fn is_last_attempt(&self) -> bool {
@@ -50,7 +50,7 @@ impl WorkContext {
     }
 }
 
-impl<T, F, Fut, O, E> Worker<T> for F
+impl<T, I, F, Fut, O, E> Worker<T, I> for F
 where
     F: Fn(T) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>> + Send,
@@ -59,7 +59,7 @@ where
 {
     type Output = O;
     type Error = E;
-    fn process(&self, item: T, _cx: WorkContext) -> impl Future<Output = Result<O, E>> + Send {
+    fn process(&self, item: T, _cx: WorkContext<I>) -> impl Future<Output = Result<O, E>> + Send {
         self(item)
     }
 }
@@ -91,16 +91,16 @@ pub fn with_context<F>(f: F) -> WithContext<F> {
 #[derive(Debug, Clone, Copy)]
 pub struct WithContext<F>(F);
 
-impl<T, F, Fut, O, E> Worker<T> for WithContext<F>
+impl<T, I, F, Fut, O, E> Worker<T, I> for WithContext<F>
 where
-    F: Fn(T, WorkContext) -> Fut + Send + Sync + 'static,
+    F: Fn(T, WorkContext<I>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, E>> + Send,
     O: Send + 'static,
     E: Classify + Display + Send,
 {
     type Output = O;
     type Error = E;
-    fn process(&self, item: T, cx: WorkContext) -> impl Future<Output = Result<O, E>> + Send {
+    fn process(&self, item: T, cx: WorkContext<I>) -> impl Future<Output = Result<O, E>> + Send {
         (self.0)(item, cx)
     }
 }
