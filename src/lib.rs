@@ -45,6 +45,11 @@ pub use weft_flow as flow;
 #[cfg(feature = "claims")]
 pub use weft_claims as claims;
 
+/// Flows across processes on Redis Streams: a shared work-queue source
+/// with reclaim and fenced acknowledgement (feature `flow-redis`).
+#[cfg(feature = "flow-redis")]
+pub use weft_flow_redis as flow_redis;
+
 /// The lease store over etcd (feature `lease-etcd`).
 #[cfg(feature = "lease-etcd")]
 pub use weft_lease_etcd as lease_etcd;

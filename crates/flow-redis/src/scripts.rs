@@ -1,0 +1,99 @@
+//! The Lua scripts: each one check and its writes, atomic on the server.
+
+use redis::Script;
+
+/// Acknowledges entries only where this consumer still holds them at the
+/// delivery it was given, and keeps a receipt of each acknowledgement until
+/// the next batch, so that a batch retried after an unknown outcome
+/// reports the entries its first try acknowledged.
+///
+/// KEYS: stream, receipts hash. ARGV: group, consumer, clear (`1` drops
+/// the previous batch's receipts, whose outcome is known), then id and
+/// delivery count pairs. Returns 1 (acknowledged now or by an earlier try)
+/// or 0 (another consumer holds the entry, or it is gone) per pair.
+const FENCED_ACK: &str = r"
+if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
+local out = {}
+for i = 4, #ARGV, 2 do
+  local id, n = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', KEYS[2], id) == n then
+    out[#out + 1] = 1
+  else
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    if #p == 1 and p[1][2] == ARGV[2] and tostring(p[1][4]) == n then
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+      redis.call('HSET', KEYS[2], id, n)
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  end
+end
+redis.call('PEXPIRE', KEYS[2], 86400000)
+return out
+";
+
+/// Moves one entry to the dead-letter stream, if this consumer still holds
+/// it at this delivery: appends `id`, `reason`, `class`, `deliveries` and
+/// the entry's own fields, then acknowledges it.
+///
+/// KEYS: stream, dead stream. ARGV: group, consumer, id, delivery count,
+/// reason, class. Returns 1 if moved, 0 if another consumer holds it.
+const DEAD_LETTER: &str = r"
+local id, n = ARGV[3], ARGV[4]
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+if #p ~= 1 or p[1][2] ~= ARGV[2] or tostring(p[1][4]) ~= n then return 0 end
+local e = redis.call('XRANGE', KEYS[1], id, id)
+local fields = {'id', id, 'reason', ARGV[5], 'class', ARGV[6], 'deliveries', n}
+if #e == 1 then
+  for _, f in ipairs(e[1][2]) do fields[#fields + 1] = f end
+end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('XACK', KEYS[1], ARGV[1], id)
+return 1
+";
+
+/// Claims entries other consumers left idle, with the delivery count each
+/// has now; entries delivered more than the limit go to the dead-letter
+/// stream instead (permanent: retries ran out).
+///
+/// KEYS: stream, dead stream. ARGV: group, consumer, min idle (ms),
+/// cursor, count, max deliveries. Returns the next cursor, the claimed
+/// entries as `{id, deliveries, fields}`, and the number dead-lettered.
+const RECLAIM: &str = r"
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local out, dead = {}, 0
+for _, e in ipairs(r[2]) do
+  local id = e[1]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  local n = p[1][4]
+  if n > tonumber(ARGV[6]) then
+    local fields = {'id', id, 'reason', 'delivered ' .. n .. ' times without an acknowledgement', 'class', 'transient', 'deliveries', tostring(n)}
+    for _, f in ipairs(e[2]) do fields[#fields + 1] = f end
+    redis.call('XADD', KEYS[2], '*', unpack(fields))
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    dead = dead + 1
+  else
+    out[#out + 1] = {id, n, e[2]}
+  end
+end
+return {r[1], out, dead}
+";
+
+/// The scripts, loaded once per source.
+#[derive(Clone)]
+pub(crate) struct Scripts {
+    pub(crate) fenced_ack: Script,
+    pub(crate) dead_letter: Script,
+    pub(crate) reclaim: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Scripts {
+            fenced_ack: Script::new(FENCED_ACK),
+            dead_letter: Script::new(DEAD_LETTER),
+            reclaim: Script::new(RECLAIM),
+        }
+    }
+}

@@ -1,0 +1,693 @@
+//! A work-queue source over a Redis stream's consumer group.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use weft_core::{Backoff, Classify, ErrorClass};
+use weft_flow::queue::{Item, Source};
+
+use crate::codec::{Codec, Json};
+use crate::config::{StartAt, StreamConfig, slot_prefix};
+use crate::reply::{self, Entry};
+use crate::scripts::Scripts;
+use crate::{StreamError, StreamId};
+
+/// How long connecting and a non-blocking command may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// The most acknowledgements sent in one script call.
+const ACK_BATCH: usize = 1024;
+
+/// Counters of what a source has done, for reports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SourceStats {
+    /// Entries handed to workers (new and reclaimed).
+    pub delivered: u64,
+    /// Entries taken over from consumers that left them idle.
+    pub reclaimed: u64,
+    /// Acknowledgements applied.
+    pub acked: u64,
+    /// Acknowledgements refused: the entry had been taken over.
+    pub refused: u64,
+    /// Entries this source moved to the dead-letter stream (delivered too
+    /// often, or a payload that does not decode).
+    pub dead_lettered: u64,
+}
+
+/// A [`Source`] of work items from a Redis stream, shared by every
+/// process whose source names the same stream and group: each entry goes
+/// to one consumer at a time, an entry a consumer left unacknowledged for
+/// [`claim_idle`](StreamConfig::claim_idle) is taken over by another, and
+/// an acknowledgement applies only if this consumer still holds the entry
+/// at the delivery it was given (so a consumer paused past the idle time
+/// cannot acknowledge what another has taken over: the queue then
+/// discards its late result).
+///
+/// ```text
+///  XADD ──▶ stream ──XREADGROUP──▶ this consumer ──fenced ack──▶ done
+///              │                       │ idle > claim_idle
+///              │                       ▼
+///              └────XAUTOCLAIM──▶ another consumer (delivery n + 1)
+///                  n > max_deliveries ──▶ <stream>:dead
+/// ```
+///
+/// Entries hold their payload in one field (default `d`), encoded by the
+/// [`Codec`] (JSON by default); an entry whose payload does not decode is
+/// moved to the dead-letter stream with its raw fields, as permanent.
+/// Acknowledgements from all workers are sent together, one script call
+/// per batch, while the previous batch is in flight.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use weft_flow::queue::{QueueConfig, WorkQueue};
+/// use weft_flow_redis::{StreamConfig, StreamSource};
+///
+/// let source: StreamSource<String> =
+///     StreamSource::connect("redis://127.0.0.1:6379", "photos", "resizers", StreamConfig::new())
+///         .await?;
+/// let worker = |name: String| async move { Ok::<_, weft_core::Cause>(name.len()) };
+/// let queue = WorkQueue::spawn(Arc::new(source), worker, QueueConfig::fixed(8)?);
+/// # let _ = queue; Ok(()) }
+/// ```
+pub struct StreamSource<T, C = Json> {
+    inner: Arc<Inner<T, C>>,
+    fetcher: JoinHandle<()>,
+}
+
+struct Inner<T, C> {
+    url: String,
+    stream: String,
+    dead: String,
+    receipts: String,
+    group: String,
+    consumer: String,
+    config: StreamConfig,
+    codec: C,
+    scripts: Scripts,
+    conn: ConnectionManager,
+    buffer: Mutex<VecDeque<Item<T, StreamId>>>,
+    /// Delivery count of each entry this source holds, by id.
+    held: Mutex<HashMap<StreamId, u64>>,
+    in_hand: AtomicUsize,
+    closed: AtomicBool,
+    ready: Notify,
+    room: Notify,
+    acks: Mutex<AckQueue>,
+    backlog: AtomicUsize,
+    delivered: AtomicU64,
+    reclaimed: AtomicU64,
+    acked: AtomicU64,
+    refused: AtomicU64,
+    dead_lettered: AtomicU64,
+    _payload: PhantomData<fn() -> T>,
+}
+
+#[derive(Default)]
+struct AckQueue {
+    pending: Vec<(StreamId, u64, oneshot::Sender<bool>)>,
+    flushing: bool,
+}
+
+impl<T> StreamSource<T, Json>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    /// Connects to `url`, creates the group on `stream` if it is missing
+    /// (creating the stream too), and starts reading; payloads are JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] for an empty stream or group name,
+    /// [`StreamError::Redis`] if Redis cannot be reached or refuses the
+    /// group (a key of another type under the stream's name).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: creating a group twice is harmless.
+    pub async fn connect(
+        url: &str,
+        stream: &str,
+        group: &str,
+        config: StreamConfig,
+    ) -> Result<Self, StreamError> {
+        StreamSource::with_codec(url, stream, group, config, Json).await
+    }
+}
+
+impl<T, C> StreamSource<T, C>
+where
+    T: Send + 'static,
+    C: Codec<T>,
+{
+    /// As [`connect`](StreamSource::connect), with payloads through
+    /// `codec`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](StreamSource::connect).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`connect`](StreamSource::connect).
+    pub async fn with_codec(
+        url: &str,
+        stream: &str,
+        group: &str,
+        config: StreamConfig,
+        codec: C,
+    ) -> Result<Self, StreamError> {
+        if stream.is_empty() {
+            return Err(StreamError::invalid("stream", stream, "a non-empty name"));
+        }
+        if group.is_empty() {
+            return Err(StreamError::invalid("group", group, "a non-empty name"));
+        }
+        let conn = connect(url, TIMEOUT).await?;
+        // Reads wait up to `block` on their own connection, so that
+        // acknowledgements never queue behind them.
+        let reader = connect(url, config.block + TIMEOUT).await?;
+        let start = match config.start {
+            StartAt::Beginning => "0",
+            StartAt::New => "$",
+        };
+        let created: Result<Value, _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(group)
+            .arg(start)
+            .arg("MKSTREAM")
+            .query_async(&mut conn.clone())
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(StreamError::redis(url, e)),
+        }
+        let consumer = config.consumer.clone().unwrap_or_else(unique_consumer);
+        let dead = config
+            .dead_stream
+            .clone()
+            .unwrap_or_else(|| format!("{}:dead", slot_prefix(stream)));
+        let inner = Arc::new(Inner {
+            url: url.to_string(),
+            stream: stream.to_string(),
+            receipts: format!("{}:receipts:{consumer}", slot_prefix(stream)),
+            dead,
+            group: group.to_string(),
+            consumer,
+            config,
+            codec,
+            scripts: Scripts::new(),
+            conn,
+            buffer: Mutex::new(VecDeque::new()),
+            held: Mutex::new(HashMap::new()),
+            in_hand: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            ready: Notify::new(),
+            room: Notify::new(),
+            acks: Mutex::new(AckQueue::default()),
+            backlog: AtomicUsize::new(0),
+            delivered: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            _payload: PhantomData,
+        });
+        let fetcher = tokio::spawn(inner.clone().fetch(reader));
+        Ok(StreamSource { inner, fetcher })
+    }
+
+    /// This source's consumer name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.inner.consumer
+    }
+
+    /// The dead-letter stream.
+    pub fn dead_stream(&self) -> &str {
+        &self.inner.dead
+    }
+
+    /// What this source has done so far.
+    pub fn stats(&self) -> SourceStats {
+        let i = &self.inner;
+        SourceStats {
+            delivered: i.delivered.load(Ordering::Relaxed),
+            reclaimed: i.reclaimed.load(Ordering::Relaxed),
+            acked: i.acked.load(Ordering::Relaxed),
+            refused: i.refused.load(Ordering::Relaxed),
+            dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops reading: entries not handed out stay in the stream for other
+    /// consumers (or are reclaimed), and the source ends once the entries
+    /// it handed out are acknowledged or given back.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl<T, C> Drop for StreamSource<T, C> {
+    fn drop(&mut self) {
+        self.fetcher.abort();
+    }
+}
+
+impl<T, C> std::fmt::Debug for StreamSource<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSource")
+            .field("url", &self.inner.url)
+            .field("stream", &self.inner.stream)
+            .field("group", &self.inner.group)
+            .field("consumer", &self.inner.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, C> Source<T> for StreamSource<T, C>
+where
+    T: Send + 'static,
+    C: Codec<T>,
+{
+    type Id = StreamId;
+
+    async fn next(&self) -> Option<Item<T, StreamId>> {
+        let inner = &self.inner;
+        loop {
+            let ready = inner.ready.notified();
+            let popped = inner.lock_buffer().pop_front();
+            if let Some(item) = popped {
+                inner.in_hand.fetch_add(1, Ordering::AcqRel);
+                inner.room.notify_one();
+                return Some(item);
+            }
+            if inner.closed.load(Ordering::Acquire)
+                && inner.in_hand.load(Ordering::Acquire) == 0
+                && inner.lock_buffer().is_empty()
+            {
+                inner.ready.notify_waiters();
+                return None;
+            }
+            ready.await;
+        }
+    }
+
+    async fn ack(&self, id: StreamId) -> bool {
+        let inner = &self.inner;
+        let deliveries = lock(&inner.held).remove(&id);
+        inner.in_hand.fetch_sub(1, Ordering::AcqRel);
+        inner.ready.notify_waiters();
+        let Some(deliveries) = deliveries else {
+            return false;
+        };
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut q = lock(&inner.acks);
+            q.pending.push((id, deliveries, tx));
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start {
+            tokio::spawn(inner.clone().flush_acks());
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    async fn nack(&self, item: Item<T, StreamId>) {
+        let inner = &self.inner;
+        inner.lock_buffer().push_front(item);
+        inner.in_hand.fetch_sub(1, Ordering::AcqRel);
+        inner.ready.notify_one();
+    }
+
+    fn arrived(&self) -> u64 {
+        self.inner.delivered.load(Ordering::Relaxed)
+    }
+
+    fn backlog(&self) -> Option<usize> {
+        Some(self.inner.backlog.load(Ordering::Relaxed) + self.inner.lock_buffer().len())
+    }
+}
+
+impl<T, C> Inner<T, C>
+where
+    T: Send + 'static,
+    C: Codec<T>,
+{
+    fn lock_buffer(&self) -> std::sync::MutexGuard<'_, VecDeque<Item<T, StreamId>>> {
+        lock(&self.buffer)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_waiters();
+        self.room.notify_waiters();
+    }
+
+    /// Reads new entries and reclaims idle ones into the buffer, holding
+    /// at most one batch no worker has taken, until the source closes.
+    async fn fetch(self: Arc<Self>, mut reader: ConnectionManager) {
+        let claim_every = (self.config.claim_idle / 2).max(Duration::from_millis(1));
+        let reclaims = self.config.claim_idle < weft_core::time::FOREVER;
+        let mut last_claim: Option<Instant> = None;
+        let mut cursor = "0-0".to_string();
+        let mut quiet_since = Instant::now();
+        let retry = Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1))
+            .and_then(|b| b.with_jitter(0.5))
+            .unwrap_or(Backoff::constant(Duration::from_millis(100)));
+        let mut failures = 0u32;
+        while !self.closed.load(Ordering::Acquire) {
+            let room = self.room.notified();
+            if self.lock_buffer().len() >= self.config.batch {
+                room.await;
+                continue;
+            }
+            let mut got = 0;
+            let result: Result<(), StreamError> = async {
+                if reclaims && last_claim.is_none_or(|t| t.elapsed() >= claim_every) {
+                    let (next, n) = self.reclaim(&cursor).await?;
+                    cursor = next;
+                    got += n;
+                    last_claim = Some(Instant::now());
+                    self.refresh_backlog().await?;
+                }
+                got += self.read_new(&mut reader).await?;
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(stream = %self.stream, error = %e, "stream read failed; retrying");
+                    tokio::time::sleep(retry.delay(failures, self.stream.len() as u64)).await;
+                }
+            }
+            if got > 0 {
+                quiet_since = Instant::now();
+            } else if let Some(idle) = self.config.close_when_idle
+                && quiet_since.elapsed() >= idle
+            {
+                self.close();
+            }
+        }
+    }
+
+    /// `XREADGROUP … >`: new entries, delivery 1.
+    async fn read_new(&self, reader: &mut ConnectionManager) -> Result<usize, StreamError> {
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(self.config.batch)
+            .arg("BLOCK")
+            .arg(self.config.block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(reader)
+            .await
+            .map_err(|e| StreamError::redis(&self.url, e))?;
+        let entries = reply::read_group(&reply)?;
+        let n = entries.len();
+        for entry in entries {
+            self.take(entry, 1).await?;
+        }
+        Ok(n)
+    }
+
+    /// Claims entries left idle at other consumers; returns the next
+    /// cursor and the entries taken.
+    async fn reclaim(&self, cursor: &str) -> Result<(String, usize), StreamError> {
+        let idle = u64::try_from(self.config.claim_idle.as_millis()).unwrap_or(u64::MAX);
+        let reply: Value = self
+            .scripts
+            .reclaim
+            .key(&self.stream)
+            .key(&self.dead)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(idle)
+            .arg(cursor)
+            .arg(self.config.batch)
+            .arg(self.config.max_deliveries)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| StreamError::redis(&self.url, e))?;
+        let reply::Reclaimed {
+            cursor: next,
+            claimed,
+            dead,
+        } = reply::reclaimed(&reply)?;
+        self.dead_lettered.fetch_add(dead, Ordering::Relaxed);
+        let n = claimed.len();
+        for (entry, deliveries) in claimed {
+            // An entry this source holds already (a worker slower than the
+            // idle time): it keeps it, at the new delivery.
+            if let Some(held) = lock(&self.held).get_mut(&entry.id) {
+                *held = deliveries;
+                continue;
+            }
+            self.reclaimed.fetch_add(1, Ordering::Relaxed);
+            self.take(entry, deliveries).await?;
+        }
+        Ok((next, n))
+    }
+
+    /// Decodes an entry into the buffer, or dead-letters it.
+    async fn take(&self, entry: Entry, deliveries: u64) -> Result<(), StreamError> {
+        let decoded = match entry.field(&self.config.field) {
+            Some(bytes) => self.codec.decode(bytes),
+            None => Err(format!("no field {:?}", self.config.field)),
+        };
+        match decoded {
+            Ok(payload) => {
+                lock(&self.held).insert(entry.id, deliveries);
+                self.lock_buffer().push_back(Item {
+                    id: entry.id,
+                    payload,
+                });
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.ready.notify_one();
+                Ok(())
+            }
+            Err(why) => {
+                let moved: i64 = self
+                    .scripts
+                    .dead_letter
+                    .key(&self.stream)
+                    .key(&self.dead)
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .arg(entry.id.to_string())
+                    .arg(deliveries)
+                    .arg(format!("payload does not decode: {why}"))
+                    .arg("permanent")
+                    .invoke_async(&mut self.conn.clone())
+                    .await
+                    .map_err(|e| StreamError::redis(&self.url, e))?;
+                if moved == 1 {
+                    self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!(stream = %self.stream, id = %entry.id, %why, "undecodable entry dead-lettered");
+                Ok(())
+            }
+        }
+    }
+
+    /// The group's entries not yet read plus those pending at consumers
+    /// (`XINFO GROUPS`: lag and pending).
+    async fn refresh_backlog(&self) -> Result<(), StreamError> {
+        let reply: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.stream)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| StreamError::redis(&self.url, e))?;
+        if let Some(n) = reply::group_backlog(&reply, &self.group) {
+            let ours = lock(&self.held).len() as u64;
+            let backlog = n.saturating_sub(ours);
+            self.backlog.store(
+                usize::try_from(backlog).unwrap_or(usize::MAX),
+                Ordering::Relaxed,
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends the waiting acknowledgements, a batch at a time, until none
+    /// wait.
+    async fn flush_acks(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut q = lock(&self.acks);
+                if q.pending.is_empty() {
+                    q.flushing = false;
+                    return;
+                }
+                let take = q.pending.len().min(ACK_BATCH);
+                q.pending.drain(..take).collect::<Vec<_>>()
+            };
+            // Batches go one at a time, and each is settled (or given up)
+            // before the next: the next one's first try may drop the
+            // receipts.
+            let results = self.fenced_ack(&batch, true).await;
+            for ((_, _, tx), ok) in batch.into_iter().zip(results) {
+                if ok {
+                    self.acked.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = tx.send(ok);
+            }
+        }
+    }
+
+    /// One batch through the fenced-ack script, retried while its outcome
+    /// is unknown, up to the ack timeout; `clear` drops the previous
+    /// batch's receipts on the first try.
+    async fn fenced_ack(
+        &self,
+        batch: &[(StreamId, u64, oneshot::Sender<bool>)],
+        clear: bool,
+    ) -> Vec<bool> {
+        let deadline = Instant::now() + weft_core::time::capped(self.config.ack_timeout);
+        let retry = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(500))
+            .and_then(|b| b.with_jitter(0.5))
+            .unwrap_or(Backoff::constant(Duration::from_millis(50)));
+        let mut clear = clear;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let mut call = self.scripts.fenced_ack.key(&self.stream);
+            call.key(&self.receipts)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(if clear { "1" } else { "0" });
+            for (id, deliveries, _) in batch {
+                call.arg(id.to_string()).arg(*deliveries);
+            }
+            let reply: Result<Vec<i64>, _> = call.invoke_async(&mut self.conn.clone()).await;
+            match reply {
+                Ok(flags) if flags.len() == batch.len() => {
+                    return flags.into_iter().map(|f| f == 1).collect();
+                }
+                Ok(flags) => {
+                    tracing::error!(
+                        sent = batch.len(),
+                        got = flags.len(),
+                        "fenced ack answered the wrong count"
+                    );
+                    return vec![false; batch.len()];
+                }
+                Err(e) => {
+                    // The receipts of this try must survive until it is
+                    // settled: never clear them on a retry.
+                    clear = false;
+                    if e.class() == ErrorClass::Permanent || Instant::now() >= deadline {
+                        tracing::error!(stream = %self.stream, error = %e, "acknowledgement not settled; results discarded");
+                        return vec![false; batch.len()];
+                    }
+                    tokio::time::sleep(retry.delay(tries, batch.len() as u64)).await;
+                }
+            }
+        }
+    }
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn connect(url: &str, response: Duration) -> Result<ConnectionManager, StreamError> {
+    let client = redis::Client::open(url).map_err(|e| StreamError::redis(url, e))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(response))
+        .set_number_of_retries(2);
+    tokio::time::timeout(
+        TIMEOUT * 4,
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| StreamError::Redis {
+        url: url.to_string(),
+        reason: format!("no answer within {:?}", TIMEOUT * 4),
+        cause: weft_core::Cause::transient("connect timed out"),
+    })?
+    .map_err(|e| StreamError::redis(url, e))
+}
+
+/// A consumer name no other source shares: the process id, the time and
+/// a counter.
+fn unique_consumer() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!(
+        "weft-{}-{:x}-{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch whose first try applied but whose reply was lost is retried:
+    /// the retry must report the entries the first try acknowledged (the
+    /// receipts), not refuse them because they are no longer pending.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_batch_reports_what_its_lost_first_try_acknowledged() {
+        let Some(redis) = weft_test::redis().await else {
+            return;
+        };
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        for i in 0..3 {
+            let _: String = redis::cmd("XADD")
+                .arg("r")
+                .arg("*")
+                .arg("d")
+                .arg(i)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+        let config = StreamConfig::new()
+            .block(Duration::from_millis(20))
+            .unwrap();
+        let source: StreamSource<u64> = StreamSource::connect(&redis.url(), "r", "g", config)
+            .await
+            .unwrap();
+        let mut batch = Vec::new();
+        for _ in 0..3 {
+            let item = source.next().await.unwrap();
+            let deliveries = lock(&source.inner.held)[&item.id];
+            batch.push((item.id, deliveries, oneshot::channel().0));
+        }
+        // Another consumer's entry in the same batch: refused both times.
+        batch[2].1 += 1;
+        let inner = &source.inner;
+        assert_eq!(inner.fenced_ack(&batch, true).await, [true, true, false]);
+        // The retry of that batch (its receipts kept).
+        assert_eq!(inner.fenced_ack(&batch, false).await, [true, true, false]);
+        // The next batch clears them: the same ids are no longer ours.
+        assert_eq!(inner.fenced_ack(&batch[..2], true).await, [false, false]);
+    }
+}
