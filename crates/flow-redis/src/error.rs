@@ -29,6 +29,9 @@ pub enum StreamError {
         #[source]
         cause: Cause,
     },
+    /// The flow written to a sink failed; what came before is written.
+    #[error("the flow written to the stream failed: {0}")]
+    Upstream(#[source] Cause),
     /// A reply that is not what the command returns.
     #[error("unexpected {what} from redis: {reply}")]
     BadReply {
@@ -64,7 +67,7 @@ impl StreamError {
 impl Classify for StreamError {
     fn class(&self) -> ErrorClass {
         match self {
-            StreamError::Redis { cause, .. } => cause.class(),
+            StreamError::Redis { cause, .. } | StreamError::Upstream(cause) => cause.class(),
             _ => ErrorClass::Permanent,
         }
     }

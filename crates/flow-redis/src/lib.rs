@@ -56,10 +56,12 @@ mod error;
 mod id;
 mod reply;
 mod scripts;
+mod sink;
 mod source;
 
 pub use codec::{Codec, Json, Raw};
 pub use config::{StartAt, StreamConfig};
 pub use error::StreamError;
 pub use id::StreamId;
+pub use sink::{MAX_PAYLOAD, Retention, ShardedSink, StreamSink};
 pub use source::{SourceStats, StreamSource};

@@ -80,12 +80,42 @@ end
 return {r[1], out, dead}
 ";
 
-/// The scripts, loaded once per source.
+/// Appends payloads a producer has not appended before: each has a
+/// sequence number (`first`, `first + 1`, …), the producer record holds the
+/// highest appended, and a payload at or below it is skipped. So a retry
+/// of an append whose outcome was lost appends nothing twice.
+///
+/// KEYS: stream, producer records. ARGV: producer, first sequence, field,
+/// trim mode (`''`, `MAXLEN` or `MINID`), `~`, trim bound, payloads.
+/// Returns the new entry id per payload, nil where it was there already.
+const APPEND: &str = r"
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local first = tonumber(ARGV[2])
+local out = {}
+for i = 7, #ARGV do
+  if first + i - 7 > last then
+    if ARGV[4] == '' then
+      out[#out + 1] = redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[i])
+    else
+      out[#out + 1] = redis.call('XADD', KEYS[1], ARGV[4], ARGV[5], ARGV[6], '*', ARGV[3], ARGV[i])
+    end
+  else
+    out[#out + 1] = false
+  end
+end
+local top = first + #ARGV - 7
+if top > last then redis.call('HSET', KEYS[2], ARGV[1], string.format('%d', top)) end
+redis.call('PEXPIRE', KEYS[2], 604800000)
+return out
+";
+
+/// The scripts, loaded once per source or sink.
 #[derive(Clone)]
 pub(crate) struct Scripts {
     pub(crate) fenced_ack: Script,
     pub(crate) dead_letter: Script,
     pub(crate) reclaim: Script,
+    pub(crate) append: Script,
 }
 
 impl Scripts {
@@ -94,6 +124,7 @@ impl Scripts {
             fenced_ack: Script::new(FENCED_ACK),
             dead_letter: Script::new(DEAD_LETTER),
             reclaim: Script::new(RECLAIM),
+            append: Script::new(APPEND),
         }
     }
 }

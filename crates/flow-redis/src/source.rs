@@ -194,7 +194,7 @@ where
             Err(e) if e.code() == Some("BUSYGROUP") => {}
             Err(e) => return Err(StreamError::redis(url, e)),
         }
-        let consumer = config.consumer.clone().unwrap_or_else(unique_consumer);
+        let consumer = config.consumer.clone().unwrap_or_else(unique_name);
         let dead = config
             .dead_stream
             .clone()
@@ -611,7 +611,10 @@ fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn connect(url: &str, response: Duration) -> Result<ConnectionManager, StreamError> {
+pub(crate) async fn connect(
+    url: &str,
+    response: Duration,
+) -> Result<ConnectionManager, StreamError> {
     let client = redis::Client::open(url).map_err(|e| StreamError::redis(url, e))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
@@ -630,9 +633,9 @@ async fn connect(url: &str, response: Duration) -> Result<ConnectionManager, Str
     .map_err(|e| StreamError::redis(url, e))
 }
 
-/// A consumer name no other source shares: the process id, the time and
-/// a counter.
-fn unique_consumer() -> String {
+/// A consumer or producer name no other shares: the process id, the time
+/// and a counter.
+pub(crate) fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

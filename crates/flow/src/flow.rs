@@ -387,6 +387,12 @@ impl<T: Send + 'static> Flow<T> {
         Ok(())
     }
 
+    /// The items as a stream of the batches they move in (one `Err` at the
+    /// end if the flow failed): for a sink that writes a batch at a time.
+    pub fn into_batches(self) -> BoxStream<'static, Result<Vec<T>, FlowError>> {
+        self.stream
+    }
+
     /// The items as a stream (one `Err` at the end if the flow failed).
     pub fn into_stream(self) -> BoxStream<'static, Result<T, FlowError>> {
         self.stream
