@@ -109,7 +109,7 @@ impl StreamConfig {
     }
 
     /// How long an entry must sit unacknowledged at a consumer before
-    /// another takes it over (`XAUTOCLAIM`'s min idle time). Longer than
+    /// another takes it over (`XPENDING IDLE` and `XCLAIM`). Longer than
     /// the longest processing of one entry, or entries still being
     /// processed are taken over (their late acknowledgement is then
     /// refused, so nothing is duplicated, but work is repeated).

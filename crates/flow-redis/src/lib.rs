@@ -58,6 +58,7 @@ mod reply;
 mod scripts;
 mod sink;
 mod source;
+mod stage;
 
 pub use codec::{Codec, Json, Raw};
 pub use config::{StartAt, StreamConfig};
@@ -65,3 +66,4 @@ pub use error::StreamError;
 pub use id::StreamId;
 pub use sink::{MAX_PAYLOAD, Retention, ShardedSink, StreamSink};
 pub use source::{SourceStats, StreamSource};
+pub use stage::{StageOutput, StreamStage};

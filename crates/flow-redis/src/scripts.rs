@@ -2,25 +2,50 @@
 
 use redis::Script;
 
-/// Acknowledges entries only where this consumer still holds them at the
-/// delivery it was given, and keeps a receipt of each acknowledgement until
-/// the next batch, so that a batch retried after an unknown outcome
-/// reports the entries its first try acknowledged.
+/// Commits entries only where this consumer still holds them at the
+/// delivery it was given: acknowledges each, appending its outputs to the
+/// output stream or its dead letter to the dead-letter stream in the same
+/// step; and keeps a receipt of each commit until the next batch, so that
+/// a batch retried after an unknown outcome reports the entries its first
+/// try committed and appends nothing twice.
 ///
-/// KEYS: stream, receipts hash. ARGV: group, consumer, clear (`1` drops
-/// the previous batch's receipts, whose outcome is known), then id and
-/// delivery count pairs. Returns 1 (acknowledged now or by an earlier try)
-/// or 0 (another consumer holds the entry, or it is gone) per pair.
-const FENCED_ACK: &str = r"
+/// KEYS: stream, receipts hash, output stream, dead stream. ARGV: group,
+/// consumer, clear (`1` drops the previous batch's receipts, whose outcome
+/// is known), output field, trim mode (`''`, `MAXLEN`, `MINID`), `~`, trim
+/// bound; then per entry its id, delivery count, kind (`a` acknowledge,
+/// `o` with outputs, `d` dead), the count `m` of arguments that follow and
+/// those arguments (the outputs; or the reason and class). Returns 1
+/// (committed now or by an earlier try) or 0 (another consumer holds the
+/// entry, or it is gone) per entry.
+const COMMIT: &str = r"
 if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
 local out = {}
-for i = 4, #ARGV, 2 do
-  local id, n = ARGV[i], ARGV[i + 1]
+local i = 8
+while i <= #ARGV do
+  local id, n, kind, m = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local at = i + 4
+  i = at + m
   if redis.call('HGET', KEYS[2], id) == n then
     out[#out + 1] = 1
   else
     local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
     if #p == 1 and p[1][2] == ARGV[2] and tostring(p[1][4]) == n then
+      if kind == 'o' then
+        for j = at, at + m - 1 do
+          if ARGV[5] == '' then
+            redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[j])
+          else
+            redis.call('XADD', KEYS[3], ARGV[5], ARGV[6], ARGV[7], '*', ARGV[4], ARGV[j])
+          end
+        end
+      elseif kind == 'd' then
+        local e = redis.call('XRANGE', KEYS[1], id, id)
+        local fields = {'id', id, 'reason', ARGV[at], 'class', ARGV[at + 1], 'deliveries', n}
+        if #e == 1 then
+          for _, f in ipairs(e[1][2]) do fields[#fields + 1] = f end
+        end
+        redis.call('XADD', KEYS[4], '*', unpack(fields))
+      end
       redis.call('XACK', KEYS[1], ARGV[1], id)
       redis.call('HSET', KEYS[2], id, n)
       out[#out + 1] = 1
@@ -55,29 +80,40 @@ return 1
 
 /// Claims entries other consumers left idle, with the delivery count each
 /// has now; entries delivered more than the limit go to the dead-letter
-/// stream instead (permanent: retries ran out).
+/// stream instead (transient: retries ran out). Entries this consumer
+/// holds itself are left alone, so its own slow work is taken over by
+/// others, not renewed by itself.
 ///
 /// KEYS: stream, dead stream. ARGV: group, consumer, min idle (ms),
-/// cursor, count, max deliveries. Returns the next cursor, the claimed
-/// entries as `{id, deliveries, fields}`, and the number dead-lettered.
+/// cursor (`-` or an exclusive `(id`), count, max deliveries. Returns the
+/// next cursor (`-` after the last page), the claimed entries as `{id,
+/// deliveries, fields}`, and the number dead-lettered.
 const RECLAIM: &str = r"
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local page = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[4], '+', ARGV[5])
+local cursor = '-'
+if #page == tonumber(ARGV[5]) then cursor = '(' .. page[#page][1] end
 local out, dead = {}, 0
-for _, e in ipairs(r[2]) do
+for _, e in ipairs(page) do
   local id = e[1]
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  local n = p[1][4]
-  if n > tonumber(ARGV[6]) then
-    local fields = {'id', id, 'reason', 'delivered ' .. n .. ' times without an acknowledgement', 'class', 'transient', 'deliveries', tostring(n)}
-    for _, f in ipairs(e[2]) do fields[#fields + 1] = f end
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
-    redis.call('XACK', KEYS[1], ARGV[1], id)
-    dead = dead + 1
-  else
-    out[#out + 1] = {id, n, e[2]}
+  if e[2] ~= ARGV[2] then
+    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id)
+    if #c == 1 and c[1] then
+      local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+      local n = p[1][4]
+      local fields = c[1][2] or {}
+      if n > tonumber(ARGV[6]) then
+        local letter = {'id', id, 'reason', 'delivered ' .. n .. ' times without an acknowledgement', 'class', 'transient', 'deliveries', tostring(n)}
+        for _, f in ipairs(fields) do letter[#letter + 1] = f end
+        redis.call('XADD', KEYS[2], '*', unpack(letter))
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+        dead = dead + 1
+      else
+        out[#out + 1] = {id, n, fields}
+      end
+    end
   end
 end
-return {r[1], out, dead}
+return {cursor, out, dead}
 ";
 
 /// Appends payloads a producer has not appended before: each has a
@@ -112,7 +148,7 @@ return out
 /// The scripts, loaded once per source or sink.
 #[derive(Clone)]
 pub(crate) struct Scripts {
-    pub(crate) fenced_ack: Script,
+    pub(crate) commit: Script,
     pub(crate) dead_letter: Script,
     pub(crate) reclaim: Script,
     pub(crate) append: Script,
@@ -121,7 +157,7 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
-            fenced_ack: Script::new(FENCED_ACK),
+            commit: Script::new(COMMIT),
             dead_letter: Script::new(DEAD_LETTER),
             reclaim: Script::new(RECLAIM),
             append: Script::new(APPEND),

@@ -14,7 +14,7 @@ use weft_flow::Flow;
 use crate::codec::{Codec, Json};
 use crate::config::slot_prefix;
 use crate::scripts::Scripts;
-use crate::source::{connect, unique_name};
+use crate::source::{connect, trim_args, unique_name};
 use crate::{StreamError, StreamId};
 
 /// Redis's largest bulk string (`proto-max-bulk-len`'s default).
@@ -262,17 +262,7 @@ where
         let retry = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(500))
             .and_then(|b| b.with_jitter(0.5))
             .unwrap_or(Backoff::constant(Duration::from_millis(50)));
-        let (mode, approx, bound) = match self.retention {
-            Retention::All => ("", "", String::new()),
-            Retention::MaxLen(n) => ("MAXLEN", "~", n.to_string()),
-            Retention::MaxAge(age) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-                ("MINID", "~", now.saturating_sub(age).to_string())
-            }
-        };
+        let (mode, approx, bound) = trim_args(self.retention);
         let mut tries = 0u32;
         loop {
             tries += 1;

@@ -55,7 +55,7 @@ pub struct SourceStats {
 ///  XADD ──▶ stream ──XREADGROUP──▶ this consumer ──fenced ack──▶ done
 ///              │                       │ idle > claim_idle
 ///              │                       ▼
-///              └────XAUTOCLAIM──▶ another consumer (delivery n + 1)
+///              └────XCLAIM (idle)──▶ another consumer (delivery n + 1)
 ///                  n > max_deliveries ──▶ <stream>:dead
 /// ```
 ///
@@ -104,6 +104,7 @@ struct Inner<T, C> {
     ready: Notify,
     room: Notify,
     acks: Mutex<AckQueue>,
+    output: std::sync::OnceLock<Output>,
     backlog: AtomicUsize,
     delivered: AtomicU64,
     reclaimed: AtomicU64,
@@ -115,8 +116,50 @@ struct Inner<T, C> {
 
 #[derive(Default)]
 struct AckQueue {
-    pending: Vec<(StreamId, u64, oneshot::Sender<bool>)>,
+    pending: Vec<Pending>,
     flushing: bool,
+}
+
+/// One commit waiting for its batch.
+pub(crate) struct Pending {
+    id: StreamId,
+    deliveries: u64,
+    op: Commit,
+    done: oneshot::Sender<bool>,
+}
+
+/// What committing an entry does besides acknowledging it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Commit {
+    /// Nothing else.
+    Ack,
+    /// Appends these payloads to the output stream.
+    Outputs(Vec<Vec<u8>>),
+    /// Appends a dead letter for the entry.
+    Dead { reason: String, class: ErrorClass },
+}
+
+/// `XADD`'s trimming arguments for a retention: mode, `~`, bound.
+pub(crate) fn trim_args(retention: crate::Retention) -> (&'static str, &'static str, String) {
+    match retention {
+        crate::Retention::All => ("", "", String::new()),
+        crate::Retention::MaxLen(n) => ("MAXLEN", "~", n.to_string()),
+        crate::Retention::MaxAge(age) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+            ("MINID", "~", now.saturating_sub(age).to_string())
+        }
+    }
+}
+
+/// Where a stage's outputs go.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub(crate) stream: String,
+    pub(crate) field: String,
+    pub(crate) trim: (&'static str, &'static str, String),
 }
 
 impl<T> StreamSource<T, Json>
@@ -217,6 +260,7 @@ where
             ready: Notify::new(),
             room: Notify::new(),
             acks: Mutex::new(AckQueue::default()),
+            output: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
             delivered: AtomicU64::new(0),
             reclaimed: AtomicU64::new(0),
@@ -249,6 +293,40 @@ where
             refused: i.refused.load(Ordering::Relaxed),
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
         }
+    }
+
+    /// Routes a stage's outputs to `output`; `false` if outputs already
+    /// go elsewhere.
+    pub(crate) fn set_output(&self, output: Output) -> bool {
+        self.inner.output.set(output).is_ok()
+    }
+
+    /// Commits entry `id`: acknowledges it and does `op` in the same step,
+    /// if this source still holds it at the delivery it handed out;
+    /// `false` otherwise (the caller's result must be discarded).
+    pub(crate) async fn commit(&self, id: StreamId, op: Commit) -> bool {
+        let inner = &self.inner;
+        let deliveries = lock(&inner.held).remove(&id);
+        inner.in_hand.fetch_sub(1, Ordering::AcqRel);
+        inner.ready.notify_waiters();
+        let Some(deliveries) = deliveries else {
+            return false;
+        };
+        let (done, rx) = oneshot::channel();
+        let start = {
+            let mut q = lock(&inner.acks);
+            q.pending.push(Pending {
+                id,
+                deliveries,
+                op,
+                done,
+            });
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start {
+            tokio::spawn(inner.clone().flush_acks());
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Stops reading: entries not handed out stay in the stream for other
@@ -305,23 +383,7 @@ where
     }
 
     async fn ack(&self, id: StreamId) -> bool {
-        let inner = &self.inner;
-        let deliveries = lock(&inner.held).remove(&id);
-        inner.in_hand.fetch_sub(1, Ordering::AcqRel);
-        inner.ready.notify_waiters();
-        let Some(deliveries) = deliveries else {
-            return false;
-        };
-        let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut q = lock(&inner.acks);
-            q.pending.push((id, deliveries, tx));
-            !std::mem::replace(&mut q.flushing, true)
-        };
-        if start {
-            tokio::spawn(inner.clone().flush_acks());
-        }
-        rx.await.unwrap_or(false)
+        self.commit(id, Commit::Ack).await
     }
 
     async fn nack(&self, item: Item<T, StreamId>) {
@@ -361,7 +423,7 @@ where
         let claim_every = (self.config.claim_idle / 2).max(Duration::from_millis(1));
         let reclaims = self.config.claim_idle < weft_core::time::FOREVER;
         let mut last_claim: Option<Instant> = None;
-        let mut cursor = "0-0".to_string();
+        let mut cursor = "-".to_string();
         let mut quiet_since = Instant::now();
         let retry = Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1))
             .and_then(|b| b.with_jitter(0.5))
@@ -454,12 +516,6 @@ where
         self.dead_lettered.fetch_add(dead, Ordering::Relaxed);
         let n = claimed.len();
         for (entry, deliveries) in claimed {
-            // An entry this source holds already (a worker slower than the
-            // idle time): it keeps it, at the new delivery.
-            if let Some(held) = lock(&self.held).get_mut(&entry.id) {
-                *held = deliveries;
-                continue;
-            }
             self.reclaimed.fetch_add(1, Ordering::Relaxed);
             self.take(entry, deliveries).await?;
         }
@@ -543,26 +599,25 @@ where
             // Batches go one at a time, and each is settled (or given up)
             // before the next: the next one's first try may drop the
             // receipts.
-            let results = self.fenced_ack(&batch, true).await;
-            for ((_, _, tx), ok) in batch.into_iter().zip(results) {
+            let results = self.commit_batch(&batch, true).await;
+            for (pending, ok) in batch.into_iter().zip(results) {
                 if ok {
                     self.acked.fetch_add(1, Ordering::Relaxed);
+                    if matches!(pending.op, Commit::Dead { .. }) {
+                        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    }
                 } else {
                     self.refused.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = tx.send(ok);
+                let _ = pending.done.send(ok);
             }
         }
     }
 
-    /// One batch through the fenced-ack script, retried while its outcome
-    /// is unknown, up to the ack timeout; `clear` drops the previous
-    /// batch's receipts on the first try.
-    async fn fenced_ack(
-        &self,
-        batch: &[(StreamId, u64, oneshot::Sender<bool>)],
-        clear: bool,
-    ) -> Vec<bool> {
+    /// One batch through the commit script, retried while its outcome is
+    /// unknown, up to the ack timeout; `clear` drops the previous batch's
+    /// receipts on the first try.
+    async fn commit_batch(&self, batch: &[Pending], clear: bool) -> Vec<bool> {
         let deadline = Instant::now() + weft_core::time::capped(self.config.ack_timeout);
         let retry = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(500))
             .and_then(|b| b.with_jitter(0.5))
@@ -571,13 +626,43 @@ where
         let mut tries = 0u32;
         loop {
             tries += 1;
-            let mut call = self.scripts.fenced_ack.key(&self.stream);
+            let no_output = Output {
+                stream: self.dead.clone(),
+                field: String::new(),
+                trim: ("", "", String::new()),
+            };
+            let output = self.output.get().unwrap_or(&no_output);
+            let mut call = self.scripts.commit.key(&self.stream);
             call.key(&self.receipts)
+                .key(&output.stream)
+                .key(&self.dead)
                 .arg(&self.group)
                 .arg(&self.consumer)
-                .arg(if clear { "1" } else { "0" });
-            for (id, deliveries, _) in batch {
-                call.arg(id.to_string()).arg(*deliveries);
+                .arg(if clear { "1" } else { "0" })
+                .arg(&output.field)
+                .arg(output.trim.0)
+                .arg(output.trim.1)
+                .arg(&output.trim.2);
+            for p in batch {
+                call.arg(p.id.to_string()).arg(p.deliveries);
+                match &p.op {
+                    Commit::Ack => {
+                        call.arg("a").arg(0);
+                    }
+                    Commit::Outputs(payloads) => {
+                        call.arg("o").arg(payloads.len());
+                        for payload in payloads {
+                            call.arg(payload.as_slice());
+                        }
+                    }
+                    Commit::Dead { reason, class } => {
+                        let class = match class {
+                            ErrorClass::Transient => "transient",
+                            ErrorClass::Permanent => "permanent",
+                        };
+                        call.arg("d").arg(2).arg(reason).arg(class);
+                    }
+                }
             }
             let reply: Result<Vec<i64>, _> = call.invoke_async(&mut self.conn.clone()).await;
             match reply {
@@ -588,7 +673,7 @@ where
                     tracing::error!(
                         sent = batch.len(),
                         got = flags.len(),
-                        "fenced ack answered the wrong count"
+                        "commit answered the wrong count"
                     );
                     return vec![false; batch.len()];
                 }
@@ -682,15 +767,20 @@ mod tests {
         for _ in 0..3 {
             let item = source.next().await.unwrap();
             let deliveries = lock(&source.inner.held)[&item.id];
-            batch.push((item.id, deliveries, oneshot::channel().0));
+            batch.push(Pending {
+                id: item.id,
+                deliveries,
+                op: Commit::Ack,
+                done: oneshot::channel().0,
+            });
         }
         // Another consumer's entry in the same batch: refused both times.
-        batch[2].1 += 1;
+        batch[2].deliveries += 1;
         let inner = &source.inner;
-        assert_eq!(inner.fenced_ack(&batch, true).await, [true, true, false]);
+        assert_eq!(inner.commit_batch(&batch, true).await, [true, true, false]);
         // The retry of that batch (its receipts kept).
-        assert_eq!(inner.fenced_ack(&batch, false).await, [true, true, false]);
+        assert_eq!(inner.commit_batch(&batch, false).await, [true, true, false]);
         // The next batch clears them: the same ids are no longer ours.
-        assert_eq!(inner.fenced_ack(&batch[..2], true).await, [false, false]);
+        assert_eq!(inner.commit_batch(&batch[..2], true).await, [false, false]);
     }
 }

@@ -1,0 +1,289 @@
+//! Consume, transform, produce: a work queue from one stream to another
+//! whose outputs are appended in the step that acknowledges their input.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+use weft_core::{Cause, Classify, ErrorClass};
+use weft_flow::queue::{Item, QueueConfig, Source, WorkContext, WorkQueue, Worker};
+
+use crate::codec::{Codec, Json};
+use crate::sink::{MAX_PAYLOAD, Retention};
+use crate::source::{Commit, Output, trim_args};
+use crate::{StreamError, StreamId, StreamSource};
+
+/// Where a stage's outputs go: a stream, its retention, and the codec of
+/// its payloads.
+#[derive(Debug, Clone)]
+pub struct StageOutput<O, C = Json> {
+    stream: String,
+    retention: Retention,
+    codec: C,
+    _payload: PhantomData<fn(O)>,
+}
+
+impl<O> StageOutput<O, Json> {
+    /// Outputs to `stream` as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] for an empty name.
+    pub fn new(stream: &str, retention: Retention) -> Result<Self, StreamError> {
+        StageOutput::with_codec(stream, retention, Json)
+    }
+}
+
+impl<O, C> StageOutput<O, C> {
+    /// Outputs to `stream` through `codec`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] for an empty name.
+    pub fn with_codec(stream: &str, retention: Retention, codec: C) -> Result<Self, StreamError> {
+        if stream.is_empty() {
+            return Err(StreamError::invalid(
+                "output stream",
+                stream,
+                "a non-empty name",
+            ));
+        }
+        Ok(StageOutput {
+            stream: stream.to_string(),
+            retention,
+            codec,
+            _payload: PhantomData,
+        })
+    }
+}
+
+/// A stage between two streams: a [`WorkQueue`] over a [`StreamSource`]
+/// whose worker turns each input into any number of outputs, committed
+/// exactly once.
+///
+/// The queue acknowledges an input only after its worker succeeded (or
+/// failed for good), and here the acknowledgement is the commit: one
+/// script checks that this consumer still holds the input at this
+/// delivery, appends the outputs to the output stream (or the dead letter
+/// to the dead-letter stream), acknowledges the input, and keeps a
+/// receipt for a retry. So across crashes (nothing was appended: the input
+/// is processed again), pauses (the late commit is refused: another
+/// consumer's commit counts) and retries after an unknown outcome (the
+/// receipt says it applied), each input's outputs appear once.
+///
+/// On Redis Cluster the script touches the input stream, the output
+/// stream, the dead-letter stream and the receipts: all must be in one
+/// hash slot, so name both streams with the same hash tag
+/// (`{photos}:raw`, `{photos}:thumbs`). Two stages on different slots are
+/// each exactly once; nothing spans slots atomically.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use weft_flow::queue::QueueConfig;
+/// use weft_flow_redis::{Retention, StageOutput, StreamConfig, StreamSource, StreamStage};
+///
+/// let input: StreamSource<String> =
+///     StreamSource::connect("redis://127.0.0.1:6379", "{photos}:raw", "thumbs", StreamConfig::new())
+///         .await?;
+/// let output = StageOutput::new("{photos}:thumbs", Retention::MaxLen(1_000_000))?;
+/// let worker = |name: String| async move { Ok::<_, weft_core::Cause>(vec![format!("{name}.thumb")]) };
+/// let stage = StreamStage::spawn(input, output, worker, QueueConfig::fixed(8)?)?;
+/// # let _ = stage; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct StreamStage;
+
+impl StreamStage {
+    /// Starts the stage: `worker` on every input of `source`, its outputs
+    /// to `output`. The queue's own output is `(input id, outputs
+    /// appended)`; its dead letters are also in the input's dead-letter
+    /// stream, committed with the acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] if `source` already feeds another stage.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn<I, O, W, CI, CO>(
+        source: StreamSource<I, CI>,
+        output: StageOutput<O, CO>,
+        worker: W,
+        config: QueueConfig,
+    ) -> Result<WorkQueue<usize, I, StreamId>, StreamError>
+    where
+        I: Clone + Send + Sync + 'static,
+        O: Send + 'static,
+        W: Worker<I, StreamId, Output = Vec<O>>,
+        CI: Codec<I>,
+        CO: Codec<O>,
+    {
+        let routed = source.set_output(Output {
+            stream: output.stream.clone(),
+            field: "d".into(),
+            trim: trim_args(output.retention),
+        });
+        if !routed {
+            return Err(StreamError::invalid(
+                "source",
+                source.consumer(),
+                "a source that feeds no other stage",
+            ));
+        }
+        let stash = Arc::new(Mutex::new(HashMap::new()));
+        let source = StageSource {
+            inner: source,
+            stash: stash.clone(),
+        };
+        let worker = StageWorker {
+            worker,
+            codec: output.codec,
+            stash,
+            _payload: PhantomData,
+        };
+        Ok(WorkQueue::spawn(Arc::new(source), worker, config))
+    }
+}
+
+/// What the worker left for an input's commit.
+enum Stashed {
+    /// An attempt started and has not returned (if the queue commits now,
+    /// it panicked or timed out).
+    Attempting,
+    Outputs(Vec<Vec<u8>>),
+    Dead {
+        reason: String,
+        class: ErrorClass,
+    },
+}
+
+type Stash = Arc<Mutex<HashMap<StreamId, Stashed>>>;
+
+fn lock(stash: &Stash) -> std::sync::MutexGuard<'_, HashMap<StreamId, Stashed>> {
+    stash.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct StageSource<I, C> {
+    inner: StreamSource<I, C>,
+    stash: Stash,
+}
+
+impl<I, C> Source<I> for StageSource<I, C>
+where
+    I: Send + 'static,
+    C: Codec<I>,
+{
+    type Id = StreamId;
+
+    async fn next(&self) -> Option<Item<I, StreamId>> {
+        self.inner.next().await
+    }
+
+    async fn ack(&self, id: StreamId) -> bool {
+        let stashed = lock(&self.stash).remove(&id);
+        let op = match stashed {
+            // Already done in this queue (its done set skipped the work).
+            None => Commit::Ack,
+            Some(Stashed::Outputs(payloads)) => Commit::Outputs(payloads),
+            Some(Stashed::Dead { reason, class }) => Commit::Dead { reason, class },
+            Some(Stashed::Attempting) => Commit::Dead {
+                reason: "the worker panicked, or its last attempt timed out (the queue's dead letter says which)".into(),
+                class: ErrorClass::Permanent,
+            },
+        };
+        self.inner.commit(id, op).await
+    }
+
+    async fn nack(&self, item: Item<I, StreamId>) {
+        lock(&self.stash).remove(&item.id);
+        self.inner.nack(item).await;
+    }
+
+    fn arrived(&self) -> u64 {
+        self.inner.arrived()
+    }
+
+    fn backlog(&self) -> Option<usize> {
+        self.inner.backlog()
+    }
+}
+
+struct StageWorker<W, O, C> {
+    worker: W,
+    codec: C,
+    stash: Stash,
+    _payload: PhantomData<fn() -> O>,
+}
+
+impl<I, O, W, C> Worker<I, StreamId> for StageWorker<W, O, C>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    W: Worker<I, StreamId, Output = Vec<O>>,
+    C: Codec<O>,
+{
+    type Output = usize;
+    type Error = Cause;
+
+    fn process(
+        &self,
+        item: I,
+        cx: WorkContext<StreamId>,
+    ) -> impl Future<Output = Result<usize, Cause>> + Send {
+        let id = cx.id;
+        let last = cx.is_last_attempt();
+        lock(&self.stash).insert(id, Stashed::Attempting);
+        let call = self.worker.process(item, cx);
+        async move {
+            let dead = |reason: String, class: ErrorClass| {
+                if class == ErrorClass::Permanent || last {
+                    lock(&self.stash).insert(
+                        id,
+                        Stashed::Dead {
+                            reason: reason.clone(),
+                            class,
+                        },
+                    );
+                }
+                Cause::message(reason, class)
+            };
+            match call.await {
+                Ok(outputs) => {
+                    let mut payloads = Vec::with_capacity(outputs.len());
+                    let mut total = 0usize;
+                    for o in &outputs {
+                        let bytes = self.codec.encode(o).map_err(|why| {
+                            dead(
+                                format!("output does not encode: {why}"),
+                                ErrorClass::Permanent,
+                            )
+                        })?;
+                        total = total.saturating_add(bytes.len());
+                        payloads.push(bytes);
+                    }
+                    if total > MAX_PAYLOAD {
+                        return Err(dead(
+                            format!(
+                                "outputs of {total} bytes are above the {MAX_PAYLOAD}-byte limit of one commit"
+                            ),
+                            ErrorClass::Permanent,
+                        ));
+                    }
+                    let n = payloads.len();
+                    lock(&self.stash).insert(id, Stashed::Outputs(payloads));
+                    Ok(n)
+                }
+                Err(e) => Err(dead(error_text(&e), e.class())),
+            }
+        }
+    }
+}
+
+fn error_text<E: Display>(e: &E) -> String {
+    e.to_string()
+}
