@@ -65,5 +65,5 @@ pub use config::{StartAt, StreamConfig};
 pub use error::StreamError;
 pub use id::StreamId;
 pub use sink::{MAX_PAYLOAD, Retention, ShardedSink, StreamSink};
-pub use source::{SourceStats, StreamSource};
+pub use source::{SourceCounters, SourceStats, StreamSource};
 pub use stage::{StageOutput, StreamStage};

@@ -170,6 +170,24 @@ where
         })
     }
 
+    /// Names this sink's producer (default: a name unique to the sink).
+    /// A producer that restarts under the same name and sends the same
+    /// items again in the same order (replaying its own input) appends
+    /// only those its earlier life did not: the producer record keeps the
+    /// numbers already appended. Two live sinks must not share a name.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] for an empty name.
+    pub fn producer(mut self, name: impl Into<String>) -> Result<Self, StreamError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(StreamError::invalid("producer", name, "a non-empty name"));
+        }
+        self.producer = name;
+        Ok(self)
+    }
+
     /// The stream written to.
     pub fn stream(&self) -> &str {
         &self.stream

@@ -106,12 +106,37 @@ struct Inner<T, C> {
     acks: Mutex<AckQueue>,
     output: std::sync::OnceLock<Output>,
     backlog: AtomicUsize,
+    counters: Arc<Counters>,
+    _payload: PhantomData<fn() -> T>,
+}
+
+/// What a source has done, shared with its [`SourceCounters`].
+#[derive(Debug, Default)]
+struct Counters {
     delivered: AtomicU64,
     reclaimed: AtomicU64,
     acked: AtomicU64,
     refused: AtomicU64,
     dead_lettered: AtomicU64,
-    _payload: PhantomData<fn() -> T>,
+}
+
+/// A handle on a source's counters that outlives handing the source to a
+/// queue or a stage.
+#[derive(Debug, Clone)]
+pub struct SourceCounters(Arc<Counters>);
+
+impl SourceCounters {
+    /// What the source has done so far.
+    pub fn stats(&self) -> SourceStats {
+        let c = &self.0;
+        SourceStats {
+            delivered: c.delivered.load(Ordering::Relaxed),
+            reclaimed: c.reclaimed.load(Ordering::Relaxed),
+            acked: c.acked.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -262,11 +287,7 @@ where
             acks: Mutex::new(AckQueue::default()),
             output: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
-            delivered: AtomicU64::new(0),
-            reclaimed: AtomicU64::new(0),
-            acked: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
+            counters: Arc::default(),
             _payload: PhantomData,
         });
         let fetcher = tokio::spawn(inner.clone().fetch(reader));
@@ -285,14 +306,13 @@ where
 
     /// What this source has done so far.
     pub fn stats(&self) -> SourceStats {
-        let i = &self.inner;
-        SourceStats {
-            delivered: i.delivered.load(Ordering::Relaxed),
-            reclaimed: i.reclaimed.load(Ordering::Relaxed),
-            acked: i.acked.load(Ordering::Relaxed),
-            refused: i.refused.load(Ordering::Relaxed),
-            dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
-        }
+        self.counters().stats()
+    }
+
+    /// A handle on this source's counters, to read them after the source
+    /// went to a queue or a stage.
+    pub fn counters(&self) -> SourceCounters {
+        SourceCounters(self.inner.counters.clone())
     }
 
     /// Routes a stage's outputs to `output`; `false` if outputs already
@@ -394,7 +414,7 @@ where
     }
 
     fn arrived(&self) -> u64 {
-        self.inner.delivered.load(Ordering::Relaxed)
+        self.inner.counters.delivered.load(Ordering::Relaxed)
     }
 
     fn backlog(&self) -> Option<usize> {
@@ -513,10 +533,12 @@ where
             claimed,
             dead,
         } = reply::reclaimed(&reply)?;
-        self.dead_lettered.fetch_add(dead, Ordering::Relaxed);
+        self.counters
+            .dead_lettered
+            .fetch_add(dead, Ordering::Relaxed);
         let n = claimed.len();
         for (entry, deliveries) in claimed {
-            self.reclaimed.fetch_add(1, Ordering::Relaxed);
+            self.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
             self.take(entry, deliveries).await?;
         }
         Ok((next, n))
@@ -535,7 +557,7 @@ where
                     id: entry.id,
                     payload,
                 });
-                self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 self.ready.notify_one();
                 Ok(())
             }
@@ -555,7 +577,7 @@ where
                     .await
                     .map_err(|e| StreamError::redis(&self.url, e))?;
                 if moved == 1 {
-                    self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::warn!(stream = %self.stream, id = %entry.id, %why, "undecodable entry dead-lettered");
                 Ok(())
@@ -602,12 +624,12 @@ where
             let results = self.commit_batch(&batch, true).await;
             for (pending, ok) in batch.into_iter().zip(results) {
                 if ok {
-                    self.acked.fetch_add(1, Ordering::Relaxed);
+                    self.counters.acked.fetch_add(1, Ordering::Relaxed);
                     if matches!(pending.op, Commit::Dead { .. }) {
-                        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     }
                 } else {
-                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 }
                 let _ = pending.done.send(ok);
             }
