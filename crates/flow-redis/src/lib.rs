@@ -66,4 +66,4 @@ pub use error::StreamError;
 pub use id::StreamId;
 pub use sink::{MAX_PAYLOAD, Retention, ShardedSink, StreamSink};
 pub use source::{SourceCounters, SourceStats, StreamSource};
-pub use stage::{StageOutput, StreamStage};
+pub use stage::{RunningStage, StageOutput, StreamStage};

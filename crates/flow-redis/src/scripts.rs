@@ -18,41 +18,74 @@ use redis::Script;
 /// (committed now or by an earlier try) or 0 (another consumer holds the
 /// entry, or it is gone) per entry.
 const COMMIT: &str = r"
-if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
-local out = {}
+local clear = ARGV[3] == '1'
+if clear then redis.call('DEL', KEYS[2]) end
+local entries, ids = {}, {}
 local i = 8
+local lo, hi
+local function key(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function before(a, b)
+  local am, as = key(a)
+  local bm, bs = key(b)
+  return am < bm or (am == bm and as < bs)
+end
 while i <= #ARGV do
-  local id, n, kind, m = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local at = i + 4
-  i = at + m
-  if redis.call('HGET', KEYS[2], id) == n then
-    out[#out + 1] = 1
-  else
-    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-    if #p == 1 and p[1][2] == ARGV[2] and tostring(p[1][4]) == n then
-      if kind == 'o' then
-        for j = at, at + m - 1 do
-          if ARGV[5] == '' then
-            redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[j])
-          else
-            redis.call('XADD', KEYS[3], ARGV[5], ARGV[6], ARGV[7], '*', ARGV[4], ARGV[j])
-          end
+  local e = {id = ARGV[i], n = ARGV[i + 1], kind = ARGV[i + 2], at = i + 4, m = tonumber(ARGV[i + 3])}
+  entries[#entries + 1] = e
+  ids[#ids + 1] = e.id
+  if lo == nil or before(e.id, lo) then lo = e.id end
+  if hi == nil or before(hi, e.id) then hi = e.id end
+  i = e.at + e.m
+end
+local out = {}
+if #entries == 0 then return out end
+local receipted = {}
+if not clear then
+  local r = redis.call('HMGET', KEYS[2], unpack(ids))
+  for k, e in ipairs(entries) do receipted[k] = (r[k] == e.n) end
+end
+-- This consumer's pending entries in the batch's id range, with their
+-- delivery counts: one range read for the whole batch.
+local held = {}
+for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], lo, hi, 1000000, ARGV[2])) do
+  held[p[1]] = tostring(p[4])
+end
+local acks, receipts = {}, {}
+for k, e in ipairs(entries) do
+  if receipted[k] then
+    out[k] = 1
+  elseif held[e.id] == e.n then
+    if e.kind == 'o' then
+      for j = e.at, e.at + e.m - 1 do
+        if ARGV[5] == '' then
+          redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[j])
+        else
+          redis.call('XADD', KEYS[3], ARGV[5], ARGV[6], ARGV[7], '*', ARGV[4], ARGV[j])
         end
-      elseif kind == 'd' then
-        local e = redis.call('XRANGE', KEYS[1], id, id)
-        local fields = {'id', id, 'reason', ARGV[at], 'class', ARGV[at + 1], 'deliveries', n}
-        if #e == 1 then
-          for _, f in ipairs(e[1][2]) do fields[#fields + 1] = f end
-        end
-        redis.call('XADD', KEYS[4], '*', unpack(fields))
       end
-      redis.call('XACK', KEYS[1], ARGV[1], id)
-      redis.call('HSET', KEYS[2], id, n)
-      out[#out + 1] = 1
-    else
-      out[#out + 1] = 0
+    elseif e.kind == 'd' then
+      local x = redis.call('XRANGE', KEYS[1], e.id, e.id)
+      local fields = {'id', e.id, 'reason', ARGV[e.at], 'class', ARGV[e.at + 1], 'deliveries', e.n}
+      if #x == 1 then
+        for _, f in ipairs(x[1][2]) do fields[#fields + 1] = f end
+      end
+      redis.call('XADD', KEYS[4], '*', unpack(fields))
     end
+    acks[#acks + 1] = e.id
+    receipts[#receipts + 1] = e.id
+    receipts[#receipts + 1] = e.n
+    held[e.id] = nil
+    out[k] = 1
+  else
+    out[k] = 0
   end
+end
+if #acks > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(acks))
+  redis.call('HSET', KEYS[2], unpack(receipts))
 end
 redis.call('PEXPIRE', KEYS[2], 86400000)
 return out

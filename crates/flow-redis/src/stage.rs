@@ -8,7 +8,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use weft_core::{Cause, Classify, ErrorClass};
-use weft_flow::queue::{Item, QueueConfig, Source, WorkContext, WorkQueue, Worker};
+use weft_flow::queue::{
+    Control, Item, QueueConfig, Source, Status, WorkContext, WorkQueue, Worker,
+};
 
 use crate::codec::{Codec, Json};
 use crate::sink::{MAX_PAYLOAD, Retention};
@@ -99,9 +101,10 @@ pub struct StreamStage;
 
 impl StreamStage {
     /// Starts the stage: `worker` on every input of `source`, its outputs
-    /// to `output`. The queue's own output is `(input id, outputs
-    /// appended)`; its dead letters are also in the input's dead-letter
-    /// stream, committed with the acknowledgement.
+    /// to `output`, failures to the input's dead-letter stream. Both are in
+    /// Redis once committed, so the stage reads its queue's local output
+    /// and dead letters itself (a queue whose outputs nobody reads stops
+    /// once its edges fill); the returned stage is its control.
     ///
     /// # Errors
     ///
@@ -115,7 +118,7 @@ impl StreamStage {
         output: StageOutput<O, CO>,
         worker: W,
         config: QueueConfig,
-    ) -> Result<WorkQueue<usize, I, StreamId>, StreamError>
+    ) -> Result<RunningStage, StreamError>
     where
         I: Clone + Send + Sync + 'static,
         O: Send + 'static,
@@ -146,7 +149,50 @@ impl StreamStage {
             stash,
             _payload: PhantomData,
         };
-        Ok(WorkQueue::spawn(Arc::new(source), worker, config))
+        let WorkQueue {
+            output,
+            dead_letters,
+            control,
+        } = WorkQueue::spawn(Arc::new(source), worker, config);
+        let drained = tokio::spawn(async move {
+            let (out, dead) = futures::join!(output.for_each(drop), dead_letters.for_each(drop));
+            out.and(dead)
+        });
+        Ok(RunningStage { control, drained })
+    }
+}
+
+/// A running [`StreamStage`]: its queue's control.
+#[derive(Debug)]
+pub struct RunningStage {
+    control: Control<StreamId>,
+    drained: tokio::task::JoinHandle<Result<(), weft_flow::FlowError>>,
+}
+
+impl RunningStage {
+    /// The queue's control: status, drain, cancel.
+    pub fn control(&self) -> &Control<StreamId> {
+        &self.control
+    }
+
+    /// Waits until the stage stops (its source ended, or after a drain or
+    /// cancel) and returns the final status: `done` inputs committed
+    /// (`dead` of them as dead letters), `discarded` commits refused
+    /// because another consumer had taken the input over.
+    ///
+    /// # Errors
+    ///
+    /// [`weft_flow::FlowError`] if the queue's manager or its drain failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Control::wait`].
+    pub async fn wait(self) -> Result<Status, weft_flow::FlowError> {
+        let status = self.control.wait().await?;
+        self.drained
+            .await
+            .map_err(|e| weft_flow::FlowError::Upstream(Cause::permanent(e.to_string())))??;
+        Ok(status)
     }
 }
 

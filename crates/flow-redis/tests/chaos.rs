@@ -142,7 +142,7 @@ async fn run_stage<I, O, W>(
     });
     let out = StageOutput::<O>::new(output, Retention::All).unwrap();
     let stage = StreamStage::spawn(source, out, worker, QueueConfig::fixed(4).unwrap()).unwrap();
-    let _ = stage.collect_all().await;
+    let _ = stage.wait().await;
 }
 
 struct Kid {
