@@ -1,6 +1,8 @@
-//! weft flows across processes, with Redis Streams as the broker: a work
-//! queue whose workers in many processes share one stream through a
-//! consumer group.
+//! weft flows across processes, with Redis Streams as the broker: work
+//! queues whose workers in many processes share one stream through a
+//! consumer group ([`StreamSource`]), sinks that append a flow once
+//! ([`StreamSink`], [`ShardedSink`]), and stages from stream to stream
+//! whose outputs are committed exactly once ([`StreamStage`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,8 +49,11 @@
 //! - Redis replicates asynchronously: a failover can lose acknowledged
 //!   entries' acknowledgements (they are then delivered again) and
 //!   appended entries.
-//! - Acknowledged entries stay in the stream until trimmed (`MAXLEN` or
-//!   `MINID` on the producer side).
+//! - Acknowledged entries stay in the stream until trimmed
+//!   ([`Retention`]); trimming does not wait for slow groups.
+//!
+//! `docs/flows-redis.md` has the timing rules, Redis Cluster, the chaos
+//! figures and the measured numbers.
 
 mod codec;
 mod config;
