@@ -9,12 +9,14 @@ use redis::Script;
 /// a batch retried after an unknown outcome reports the entries its first
 /// try committed and appends nothing twice.
 ///
-/// KEYS: stream, receipts hash, output stream, dead stream. ARGV: group,
-/// consumer, clear (`1` drops the previous batch's receipts, whose outcome
-/// is known), output field, trim mode (`''`, `MAXLEN`, `MINID`), `~`, trim
-/// bound; then per entry its id, delivery count, kind (`a` acknowledge,
-/// `o` with outputs, `d` dead), the count `m` of arguments that follow and
-/// those arguments (the outputs; or the reason and class). Returns 1
+/// KEYS: stream, receipts hash, dead stream, then the output streams.
+/// ARGV: group, consumer, clear (`1` drops the previous batch's receipts,
+/// whose outcome is known), output field, trim mode (`''`, `MAXLEN`,
+/// `MINID`), `~`, trim bound; then per entry its id, delivery count, kind
+/// (`a` acknowledge, `o` with outputs, `d` dead), the count `m` of
+/// arguments that follow and those arguments (for outputs, pairs of an
+/// output stream's index from 0 and the payload; for a dead letter, the
+/// reason and class). Returns 1
 /// (committed now or by an earlier try) or 0 (another consumer holds the
 /// entry, or it is gone) per entry.
 const COMMIT: &str = r"
@@ -59,11 +61,12 @@ for k, e in ipairs(entries) do
     out[k] = 1
   elseif held[e.id] == e.n then
     if e.kind == 'o' then
-      for j = e.at, e.at + e.m - 1 do
+      for j = e.at, e.at + e.m - 1, 2 do
+        local target = KEYS[4 + tonumber(ARGV[j])]
         if ARGV[5] == '' then
-          redis.call('XADD', KEYS[3], '*', ARGV[4], ARGV[j])
+          redis.call('XADD', target, '*', ARGV[4], ARGV[j + 1])
         else
-          redis.call('XADD', KEYS[3], ARGV[5], ARGV[6], ARGV[7], '*', ARGV[4], ARGV[j])
+          redis.call('XADD', target, ARGV[5], ARGV[6], ARGV[7], '*', ARGV[4], ARGV[j + 1])
         end
       end
     elseif e.kind == 'd' then
@@ -72,7 +75,7 @@ for k, e in ipairs(entries) do
       if #x == 1 then
         for _, f in ipairs(x[1][2]) do fields[#fields + 1] = f end
       end
-      redis.call('XADD', KEYS[4], '*', unpack(fields))
+      redis.call('XADD', KEYS[3], '*', unpack(fields))
     end
     acks[#acks + 1] = e.id
     receipts[#receipts + 1] = e.id

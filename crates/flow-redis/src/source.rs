@@ -158,8 +158,8 @@ pub(crate) struct Pending {
 pub(crate) enum Commit {
     /// Nothing else.
     Ack,
-    /// Appends these payloads to the output stream.
-    Outputs(Vec<Vec<u8>>),
+    /// Appends these payloads, each to the output stream of its index.
+    Outputs(Vec<(u32, Vec<u8>)>),
     /// Appends a dead letter for the entry.
     Dead { reason: String, class: ErrorClass },
 }
@@ -182,7 +182,8 @@ pub(crate) fn trim_args(retention: crate::Retention) -> (&'static str, &'static 
 /// Where a stage's outputs go.
 #[derive(Debug, Clone)]
 pub(crate) struct Output {
-    pub(crate) stream: String,
+    /// The output streams, by index.
+    pub(crate) streams: Vec<String>,
     pub(crate) field: String,
     pub(crate) trim: (&'static str, &'static str, String),
 }
@@ -649,16 +650,17 @@ where
         loop {
             tries += 1;
             let no_output = Output {
-                stream: self.dead.clone(),
+                streams: Vec::new(),
                 field: String::new(),
                 trim: ("", "", String::new()),
             };
             let output = self.output.get().unwrap_or(&no_output);
             let mut call = self.scripts.commit.key(&self.stream);
-            call.key(&self.receipts)
-                .key(&output.stream)
-                .key(&self.dead)
-                .arg(&self.group)
+            call.key(&self.receipts).key(&self.dead);
+            for stream in &output.streams {
+                call.key(stream);
+            }
+            call.arg(&self.group)
                 .arg(&self.consumer)
                 .arg(if clear { "1" } else { "0" })
                 .arg(&output.field)
@@ -672,9 +674,9 @@ where
                         call.arg("a").arg(0);
                     }
                     Commit::Outputs(payloads) => {
-                        call.arg("o").arg(payloads.len());
-                        for payload in payloads {
-                            call.arg(payload.as_slice());
+                        call.arg("o").arg(payloads.len() * 2);
+                        for (target, payload) in payloads {
+                            call.arg(*target).arg(payload.as_slice());
                         }
                     }
                     Commit::Dead { reason, class } => {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
-use std::marker::PhantomData;
+
 use std::sync::{Arc, Mutex};
 
-use weft_core::{Cause, Classify, ErrorClass};
+use weft_core::{Cause, Classify, ErrorClass, ShardKey, Sharder, key_hash};
 use weft_flow::queue::{
     Control, Item, QueueConfig, Source, Status, WorkContext, WorkQueue, Worker,
 };
@@ -17,14 +17,27 @@ use crate::sink::{MAX_PAYLOAD, Retention};
 use crate::source::{Commit, Output, trim_args};
 use crate::{StreamError, StreamId, StreamSource};
 
-/// Where a stage's outputs go: a stream, its retention, and the codec of
-/// its payloads.
-#[derive(Debug, Clone)]
+/// Where a stage's outputs go: one stream, or one stream per shard of a
+/// weft [`Sharder`]; their retention; and the codec of the payloads.
 pub struct StageOutput<O, C = Json> {
-    stream: String,
+    streams: Vec<String>,
+    route: Option<Router<O>>,
     retention: Retention,
     codec: C,
-    _payload: PhantomData<fn(O)>,
+}
+
+/// The output stream's index of an output.
+type Router<O> = Arc<dyn Fn(&O) -> usize + Send + Sync>;
+
+impl<O, C: std::fmt::Debug> std::fmt::Debug for StageOutput<O, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageOutput")
+            .field("streams", &self.streams)
+            .field("sharded", &self.route.is_some())
+            .field("retention", &self.retention)
+            .field("codec", &self.codec)
+            .finish()
+    }
 }
 
 impl<O> StageOutput<O, Json> {
@@ -35,6 +48,46 @@ impl<O> StageOutput<O, Json> {
     /// [`StreamError::Invalid`] for an empty name.
     pub fn new(stream: &str, retention: Retention) -> Result<Self, StreamError> {
         StageOutput::with_codec(stream, retention, Json)
+    }
+
+    /// Outputs as JSON, each to the stream of its shard: `key(&output)`
+    /// through weft's key hash and `sharder` picks shard `id`, whose
+    /// stream is `<prefix>-<id>`. All of them are written in the commit of
+    /// the input, so on Redis Cluster they must share the input's hash
+    /// slot: give `prefix` the input's hash tag (`{photos}:shard`).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] for an empty prefix.
+    pub fn sharded<S, K, F>(
+        prefix: &str,
+        sharder: S,
+        key: F,
+        retention: Retention,
+    ) -> Result<Self, StreamError>
+    where
+        S: Sharder + Send + Sync + 'static,
+        K: ShardKey,
+        F: Fn(&O) -> K + Send + Sync + 'static,
+    {
+        if prefix.is_empty() {
+            return Err(StreamError::invalid(
+                "output prefix",
+                prefix,
+                "a non-empty name",
+            ));
+        }
+        let streams = (0..sharder.id_bound())
+            .map(|id| format!("{prefix}-{id}"))
+            .collect();
+        let route: Router<O> =
+            Arc::new(move |o: &O| sharder.shard_for_hash(key_hash(&key(o))).index());
+        Ok(StageOutput {
+            streams,
+            route: Some(route),
+            retention,
+            codec: Json,
+        })
     }
 }
 
@@ -53,11 +106,16 @@ impl<O, C> StageOutput<O, C> {
             ));
         }
         Ok(StageOutput {
-            stream: stream.to_string(),
+            streams: vec![stream.to_string()],
+            route: None,
             retention,
             codec,
-            _payload: PhantomData,
         })
+    }
+
+    /// The output streams, by shard id (one for an unsharded output).
+    pub fn streams(&self) -> &[String] {
+        &self.streams
     }
 }
 
@@ -127,7 +185,7 @@ impl StreamStage {
         CO: Codec<O>,
     {
         let routed = source.set_output(Output {
-            stream: output.stream.clone(),
+            streams: output.streams.clone(),
             field: "d".into(),
             trim: trim_args(output.retention),
         });
@@ -146,8 +204,9 @@ impl StreamStage {
         let worker = StageWorker {
             worker,
             codec: output.codec,
+            route: output.route,
+            streams: output.streams.len(),
             stash,
-            _payload: PhantomData,
         };
         let WorkQueue {
             output,
@@ -201,7 +260,7 @@ enum Stashed {
     /// An attempt started and has not returned (if the queue commits now,
     /// it panicked or timed out).
     Attempting,
-    Outputs(Vec<Vec<u8>>),
+    Outputs(Vec<(u32, Vec<u8>)>),
     Dead {
         reason: String,
         class: ErrorClass,
@@ -262,8 +321,9 @@ where
 struct StageWorker<W, O, C> {
     worker: W,
     codec: C,
+    route: Option<Router<O>>,
+    streams: usize,
     stash: Stash,
-    _payload: PhantomData<fn() -> O>,
 }
 
 impl<I, O, W, C> Worker<I, StreamId> for StageWorker<W, O, C>
@@ -303,6 +363,16 @@ where
                     let mut payloads = Vec::with_capacity(outputs.len());
                     let mut total = 0usize;
                     for o in &outputs {
+                        let target = self.route.as_ref().map_or(0, |route| route(o));
+                        if target >= self.streams {
+                            return Err(dead(
+                                format!(
+                                    "the sharder chose shard {target}, beyond its {} output streams",
+                                    self.streams
+                                ),
+                                ErrorClass::Permanent,
+                            ));
+                        }
                         let bytes = self.codec.encode(o).map_err(|why| {
                             dead(
                                 format!("output does not encode: {why}"),
@@ -310,7 +380,7 @@ where
                             )
                         })?;
                         total = total.saturating_add(bytes.len());
-                        payloads.push(bytes);
+                        payloads.push((target as u32, bytes));
                     }
                     if total > MAX_PAYLOAD {
                         return Err(dead(

@@ -4,8 +4,8 @@
 //! itself killed and restarted once (AOF, `appendfsync always`).
 //!
 //! ```text
-//!  producer ──▶ {c}:in ──sharder stage──▶ {c}:mid ──3 workers──▶ {c}:out
-//!                  └─ {c}:in:dead             └─ {c}:mid:dead
+//!  producer ──▶ {c}:in ──sharder stage──▶ {c}:shard-0..2 ──3 workers──▶ {c}:out
+//!                  └─ {c}:in:dead                  └─ {c}:shard-i:dead
 //! ```
 //!
 //! Checked: every input's output is in `{c}:out` exactly once, or the
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use weft_core::{Cause, ShardExt};
+use weft_core::Cause;
 use weft_flow::queue::QueueConfig;
 use weft_flow_redis::{
     Retention, StageOutput, StreamConfig, StreamSink, StreamSource, StreamStage,
@@ -31,7 +31,7 @@ use weft_flow_redis::{
 use weft_shard::LevelJump;
 
 const IN: &str = "{c}:in";
-const MID: &str = "{c}:mid";
+const SHARDS: u32 = 3;
 const OUT: &str = "{c}:out";
 const CLAIM_IDLE: Duration = Duration::from_millis(400);
 /// Inputs that fail for good (dead-lettered by the workers).
@@ -87,21 +87,31 @@ fn chaos_child() {
                 }
             }
             "sharder" => {
-                let shards = LevelJump::new(3).unwrap();
-                let worker = move |x: u64| async move {
-                    Ok::<_, Cause>(vec![(x, shards.shard_for(&x).get())])
-                };
-                run_stage(&url, IN, MID, "sharders", worker, &stats).await;
+                // One stream per shard, each output committed with its input.
+                let shards = LevelJump::new(SHARDS).unwrap();
+                let out = StageOutput::sharded("{c}:shard", shards, |x: &u64| *x, Retention::All)
+                    .unwrap();
+                let worker = |x: u64| async move { Ok::<_, Cause>(vec![x]) };
+                run_stage(&url, IN, out, "sharders", worker, &stats).await;
             }
             "worker" => {
-                let worker = |(x, _shard): (u64, u32)| async move {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    if poison(x) {
-                        return Err(Cause::permanent(format!("input {x} is poison")));
-                    }
-                    Ok(vec![x])
-                };
-                run_stage(&url, MID, OUT, "workers", worker, &stats).await;
+                // Every worker process consumes every shard's stream, in one
+                // group per stream: any of them takes over any shard.
+                let stages = (0..SHARDS).map(|shard| {
+                    let worker = |x: u64| async move {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        if poison(x) {
+                            return Err(Cause::permanent(format!("input {x} is poison")));
+                        }
+                        Ok(vec![x])
+                    };
+                    let out = StageOutput::new(OUT, Retention::All).unwrap();
+                    let input = format!("{{c}}:shard-{shard}");
+                    let stats = stats.with_extension(format!("{shard}.stats"));
+                    let url = url.clone();
+                    async move { run_stage(&url, &input, out, "workers", worker, &stats).await }
+                });
+                futures::future::join_all(stages).await;
             }
             other => panic!("unknown role {other}"),
         }
@@ -112,7 +122,7 @@ fn chaos_child() {
 async fn run_stage<I, O, W>(
     url: &str,
     input: &str,
-    output: &str,
+    out: StageOutput<O>,
     group: &str,
     worker: W,
     stats: &Path,
@@ -140,7 +150,6 @@ async fn run_stage<I, O, W>(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let out = StageOutput::<O>::new(output, Retention::All).unwrap();
     let stage = StreamStage::spawn(source, out, worker, QueueConfig::fixed(4).unwrap()).unwrap();
     let _ = stage.wait().await;
 }
@@ -252,13 +261,14 @@ async fn accounted(
         *outs.entry(x).or_insert(0) += 1;
     }
     let mut dead = Vec::new();
-    for stream in ["{c}:in:dead", "{c}:mid:dead"] {
+    let streams = std::iter::once("{c}:in:dead".to_string())
+        .chain((0..SHARDS).map(|i| format!("{{c}}:shard-{i}:dead")));
+    for stream in streams {
+        let stream = stream.as_str();
         let payloads = field(c, stream, "d").await?;
         let reasons = field(c, stream, "reason").await?;
         for (p, r) in payloads.iter().zip(reasons) {
-            let x = serde_json::from_slice::<u64>(p)
-                .or_else(|_| serde_json::from_slice::<(u64, u32)>(p).map(|t| t.0))
-                .ok()?;
+            let x = serde_json::from_slice::<u64>(p).ok()?;
             dead.push((x, String::from_utf8_lossy(&r).into_owned()));
         }
     }

@@ -182,3 +182,49 @@ async fn a_slow_consumers_late_commit_appends_nothing() {
     let mut c = conn(&url).await;
     assert_eq!(values(&mut c, "{q}:out", "d").await, ["101"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_stage_commits_each_output_to_its_shards_stream() {
+    use weft_core::ShardExt;
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let url = redis.url();
+    let input: StreamSink<u64> = StreamSink::connect(&url, "{s}:in", Retention::All)
+        .await
+        .unwrap();
+    input.append(&(0..900).collect::<Vec<_>>()).await.unwrap();
+    let shards = weft_shard::LevelJump::new(3).unwrap();
+    let output =
+        StageOutput::<u64>::sharded("{s}:shard", shards, |x: &u64| *x, Retention::All).unwrap();
+    assert_eq!(
+        output.streams(),
+        ["{s}:shard-0", "{s}:shard-1", "{s}:shard-2"]
+    );
+    let source: StreamSource<u64> = StreamSource::connect(&url, "{s}:in", "sharder", config())
+        .await
+        .unwrap();
+    let sharder = |x: u64| async move { Ok::<_, Cause>(vec![x]) };
+    let status = StreamStage::spawn(source, output, sharder, QueueConfig::fixed(16).unwrap())
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(status.done, 900);
+    let mut c = conn(&url).await;
+    let mut total = 0;
+    for id in 0..3u32 {
+        let mut got: Vec<u64> = values(&mut c, &format!("{{s}}:shard-{id}"), "d")
+            .await
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        got.sort_unstable();
+        let want: Vec<u64> = (0..900u64)
+            .filter(|x| shards.shard_for(x).get() == id)
+            .collect();
+        assert_eq!(got, want, "shard {id}");
+        total += got.len();
+    }
+    assert_eq!(total, 900);
+}
