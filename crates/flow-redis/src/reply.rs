@@ -162,6 +162,27 @@ pub(crate) fn group_backlog(v: &Value, group: &str) -> Option<u64> {
     None
 }
 
+/// From `CLUSTER SLOTS`, the `host:port` of the master serving `slot`.
+pub(crate) fn slot_owner(v: &Value, slot: i64) -> Option<String> {
+    for range in array("CLUSTER SLOTS", v).ok()? {
+        let parts = array("slot range", range).ok()?;
+        let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(master)) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            continue;
+        };
+        if (*lo..=*hi).contains(&slot) {
+            let m = array("slot master", master).ok()?;
+            let host = text("master host", m.first()?).ok()?;
+            let Value::Int(port) = m.get(1)? else {
+                return None;
+            };
+            return Some(format!("{host}:{port}"));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use weft_flow::Flow;
 use crate::codec::{Codec, Json};
 use crate::config::slot_prefix;
 use crate::scripts::Scripts;
-use crate::source::{connect, trim_args, unique_name};
+use crate::source::{connect_for, trim_args, unique_name};
 use crate::{StreamError, StreamId};
 
 /// Redis's largest bulk string (`proto-max-bulk-len`'s default).
@@ -152,9 +152,9 @@ where
             }
             _ => {}
         }
-        let conn = connect(url, TIMEOUT).await?;
+        let (conn, node) = connect_for(url, stream, TIMEOUT).await?;
         Ok(StreamSink {
-            url: url.to_string(),
+            url: node,
             stream: stream.to_string(),
             producers: format!("{}:producers", slot_prefix(stream)),
             producer: unique_name(),

@@ -242,10 +242,11 @@ where
         if group.is_empty() {
             return Err(StreamError::invalid("group", group, "a non-empty name"));
         }
-        let conn = connect(url, TIMEOUT).await?;
+        let (conn, node) = connect_for(url, stream, TIMEOUT).await?;
         // Reads wait up to `block` on their own connection, so that
         // acknowledgements never queue behind them.
-        let reader = connect(url, config.block + TIMEOUT).await?;
+        let reader = connect(&node, config.block + TIMEOUT).await?;
+        let url = node.as_str();
         let start = match config.start {
             StartAt::Beginning => "0",
             StartAt::New => "$",
@@ -720,6 +721,52 @@ fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A connection to the node that serves `key`: on Redis Cluster the master
+/// owning `key`'s hash slot (every key a stream's scripts touch is in that
+/// slot), else `url`'s server. Returns the connection and the node's URL.
+pub(crate) async fn connect_for(
+    url: &str,
+    key: &str,
+    response: Duration,
+) -> Result<(ConnectionManager, String), StreamError> {
+    let mut seed = connect(url, response).await?;
+    let slot: Result<i64, _> = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(&mut seed)
+        .await;
+    let Ok(slot) = slot else {
+        // "cluster support disabled": one server.
+        return Ok((seed, url.to_string()));
+    };
+    let ranges: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut seed)
+        .await
+        .map_err(|e| StreamError::redis(url, e))?;
+    let owner = reply::slot_owner(&ranges, slot).ok_or_else(|| StreamError::BadReply {
+        what: "CLUSTER SLOTS (no master for the stream's slot)",
+        reply: format!("{ranges:?}"),
+    })?;
+    let node = node_url(url, &owner);
+    if node == url {
+        return Ok((seed, node));
+    }
+    Ok((connect(&node, response).await?, node))
+}
+
+/// `url` with its host and port replaced by `host_port` (credentials and
+/// options kept).
+fn node_url(url: &str, host_port: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let (auth, rest) = match rest.rsplit_once('@') {
+        Some((auth, rest)) => (format!("{auth}@"), rest),
+        None => (String::new(), rest),
+    };
+    let tail = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("{scheme}://{auth}{host_port}{tail}")
+}
+
 pub(crate) async fn connect(
     url: &str,
     response: Duration,
@@ -760,6 +807,16 @@ pub(crate) fn unique_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_url_keeps_credentials_and_options() {
+        assert_eq!(
+            node_url("redis://:pw@10.0.0.1:6379/0", "10.0.0.2:7000"),
+            "redis://:pw@10.0.0.2:7000/0"
+        );
+        assert_eq!(node_url("redis://h:1", "h:2"), "redis://h:2");
+        assert_eq!(node_url("rediss://u:p@h:1", "g:3"), "rediss://u:p@g:3");
+    }
 
     /// A batch whose first try applied but whose reply was lost is retried:
     /// the retry must report the entries the first try acknowledged (the

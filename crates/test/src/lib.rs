@@ -18,7 +18,8 @@
 //!   its own temp dir; nothing is shared between tests.
 //! - A server is returned only once it answers: etcd when its `/health`
 //!   endpoint reports `"health":"true"`, Redis when `PING` gets `PONG`,
-//!   nutcracker when every pool accepts connections.
+//!   nutcracker when every pool accepts connections, a Redis Cluster when
+//!   every node reports `cluster_state:ok`.
 //! - It is stopped by its own process id (never by name) and reaped when the
 //!   handle drops.
 //! - Its log stays in the temp dir, and is printed when the test panics.
@@ -45,4 +46,4 @@ pub use etcd::{Etcd, EtcdCluster, etcd, etcd_cluster};
 pub use http::{HttpResponse, http};
 pub use nutcracker::{Nutcracker, nutcracker};
 pub use process::HarnessError;
-pub use redis::{Redis, Reply, redis};
+pub use redis::{Redis, RedisCluster, Reply, redis, redis_cluster};

@@ -1,6 +1,7 @@
 //! A private Redis on loopback, and just enough RESP to talk to it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -234,4 +235,154 @@ async fn read_reply(stream: &mut BufReader<TcpStream>) -> std::io::Result<Reply>
 /// `redis-server`), or when it is installed but does not answer.
 pub async fn redis() -> Option<Redis> {
     require("Redis", Redis::start().await)
+}
+
+/// A private Redis Cluster of masters (no replicas) on loopback, each in
+/// its own temp dir, joined with `redis-cli --cluster create`.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` cluster-enabled servers (at least 3, as Redis
+    /// requires), joins them, and waits until every node reports
+    /// `cluster_state:ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`HarnessError::NotInstalled`] without `redis-server` or
+    /// `redis-cli`; the other variants if the cluster does not form.
+    pub async fn start(masters: usize) -> Result<RedisCluster, HarnessError> {
+        let mut nodes = Vec::with_capacity(masters);
+        for _ in 0..masters {
+            let args = |dir: &Path, ports: &[u16]| {
+                let argv = [
+                    "--port",
+                    &ports[0].to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &dir.join("nodes.conf").display().to_string(),
+                    "--cluster-node-timeout",
+                    "60000",
+                    "--dir",
+                    &dir.display().to_string(),
+                ]
+                .map(String::from)
+                .to_vec();
+                (argv, 1)
+            };
+            let (process, ports) = ServerProcess::start(&SPEC, args, ping).await?;
+            nodes.push(Redis {
+                process,
+                port: ports[0],
+            });
+        }
+        let cli = crate::process::find_binary("redis-cli").ok_or(HarnessError::NotInstalled {
+            binary: "redis-cli",
+            package: "redis-tools",
+        })?;
+        let spawn_err = |source| HarnessError::Spawn {
+            binary: "redis-cli",
+            source,
+        };
+        let mut create = std::process::Command::new(cli);
+        create.arg("--cluster").arg("create");
+        for n in &nodes {
+            create.arg(n.addr());
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .map_err(spawn_err)?;
+        if !out.status.success() {
+            return Err(HarnessError::Exited {
+                binary: "redis-cli",
+                status: out.status,
+                log: "stdout".into(),
+                tail: String::from_utf8_lossy(&out.stdout).into_owned(),
+            });
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for n in &nodes {
+            loop {
+                if let Ok(Reply::Bulk(Some(info))) = n.command(&["CLUSTER", "INFO"]).await
+                    && String::from_utf8_lossy(&info).contains("cluster_state:ok")
+                {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(HarnessError::NotReady {
+                        binary: "redis-server (cluster)",
+                        waited: Duration::from_secs(30),
+                        last: "cluster_state is not ok".into(),
+                        log: n.log_path().display().to_string(),
+                        tail: String::new(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(RedisCluster { nodes })
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[Redis] {
+        &self.nodes
+    }
+
+    /// The node owning `key`'s hash slot (by `CLUSTER KEYSLOT` and
+    /// `CLUSTER SLOTS`).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors, or `InvalidData` for replies not of that shape.
+    pub async fn owner_of(&self, key: &str) -> std::io::Result<usize> {
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let Reply::Integer(slot) = self.nodes[0].command(&["CLUSTER", "KEYSLOT", key]).await?
+        else {
+            return Err(bad("CLUSTER KEYSLOT"));
+        };
+        let Reply::Array(Some(ranges)) = self.nodes[0].command(&["CLUSTER", "SLOTS"]).await? else {
+            return Err(bad("CLUSTER SLOTS"));
+        };
+        for r in ranges {
+            let Reply::Array(Some(parts)) = r else {
+                continue;
+            };
+            let (Reply::Integer(lo), Reply::Integer(hi)) = (&parts[0], &parts[1]) else {
+                continue;
+            };
+            if (*lo..=*hi).contains(&slot)
+                && let Reply::Array(Some(master)) = &parts[2]
+                && let Reply::Integer(port) = &master[1]
+            {
+                return self
+                    .nodes
+                    .iter()
+                    .position(|n| i64::from(n.port) == *port)
+                    .ok_or_else(|| bad("a master not started here"));
+            }
+        }
+        Err(bad("no master for the slot"))
+    }
+}
+
+/// Starts a private Redis Cluster of `masters` for a test, or returns
+/// `None` (after a loud message) when Redis is not installed and `CI` is not
+/// `true`.
+///
+/// # Panics
+///
+/// As [`redis`].
+pub async fn redis_cluster(masters: usize) -> Option<RedisCluster> {
+    require("Redis Cluster", RedisCluster::start(masters).await)
 }
