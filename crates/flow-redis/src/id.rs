@@ -10,7 +10,7 @@ use crate::StreamError;
 /// The id of a Redis stream entry: the millisecond time of its append and
 /// a sequence number within that millisecond (`1700000000000-3`), ordered
 /// as Redis orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct StreamId {
     /// Milliseconds part.
     pub ms: u64,

@@ -12,7 +12,8 @@ use redis::Script;
 /// KEYS: stream, receipts hash, dead stream, then the output streams.
 /// ARGV: group, consumer, clear (`1` drops the previous batch's receipts,
 /// whose outcome is known), output field, trim mode (`''`, `MAXLEN`,
-/// `MINID`), `~`, trim bound; then per entry its id, delivery count, kind
+/// `MINID`), `~`, trim bound, the lowest and highest id of the batch; then
+/// per entry its id, delivery count, kind
 /// (`a` acknowledge, `o` with outputs, `d` dead), the count `m` of
 /// arguments that follow and those arguments (for outputs, pairs of an
 /// output stream's index from 0 and the payload; for a dead letter, the
@@ -22,68 +23,61 @@ use redis::Script;
 const COMMIT: &str = r"
 local clear = ARGV[3] == '1'
 if clear then redis.call('DEL', KEYS[2]) end
-local entries, ids = {}, {}
-local i = 8
-local lo, hi
-local function key(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local function before(a, b)
-  local am, as = key(a)
-  local bm, bs = key(b)
-  return am < bm or (am == bm and as < bs)
-end
-while i <= #ARGV do
-  local e = {id = ARGV[i], n = ARGV[i + 1], kind = ARGV[i + 2], at = i + 4, m = tonumber(ARGV[i + 3])}
-  entries[#entries + 1] = e
-  ids[#ids + 1] = e.id
-  if lo == nil or before(e.id, lo) then lo = e.id end
-  if hi == nil or before(hi, e.id) then hi = e.id end
-  i = e.at + e.m
-end
-local out = {}
-if #entries == 0 then return out end
 local receipted = {}
 if not clear then
-  local r = redis.call('HMGET', KEYS[2], unpack(ids))
-  for k, e in ipairs(entries) do receipted[k] = (r[k] == e.n) end
+  local ids = {}
+  local i = 10
+  while i <= #ARGV do
+    ids[#ids + 1] = ARGV[i]
+    i = i + 4 + tonumber(ARGV[i + 3])
+  end
+  if #ids > 0 then
+    local r = redis.call('HMGET', KEYS[2], unpack(ids))
+    for k, id in ipairs(ids) do
+      if r[k] then receipted[id] = r[k] end
+    end
+  end
 end
 -- This consumer's pending entries in the batch's id range, with their
 -- delivery counts: one range read for the whole batch.
 local held = {}
-for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], lo, hi, 1000000, ARGV[2])) do
-  held[p[1]] = tostring(p[4])
+for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[8], ARGV[9], 1000000, ARGV[2])) do
+  held[p[1]] = p[4]
 end
-local acks, receipts = {}, {}
-for k, e in ipairs(entries) do
-  if receipted[k] then
-    out[k] = 1
-  elseif held[e.id] == e.n then
-    if e.kind == 'o' then
-      for j = e.at, e.at + e.m - 1, 2 do
+local out, acks, receipts = {}, {}, {}
+local trim = ARGV[5] ~= ''
+local i = 10
+while i <= #ARGV do
+  local id, n, kind, m = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local at = i + 4
+  i = at + m
+  if receipted[id] == n then
+    out[#out + 1] = 1
+  elseif held[id] == tonumber(n) then
+    if kind == 'o' then
+      for j = at, at + m - 1, 2 do
         local target = KEYS[4 + tonumber(ARGV[j])]
-        if ARGV[5] == '' then
-          redis.call('XADD', target, '*', ARGV[4], ARGV[j + 1])
-        else
+        if trim then
           redis.call('XADD', target, ARGV[5], ARGV[6], ARGV[7], '*', ARGV[4], ARGV[j + 1])
+        else
+          redis.call('XADD', target, '*', ARGV[4], ARGV[j + 1])
         end
       end
-    elseif e.kind == 'd' then
-      local x = redis.call('XRANGE', KEYS[1], e.id, e.id)
-      local fields = {'id', e.id, 'reason', ARGV[e.at], 'class', ARGV[e.at + 1], 'deliveries', e.n}
+    elseif kind == 'd' then
+      local x = redis.call('XRANGE', KEYS[1], id, id)
+      local fields = {'id', id, 'reason', ARGV[at], 'class', ARGV[at + 1], 'deliveries', n}
       if #x == 1 then
         for _, f in ipairs(x[1][2]) do fields[#fields + 1] = f end
       end
       redis.call('XADD', KEYS[3], '*', unpack(fields))
     end
-    acks[#acks + 1] = e.id
-    receipts[#receipts + 1] = e.id
-    receipts[#receipts + 1] = e.n
-    held[e.id] = nil
-    out[k] = 1
+    acks[#acks + 1] = id
+    receipts[#receipts + 1] = id
+    receipts[#receipts + 1] = n
+    held[id] = nil
+    out[#out + 1] = 1
   else
-    out[k] = 0
+    out[#out + 1] = 0
   end
 end
 if #acks > 0 then

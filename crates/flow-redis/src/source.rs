@@ -668,6 +668,10 @@ where
                 .arg(output.trim.0)
                 .arg(output.trim.1)
                 .arg(&output.trim.2);
+            // The batch's id range, for the one pending-entries read.
+            let lo = batch.iter().map(|p| p.id).min().unwrap_or_default();
+            let hi = batch.iter().map(|p| p.id).max().unwrap_or_default();
+            call.arg(lo.to_string()).arg(hi.to_string());
             for p in batch {
                 call.arg(p.id.to_string()).arg(p.deliveries);
                 match &p.op {
