@@ -86,6 +86,7 @@ pub struct StreamSink<T, C = Json> {
     next_seq: Mutex<u64>,
     appended: AtomicU64,
     timeout: Duration,
+    max_payload: usize,
     _payload: std::marker::PhantomData<fn(T)>,
 }
 
@@ -166,6 +167,7 @@ where
             next_seq: Mutex::new(1),
             appended: AtomicU64::new(0),
             timeout: Duration::from_secs(30),
+            max_payload: MAX_PAYLOAD,
             _payload: std::marker::PhantomData,
         })
     }
@@ -188,6 +190,24 @@ where
         Ok(self)
     }
 
+    /// Refuses payloads above `bytes` (default [`MAX_PAYLOAD`], Redis's
+    /// bulk string limit; lower it to the server's `proto-max-bulk-len`).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] for zero or above [`MAX_PAYLOAD`].
+    pub fn max_payload(mut self, bytes: usize) -> Result<Self, StreamError> {
+        if bytes == 0 || bytes > MAX_PAYLOAD {
+            return Err(StreamError::invalid(
+                "max payload",
+                bytes,
+                format!("1 to {MAX_PAYLOAD} bytes"),
+            ));
+        }
+        self.max_payload = bytes;
+        Ok(self)
+    }
+
     /// The stream written to.
     pub fn stream(&self) -> &str {
         &self.stream
@@ -205,7 +225,8 @@ where
     /// # Errors
     ///
     /// [`StreamError::Invalid`] for an item that does not encode or is
-    /// above [`MAX_PAYLOAD`] (nothing of the call is appended then);
+    /// above the [payload limit](StreamSink::max_payload) (nothing of the
+    /// call is appended then);
     /// [`StreamError::Redis`] when Redis stayed unreachable for the append
     /// timeout (30 s), or refused the append. Items of an earlier batch of
     /// the call stay appended.
@@ -223,11 +244,11 @@ where
                     .codec
                     .encode(item)
                     .map_err(|why| StreamError::invalid("payload", why, "an encodable item"))?;
-                if bytes.len() > MAX_PAYLOAD {
+                if bytes.len() > self.max_payload {
                     return Err(StreamError::invalid(
                         "payload size",
                         bytes.len(),
-                        format!("at most {MAX_PAYLOAD} bytes (Redis's bulk string limit)"),
+                        format!("at most {} bytes (the sink's limit)", self.max_payload),
                     ));
                 }
                 Ok(bytes)

@@ -319,3 +319,79 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphaned_entry_is_taken_over_within_twice_the_idle_time() {
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let mut c = conn(&redis.url()).await;
+    let id: StreamId = add(&mut c, "o", "d", b"1").await.parse().unwrap();
+    let idle = Duration::from_millis(400);
+    let config = StreamConfig::new()
+        .block(Duration::from_millis(20))
+        .unwrap()
+        .claim_idle(idle)
+        .unwrap();
+    let crashed: StreamSource<u64> = StreamSource::connect(&redis.url(), "o", "g", config.clone())
+        .await
+        .unwrap();
+    let taken = tokio::time::timeout(WAIT, crashed.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let orphaned = std::time::Instant::now();
+    drop(crashed); // its reader stops: the entry is orphaned, unacknowledged
+    let survivor: StreamSource<u64> = StreamSource::connect(&redis.url(), "o", "g", config)
+        .await
+        .unwrap();
+    let again = tokio::time::timeout(WAIT, survivor.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = orphaned.elapsed();
+    assert_eq!((taken.id, again.id), (id, id));
+    println!("orphaned entry taken over after {took:?} (claim idle {idle:?})");
+    assert!(
+        took <= idle * 2,
+        "taken over after {took:?}, more than twice {idle:?}"
+    );
+    assert!(survivor.ack(id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_exists_keeps_its_own_position() {
+    let Some(redis) = weft_test::redis().await else {
+        return;
+    };
+    let mut c = conn(&redis.url()).await;
+    add(&mut c, "e", "d", b"1").await;
+    let new_only = StreamConfig::new()
+        .block(Duration::from_millis(20))
+        .unwrap()
+        .start(weft_flow_redis::StartAt::New)
+        .close_when_idle(Duration::from_millis(300))
+        .unwrap();
+    let first: StreamSource<u64> = StreamSource::connect(&redis.url(), "e", "g", new_only)
+        .await
+        .unwrap();
+    add(&mut c, "e", "d", b"2").await;
+    // Asking for the beginning of a group created at `$`: the group's own
+    // position wins, so entry 1 (before the group) is not delivered.
+    let from_start = StreamConfig::new()
+        .block(Duration::from_millis(20))
+        .unwrap()
+        .close_when_idle(Duration::from_millis(300))
+        .unwrap();
+    let second: StreamSource<u64> = StreamSource::connect(&redis.url(), "e", "g", from_start)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for source in [&first, &second] {
+        while let Some(item) = source.next().await {
+            got.push(item.payload);
+            assert!(source.ack(item.id).await);
+        }
+    }
+    assert_eq!(got, [2]);
+}
