@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis::Value;
 use redis::aio::MultiplexedConnection;
 use weft_core::Cause;
 use weft_flow::queue::QueueConfig;
@@ -29,6 +28,19 @@ use weft_flow_redis::{
     Retention, StageOutput, StreamConfig, StreamSink, StreamSource, StreamStage,
 };
 use weft_shard::LevelJump;
+
+mod common;
+
+/// Field `name` of every entry of `stream`, `None` while Redis is away.
+async fn field(c: &mut MultiplexedConnection, stream: &str, name: &str) -> Option<Vec<Vec<u8>>> {
+    let entries = common::try_entries(c, stream).await?;
+    Some(
+        entries
+            .into_iter()
+            .filter_map(|mut e| e.remove(name))
+            .collect(),
+    )
+}
 
 const IN: &str = "{c}:in";
 const SHARDS: u32 = 3;
@@ -212,45 +224,6 @@ impl Rng {
     }
 }
 
-async fn conn(url: &str) -> Option<MultiplexedConnection> {
-    let client = redis::Client::open(url).ok()?;
-    tokio::time::timeout(
-        Duration::from_secs(2),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .ok()?
-    .ok()
-}
-
-/// Field `field` of every entry of `stream`.
-async fn field(c: &mut MultiplexedConnection, stream: &str, field: &str) -> Option<Vec<Vec<u8>>> {
-    let v: Value = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(c)
-        .await
-        .ok()?;
-    let Value::Array(list) = v else { return None };
-    Some(
-        list.iter()
-            .filter_map(|e| {
-                let Value::Array(parts) = e else { return None };
-                let Value::Array(fields) = &parts[1] else {
-                    return None;
-                };
-                fields.chunks(2).find_map(|kv| match (&kv[0], &kv[1]) {
-                    (Value::BulkString(k), Value::BulkString(v)) if k == field.as_bytes() => {
-                        Some(v.clone())
-                    }
-                    _ => None,
-                })
-            })
-            .collect(),
-    )
-}
-
 /// Every input accounted for: `(outputs by input, dead inputs with reasons)`.
 async fn accounted(
     c: &mut MultiplexedConnection,
@@ -367,7 +340,7 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
                 signal(&kid.child, rustix::process::Signal::CONT);
                 kid.paused = None;
             }
-            if let Some(mut c) = conn(&url).await
+            if let Some(mut c) = common::try_conn(&url).await
                 && let Some((outs, dead)) = accounted(&mut c).await
                 && outs.len() + dead.len() >= (n as usize)
             {

@@ -9,7 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use redis::Value;
 use weft_core::Cause;
 use weft_flow::queue::QueueConfig;
 use weft_flow::{Flow, FlowConfig};
@@ -18,40 +17,20 @@ use weft_flow_redis::{
 };
 use weft_shard::LevelJump;
 
-const SHARDS: u32 = 6;
-const CLAIM_IDLE: Duration = Duration::from_millis(500);
+mod common;
 
+const SHARDS: u32 = 6;
+
+/// The payloads of `stream` at `url`.
 async fn values(url: &str, stream: &str) -> Vec<u64> {
-    let mut c = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
+    let mut c = common::conn(url).await;
+    common::field(&mut c, stream, "d")
         .await
-        .unwrap();
-    let v: Value = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let Value::Array(list) = v else {
-        panic!("{v:?}")
-    };
-    list.iter()
-        .map(|e| {
-            let Value::Array(parts) = e else {
-                panic!("{e:?}")
-            };
-            let Value::Array(fields) = &parts[1] else {
-                panic!("{e:?}")
-            };
-            let Value::BulkString(d) = &fields[1] else {
-                panic!("{e:?}")
-            };
-            serde_json::from_slice(d).unwrap()
-        })
+        .iter()
+        .map(|d| serde_json::from_slice(d).unwrap())
         .collect()
 }
+const CLAIM_IDLE: Duration = Duration::from_millis(500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_streams_spread_over_masters_and_survive_a_stopped_master() {

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use weft_core::{ShardExt, Sharder};
 use weft_flow::{Flow, FlowConfig};
 use weft_flow_redis::{
@@ -14,17 +13,8 @@ use weft_flow_redis::{
 };
 use weft_shard::LevelJump;
 
-async fn conn(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-async fn len(c: &mut MultiplexedConnection, stream: &str) -> u64 {
-    redis::cmd("XLEN").arg(stream).query_async(c).await.unwrap()
-}
+mod common;
+use common::{conn, len};
 
 async fn read_all(url: &str, stream: &str) -> Vec<u64> {
     let source: StreamSource<u64> = StreamSource::connect(

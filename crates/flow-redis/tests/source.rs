@@ -15,15 +15,10 @@ use weft_core::ErrorClass;
 use weft_flow::queue::{QueueConfig, Source, WorkQueue};
 use weft_flow_redis::{Raw, StreamConfig, StreamError, StreamId, StreamSource};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
+use common::{conn, entries};
 
-async fn conn(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
+const WAIT: Duration = Duration::from_secs(20);
 
 async fn add(c: &mut MultiplexedConnection, stream: &str, field: &str, value: &[u8]) -> String {
     redis::cmd("XADD")
@@ -34,39 +29,6 @@ async fn add(c: &mut MultiplexedConnection, stream: &str, field: &str, value: &[
         .query_async(c)
         .await
         .unwrap()
-}
-
-/// The entries of `stream`, as maps of field to value.
-async fn entries(c: &mut MultiplexedConnection, stream: &str) -> Vec<HashMap<String, Vec<u8>>> {
-    let v: Value = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(c)
-        .await
-        .unwrap();
-    let Value::Array(list) = v else {
-        panic!("{v:?}")
-    };
-    list.iter()
-        .map(|e| {
-            let Value::Array(parts) = e else {
-                panic!("{e:?}")
-            };
-            let Value::Array(fields) = &parts[1] else {
-                panic!("{e:?}")
-            };
-            fields
-                .chunks(2)
-                .map(|kv| match (&kv[0], &kv[1]) {
-                    (Value::BulkString(k), Value::BulkString(v)) => {
-                        (String::from_utf8(k.clone()).unwrap(), v.clone())
-                    }
-                    other => panic!("{other:?}"),
-                })
-                .collect()
-        })
-        .collect()
 }
 
 async fn pending(c: &mut MultiplexedConnection, stream: &str, group: &str) -> i64 {

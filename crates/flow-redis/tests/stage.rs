@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use redis::Value;
 use redis::aio::MultiplexedConnection;
 use weft_core::{Cause, ResultExt};
 use weft_flow::queue::QueueConfig;
@@ -14,45 +13,19 @@ use weft_flow_redis::{
     Retention, StageOutput, StreamConfig, StreamSink, StreamSource, StreamStage,
 };
 
-const WAIT: Duration = Duration::from_secs(30);
+mod common;
+use common::conn;
 
-async fn conn(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-/// Field `field` of every entry of `stream`.
+/// Field `field` of every entry of `stream`, as text.
 async fn values(c: &mut MultiplexedConnection, stream: &str, field: &str) -> Vec<String> {
-    let v: Value = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(c)
+    common::field(c, stream, field)
         .await
-        .unwrap();
-    let Value::Array(list) = v else {
-        panic!("{v:?}")
-    };
-    list.iter()
-        .filter_map(|e| {
-            let Value::Array(parts) = e else {
-                panic!("{e:?}")
-            };
-            let Value::Array(fields) = &parts[1] else {
-                panic!("{e:?}")
-            };
-            fields.chunks(2).find_map(|kv| match (&kv[0], &kv[1]) {
-                (Value::BulkString(k), Value::BulkString(v)) if k == field.as_bytes() => {
-                    Some(String::from_utf8(v.clone()).unwrap())
-                }
-                _ => None,
-            })
-        })
+        .into_iter()
+        .map(|v| String::from_utf8(v).unwrap())
         .collect()
 }
+
+const WAIT: Duration = Duration::from_secs(30);
 
 fn config() -> StreamConfig {
     StreamConfig::new()
