@@ -3,39 +3,29 @@
 use redis::Script;
 
 /// Commits entries only where this consumer still holds them at the
-/// delivery it was given: acknowledges each, appending its outputs to the
-/// output stream or its dead letter to the dead-letter stream in the same
-/// step; and keeps a receipt of each commit until the next batch, so that
-/// a batch retried after an unknown outcome reports the entries its first
-/// try committed and appends nothing twice.
+/// delivery it was given: acknowledges each, appending its outputs to their
+/// output streams or its dead letter to the dead-letter stream in the same
+/// step; and keeps the batch's results under its batch number, so that a
+/// batch retried after an unknown outcome gets the results its first try
+/// committed and appends nothing twice.
 ///
-/// KEYS: stream, receipts hash, dead stream, then the output streams.
-/// ARGV: group, consumer, clear (`1` drops the previous batch's receipts,
-/// whose outcome is known), output field, trim mode (`''`, `MAXLEN`,
-/// `MINID`), `~`, trim bound, the lowest and highest id of the batch; then
-/// per entry its id, delivery count, kind
+/// KEYS: stream, receipt, dead stream, then the output streams. ARGV:
+/// group, consumer, batch number (the same on every try of a batch), output
+/// field, trim mode (`''`, `MAXLEN`, `MINID`), `~`, trim bound, the lowest
+/// and highest id of the batch; then per entry its id, delivery count, kind
 /// (`a` acknowledge, `o` with outputs, `d` dead), the count `m` of
 /// arguments that follow and those arguments (for outputs, pairs of an
 /// output stream's index from 0 and the payload; for a dead letter, the
-/// reason and class). Returns 1
-/// (committed now or by an earlier try) or 0 (another consumer holds the
-/// entry, or it is gone) per entry.
+/// reason and class). Returns 1 (committed) or 0 (another consumer holds
+/// the entry, or it is gone) per entry.
 const COMMIT: &str = r"
-local clear = ARGV[3] == '1'
-if clear then redis.call('DEL', KEYS[2]) end
-local receipted = {}
-if not clear then
-  local ids = {}
-  local i = 10
-  while i <= #ARGV do
-    ids[#ids + 1] = ARGV[i]
-    i = i + 4 + tonumber(ARGV[i + 3])
-  end
-  if #ids > 0 then
-    local r = redis.call('HMGET', KEYS[2], unpack(ids))
-    for k, id in ipairs(ids) do
-      if r[k] then receipted[id] = r[k] end
-    end
+local prev = redis.call('GET', KEYS[2])
+if prev then
+  local batch, results = string.match(prev, '^(%d+):(%d*)$')
+  if batch == ARGV[3] then
+    local out = {}
+    for k = 1, #results do out[k] = tonumber(string.sub(results, k, k)) end
+    return out
   end
 end
 -- This consumer's pending entries in the batch's id range, with their
@@ -44,16 +34,14 @@ local held = {}
 for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[8], ARGV[9], 1000000, ARGV[2])) do
   held[p[1]] = p[4]
 end
-local out, acks, receipts = {}, {}, {}
+local out, acks = {}, {}
 local trim = ARGV[5] ~= ''
 local i = 10
 while i <= #ARGV do
   local id, n, kind, m = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local at = i + 4
   i = at + m
-  if receipted[id] == n then
-    out[#out + 1] = 1
-  elseif held[id] == tonumber(n) then
+  if held[id] == tonumber(n) then
     if kind == 'o' then
       for j = at, at + m - 1, 2 do
         local target = KEYS[4 + tonumber(ARGV[j])]
@@ -72,8 +60,6 @@ while i <= #ARGV do
       redis.call('XADD', KEYS[3], '*', unpack(fields))
     end
     acks[#acks + 1] = id
-    receipts[#receipts + 1] = id
-    receipts[#receipts + 1] = n
     held[id] = nil
     out[#out + 1] = 1
   else
@@ -82,9 +68,8 @@ while i <= #ARGV do
 end
 if #acks > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acks))
-  redis.call('HSET', KEYS[2], unpack(receipts))
 end
-redis.call('PEXPIRE', KEYS[2], 86400000)
+redis.call('SET', KEYS[2], ARGV[3] .. ':' .. table.concat(out), 'PX', 86400000)
 return out
 ";
 

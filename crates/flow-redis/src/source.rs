@@ -104,6 +104,8 @@ struct Inner<T, C> {
     ready: Notify,
     room: Notify,
     acks: Mutex<AckQueue>,
+    /// Numbers commit batches, for the receipt a retry reads.
+    batches: AtomicU64,
     output: std::sync::OnceLock<Output>,
     backlog: AtomicUsize,
     counters: Arc<Counters>,
@@ -287,6 +289,13 @@ where
             ready: Notify::new(),
             room: Notify::new(),
             acks: Mutex::new(AckQueue::default()),
+            // From the clock, so that a consumer name reused after a restart
+            // never meets its earlier life's receipt under the same number.
+            batches: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            ),
             output: std::sync::OnceLock::new(),
             backlog: AtomicUsize::new(0),
             counters: Arc::default(),
@@ -623,9 +632,9 @@ where
                 q.pending.drain(..take).collect::<Vec<_>>()
             };
             // Batches go one at a time, and each is settled (or given up)
-            // before the next: the next one's first try may drop the
-            // receipts.
-            let results = self.commit_batch(&batch, true).await;
+            // before the next: the next one's receipt replaces it.
+            let number = self.batches.fetch_add(1, Ordering::Relaxed);
+            let results = self.commit_batch(&batch, number).await;
             for (pending, ok) in batch.into_iter().zip(results) {
                 if ok {
                     self.counters.acked.fetch_add(1, Ordering::Relaxed);
@@ -640,15 +649,13 @@ where
         }
     }
 
-    /// One batch through the commit script, retried while its outcome is
-    /// unknown, up to the ack timeout; `clear` drops the previous batch's
-    /// receipts on the first try.
-    async fn commit_batch(&self, batch: &[Pending], clear: bool) -> Vec<bool> {
+    /// One batch through the commit script, retried with the same batch
+    /// `number` while its outcome is unknown, up to the ack timeout.
+    async fn commit_batch(&self, batch: &[Pending], number: u64) -> Vec<bool> {
         let deadline = Instant::now() + weft_core::time::capped(self.config.ack_timeout);
         let retry = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(500))
             .and_then(|b| b.with_jitter(0.5))
             .unwrap_or(Backoff::constant(Duration::from_millis(50)));
-        let mut clear = clear;
         let mut tries = 0u32;
         loop {
             tries += 1;
@@ -665,7 +672,7 @@ where
             }
             call.arg(&self.group)
                 .arg(&self.consumer)
-                .arg(if clear { "1" } else { "0" })
+                .arg(number)
                 .arg(&output.field)
                 .arg(output.trim.0)
                 .arg(output.trim.1)
@@ -709,9 +716,6 @@ where
                     return vec![false; batch.len()];
                 }
                 Err(e) => {
-                    // The receipts of this try must survive until it is
-                    // settled: never clear them on a retry.
-                    clear = false;
                     if e.class() == ErrorClass::Permanent || Instant::now() >= deadline {
                         tracing::error!(stream = %self.stream, error = %e, "acknowledgement not settled; results discarded");
                         return vec![false; batch.len()];
@@ -826,7 +830,7 @@ mod tests {
 
     /// A batch whose first try applied but whose reply was lost is retried:
     /// the retry must report the entries the first try acknowledged (the
-    /// receipts), not refuse them because they are no longer pending.
+    /// receipt), not refuse them because they are no longer pending.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_retried_batch_reports_what_its_lost_first_try_acknowledged() {
         let Some(redis) = weft_test::redis().await else {
@@ -864,10 +868,10 @@ mod tests {
         // Another consumer's entry in the same batch: refused both times.
         batch[2].deliveries += 1;
         let inner = &source.inner;
-        assert_eq!(inner.commit_batch(&batch, true).await, [true, true, false]);
-        // The retry of that batch (its receipts kept).
-        assert_eq!(inner.commit_batch(&batch, false).await, [true, true, false]);
-        // The next batch clears them: the same ids are no longer ours.
-        assert_eq!(inner.commit_batch(&batch[..2], true).await, [false, false]);
+        assert_eq!(inner.commit_batch(&batch, 1).await, [true, true, false]);
+        // The retry of that batch (the same number) reads its receipt.
+        assert_eq!(inner.commit_batch(&batch, 1).await, [true, true, false]);
+        // The next batch replaces the receipt: the same ids are no longer ours.
+        assert_eq!(inner.commit_batch(&batch[..2], 2).await, [false, false]);
     }
 }
