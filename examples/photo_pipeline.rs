@@ -53,14 +53,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (url, redis) = match std::env::var("REDIS_URL") {
         Ok(url) => (url, None),
         Err(_) => {
-            let (url, child) = start_redis().await?;
-            (url, Some(child))
+            let (url, child, dir) = start_redis().await?;
+            (url, Some((child, dir)))
         }
     };
     let result = parent(&url).await;
-    if let Some(mut redis) = redis {
+    // Stop the server this example started, by its own handle, and remove
+    // its dir.
+    if let Some((mut redis, dir)) = redis {
         let _ = redis.kill();
         let _ = redis.wait();
+        let _ = std::fs::remove_dir_all(dir);
     }
     result
 }
@@ -182,7 +185,7 @@ async fn wait_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
 }
 
 /// Starts a private redis-server on a free loopback port.
-async fn start_redis() -> Result<(String, Child), Box<dyn std::error::Error>> {
+async fn start_redis() -> Result<(String, Child, std::path::PathBuf), Box<dyn std::error::Error>> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -214,7 +217,7 @@ async fn start_redis() -> Result<(String, Child), Box<dyn std::error::Error>> {
             .await
             .is_ok()
         {
-            return Ok((format!("redis://127.0.0.1:{port}"), child));
+            return Ok((format!("redis://127.0.0.1:{port}"), child, dir));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
