@@ -360,6 +360,22 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
         let _ = kid.child.kill();
         let _ = kid.child.wait();
     }
+    // Figures from the children's last stats (a killed child's last write).
+    let (mut delivered, mut reclaimed, mut acked, mut refused) = (0u64, 0u64, 0u64, 0u64);
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if let [d, r, a, x] = f[..] {
+            delivered += d;
+            reclaimed += r;
+            acked += a;
+            refused += x;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     let (outs, dead, settled) = outcome.unwrap_or_else(|| {
         panic!("seed {seed:#x}: not every input was accounted for within the deadline")
     });
@@ -387,21 +403,6 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
         dead.iter().all(|(_, r)| !r.is_empty()),
         "a dead letter without a reason"
     );
-    // Figures from the children's last stats (a killed child's last write).
-    let (mut delivered, mut reclaimed, mut acked, mut refused) = (0u64, 0u64, 0u64, 0u64);
-    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        let f: Vec<u64> = text
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if let [d, r, a, x] = f[..] {
-            delivered += d;
-            reclaimed += r;
-            acked += a;
-            refused += x;
-        }
-    }
     println!(
         "chaos seed {seed:#x}: {n} items, {kills} kills, {pauses} pauses, redis restarted {}, \
          {delivered} deliveries, {reclaimed} reclaims, {acked} commits, {refused} refused commits, \
@@ -414,7 +415,6 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
         pauses == 0 || reclaimed > 0,
         "seed {seed:#x}: pauses but no reclaims"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     (pauses, refused)
 }
 
