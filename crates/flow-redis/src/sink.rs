@@ -14,7 +14,7 @@ use weft_flow::Flow;
 use crate::codec::{Codec, Json};
 use crate::config::slot_prefix;
 use crate::scripts::Scripts;
-use crate::source::{connect_for, trim_args, unique_name};
+use crate::source::{connect_for, unique_name};
 use crate::{StreamError, StreamId};
 
 /// Redis's largest bulk string (`proto-max-bulk-len`'s default).
@@ -44,6 +44,23 @@ pub enum Retention {
     MaxLen(u64),
     /// Keep entries younger than this (`MINID ~ now − age`).
     MaxAge(Duration),
+}
+
+impl Retention {
+    /// `XADD`'s trimming arguments: mode (`''` for none), `~`, bound.
+    pub(crate) fn xadd_args(self) -> (&'static str, &'static str, String) {
+        match self {
+            Retention::All => ("", "", String::new()),
+            Retention::MaxLen(n) => ("MAXLEN", "~", n.to_string()),
+            Retention::MaxAge(age) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+                ("MINID", "~", now.saturating_sub(age).to_string())
+            }
+        }
+    }
 }
 
 /// Appends a flow's items to one stream, exactly once per item even when
@@ -301,7 +318,7 @@ where
         let retry = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(500))
             .and_then(|b| b.with_jitter(0.5))
             .unwrap_or(Backoff::constant(Duration::from_millis(50)));
-        let (mode, approx, bound) = trim_args(self.retention);
+        let (mode, approx, bound) = self.retention.xadd_args();
         let mut tries = 0u32;
         loop {
             tries += 1;

@@ -166,21 +166,6 @@ pub(crate) enum Commit {
     Dead { reason: String, class: ErrorClass },
 }
 
-/// `XADD`'s trimming arguments for a retention: mode, `~`, bound.
-pub(crate) fn trim_args(retention: crate::Retention) -> (&'static str, &'static str, String) {
-    match retention {
-        crate::Retention::All => ("", "", String::new()),
-        crate::Retention::MaxLen(n) => ("MAXLEN", "~", n.to_string()),
-        crate::Retention::MaxAge(age) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-            ("MINID", "~", now.saturating_sub(age).to_string())
-        }
-    }
-}
-
 /// Where a stage's outputs go.
 #[derive(Debug, Clone)]
 pub(crate) struct Output {
@@ -338,8 +323,12 @@ where
     pub(crate) async fn commit(&self, id: StreamId, op: Commit) -> bool {
         let inner = &self.inner;
         let deliveries = lock(&inner.held).remove(&id);
-        inner.in_hand.fetch_sub(1, Ordering::AcqRel);
-        inner.ready.notify_waiters();
+        // Only a closed source's takers wait for the entries in hand to
+        // come back: wake them then, not on every commit.
+        if inner.in_hand.fetch_sub(1, Ordering::AcqRel) == 1 && inner.closed.load(Ordering::Acquire)
+        {
+            inner.ready.notify_waiters();
+        }
         let Some(deliveries) = deliveries else {
             return false;
         };

@@ -2,7 +2,6 @@
 //! whose outputs are appended in the step that acknowledges their input.
 
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::future::Future;
 
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,7 @@ use weft_flow::queue::{
 
 use crate::codec::{Codec, Json};
 use crate::sink::{MAX_PAYLOAD, Retention};
-use crate::source::{Commit, Output, trim_args};
+use crate::source::{Commit, Output};
 use crate::{StreamError, StreamId, StreamSource};
 
 /// Where a stage's outputs go: one stream, or one stream per shard of a
@@ -187,7 +186,7 @@ impl StreamStage {
         let routed = source.set_output(Output {
             streams: output.streams.clone(),
             field: "d".into(),
-            trim: trim_args(output.retention),
+            trim: output.retention.xadd_args(),
         });
         if !routed {
             return Err(StreamError::invalid(
@@ -394,12 +393,8 @@ where
                     lock(&self.stash).insert(id, Stashed::Outputs(payloads));
                     Ok(n)
                 }
-                Err(e) => Err(dead(error_text(&e), e.class())),
+                Err(e) => Err(dead(e.to_string(), e.class())),
             }
         }
     }
-}
-
-fn error_text<E: Display>(e: &E) -> String {
-    e.to_string()
 }

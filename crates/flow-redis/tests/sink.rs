@@ -155,12 +155,7 @@ async fn bad_sinks_are_typed_errors() {
         "retention"
     );
     let mut c = conn(&redis.url()).await;
-    let _: () = redis::cmd("SET")
-        .arg("plain")
-        .arg("1")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    common::set_plain(&mut c, "plain").await;
     let sink: StreamSink<u64> = StreamSink::connect(&redis.url(), "plain", Retention::All)
         .await
         .unwrap();

@@ -259,12 +259,7 @@ async fn bad_names_wrong_keys_and_a_missing_server_are_typed_errors() {
         "{e}"
     );
     let mut c = conn(&redis.url()).await;
-    let _: () = redis::cmd("SET")
-        .arg("plain")
-        .arg("1")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    common::set_plain(&mut c, "plain").await;
     let e = err(StreamSource::connect(&redis.url(), "plain", "g", config()).await);
     assert!(e.to_string().contains("WRONGTYPE"), "{e}");
     assert_eq!(weft_core::Classify::class(&e), ErrorClass::Permanent);

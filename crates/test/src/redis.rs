@@ -61,6 +61,15 @@ impl Redis {
     }
 
     async fn start_with(persistent: bool) -> Result<Redis, HarnessError> {
+        Redis::spawn(persistent, |_| Vec::new()).await
+    }
+
+    /// Starts redis-server on a free loopback port in a temp dir, with
+    /// `extra(dir)` after the common arguments.
+    async fn spawn(
+        persistent: bool,
+        extra: fn(&Path) -> Vec<String>,
+    ) -> Result<Redis, HarnessError> {
         let args = move |dir: &Path, ports: &[u16]| {
             let aof = if persistent { "yes" } else { "no" };
             let mut argv = [
@@ -80,6 +89,7 @@ impl Redis {
             if persistent {
                 argv.extend(["--appendfsync".to_string(), "always".to_string()]);
             }
+            argv.extend(extra(dir));
             (argv, 1)
         };
         let (process, ports) = ServerProcess::start(&SPEC, args, ping).await?;
@@ -256,34 +266,19 @@ impl RedisCluster {
     pub async fn start(masters: usize) -> Result<RedisCluster, HarnessError> {
         let mut nodes = Vec::with_capacity(masters);
         for _ in 0..masters {
-            let args = |dir: &Path, ports: &[u16]| {
-                let argv = [
-                    "--port",
-                    &ports[0].to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
+            let cluster = |dir: &Path| {
+                [
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     &dir.join("nodes.conf").display().to_string(),
                     "--cluster-node-timeout",
                     "60000",
-                    "--dir",
-                    &dir.display().to_string(),
                 ]
                 .map(String::from)
-                .to_vec();
-                (argv, 1)
+                .to_vec()
             };
-            let (process, ports) = ServerProcess::start(&SPEC, args, ping).await?;
-            nodes.push(Redis {
-                process,
-                port: ports[0],
-            });
+            nodes.push(Redis::spawn(false, cluster).await?);
         }
         let cli = crate::process::find_binary("redis-cli").ok_or(HarnessError::NotInstalled {
             binary: "redis-cli",

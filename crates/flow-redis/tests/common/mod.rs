@@ -80,3 +80,14 @@ pub(crate) async fn field(c: &mut MultiplexedConnection, stream: &str, name: &st
 pub(crate) async fn len(c: &mut MultiplexedConnection, stream: &str) -> u64 {
     redis::cmd("XLEN").arg(stream).query_async(c).await.unwrap()
 }
+
+/// Sets `key` to a plain string, so that a stream command on it fails with
+/// `WRONGTYPE`.
+pub(crate) async fn set_plain(c: &mut MultiplexedConnection, key: &str) {
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg("1")
+        .query_async(c)
+        .await
+        .unwrap();
+}

@@ -15,16 +15,6 @@ pub struct Load {
     pub backlog: usize,
 }
 
-/// An autoscaler's settings, as its file form writes them.
-pub(super) struct AutoscalerParts {
-    pub(super) min: usize,
-    pub(super) max: usize,
-    pub(super) utilisation: f64,
-    pub(super) patience: u32,
-    pub(super) drain_within: Duration,
-    pub(super) start: usize,
-}
-
 /// Parallelism from arrival rate and processing time:
 /// `ceil(arrival rate × processing time ÷ target utilisation)`, within
 /// bounds, changed only when `patience` evaluations in a row want it
@@ -43,12 +33,13 @@ pub(super) struct AutoscalerParts {
     into = "super::config_serde::AutoscalerFile"
 )]
 pub struct Autoscaler {
-    min: usize,
-    max: usize,
-    utilisation: f64,
-    patience: u32,
-    drain_within: Duration,
-    current: usize,
+    pub(super) min: usize,
+    pub(super) max: usize,
+    pub(super) utilisation: f64,
+    pub(super) patience: u32,
+    pub(super) drain_within: Duration,
+    /// The target now: the starting workers until the first evaluation.
+    pub(super) current: usize,
     wanted: usize,
     streak: u32,
 }
@@ -142,17 +133,6 @@ impl Autoscaler {
     /// The most workers.
     pub fn max_workers(&self) -> usize {
         self.max
-    }
-
-    pub(super) fn parts(&self) -> AutoscalerParts {
-        AutoscalerParts {
-            min: self.min,
-            max: self.max,
-            utilisation: self.utilisation,
-            patience: self.patience,
-            drain_within: self.drain_within,
-            start: self.current,
-        }
     }
 
     /// The parallelism a load calls for, before hysteresis.

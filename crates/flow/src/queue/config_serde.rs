@@ -89,14 +89,13 @@ impl TryFrom<AutoscalerFile> for Autoscaler {
 
 impl From<Autoscaler> for AutoscalerFile {
     fn from(a: Autoscaler) -> AutoscalerFile {
-        let parts = a.parts();
         AutoscalerFile {
-            min: parts.min,
-            max: parts.max,
-            utilisation: parts.utilisation,
-            patience: parts.patience,
-            drain_within: Some(parts.drain_within),
-            start: Some(parts.start),
+            min: a.min,
+            max: a.max,
+            utilisation: a.utilisation,
+            patience: a.patience,
+            drain_within: Some(a.drain_within),
+            start: Some(a.current),
         }
     }
 }
