@@ -18,6 +18,12 @@ use weft_flow_redis::{
 
 const N: u64 = 50_000;
 const BATCH: usize = 256;
+/// Entries through the one-per-round-trip loop (a tenth: it is slow).
+const ONE_N: u64 = 5_000;
+/// Entries through a stage of 4 and of 1 worker (a fifth).
+const FEW_N: u64 = 10_000;
+/// Rounds of every loop.
+const ROUNDS: usize = 5;
 
 async fn conn(url: &str) -> MultiplexedConnection {
     redis::Client::open(url)
@@ -44,6 +50,24 @@ async fn group(c: &mut MultiplexedConnection, stream: &str) {
         .query_async(c)
         .await
         .unwrap();
+}
+
+/// This process's CPU seconds so far (user + system), from /proc.
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// The server's CPU seconds so far (user + system).
+async fn server_cpu(c: &mut MultiplexedConnection) -> f64 {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(c).await.unwrap();
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| *k == "used_cpu_user" || *k == "used_cpu_sys")
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum()
 }
 
 async fn xlen(c: &mut MultiplexedConnection, stream: &str) -> u64 {
@@ -118,7 +142,7 @@ async fn raw(url: &str, input: &str, output: &str, count: usize) -> Duration {
     start.elapsed()
 }
 
-async fn weft(url: &str, input: &str, output: &str, workers: usize) -> Duration {
+async fn weft(url: &str, input: &str, output: &str, workers: usize, n: u64) -> Duration {
     let config = StreamConfig::new()
         .batch(BATCH)
         .unwrap()
@@ -133,7 +157,7 @@ async fn weft(url: &str, input: &str, output: &str, workers: usize) -> Duration 
     let start = Instant::now();
     let stage =
         StreamStage::spawn(source, out, worker, QueueConfig::fixed(workers).unwrap()).unwrap();
-    while counters.stats().acked < N {
+    while counters.stats().acked < n {
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     let took = start.elapsed();
@@ -154,75 +178,145 @@ async fn main() {
     println!(
         "{N} entries through one stage (read a batch, append each payload to another stream, acknowledge), loopback Redis, batches of {BATCH}.\n"
     );
-    println!("| run | loop | items/s | weft ÷ it |");
-    println!("|---|---|---:|---:|");
-    for run in 0..3 {
+    println!(
+        "| run | loop | items/s | server CPU µs/item | client CPU µs/item | weft (256 workers) ÷ it |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    for run in 0..ROUNDS {
         let tag = |s: &str| format!("{{b{run}}}:{s}");
         fill(&url, &tag("raw-in"), N).await;
-        fill(&url, &tag("one-in"), 5_000).await;
-        fill(&url, &tag("weft-in"), N).await;
-        fill(&url, &tag("weft1-in"), N).await;
+        fill(&url, &tag("one-in"), ONE_N).await;
         fill(&url, &tag("weft256-in"), N).await;
-        let raw_batched = raw(&url, &tag("raw-in"), &tag("raw-out"), BATCH).await;
-        assert_eq!(xlen(&mut c, &tag("raw-out")).await, N);
-        // One entry per round trip, on a tenth of the entries.
-        let mut one = conn(&url).await;
-        group(&mut one, &tag("one-in")).await;
-        let start = Instant::now();
-        for _ in 0..5_000 {
-            let v: Value = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg("g")
-                .arg("one")
-                .arg("COUNT")
-                .arg(1)
-                .arg("STREAMS")
-                .arg(tag("one-in"))
-                .arg(">")
+        for w in [4, 1] {
+            fill(&url, &tag(&format!("weft{w}-in")), FEW_N).await;
+        }
+        // The two loops compared run back to back, in turns first, so that
+        // a machine slowing down or speeding up weighs on both alike.
+        let raw_loop = async |c: &mut MultiplexedConnection| {
+            let cost = measure(c, N, raw(&url, &tag("raw-in"), &tag("raw-out"), BATCH)).await;
+            assert_eq!(xlen(c, &tag("raw-out")).await, N);
+            cost
+        };
+        let weft_loop = async |c: &mut MultiplexedConnection| {
+            let (input, output) = (tag("weft256-in"), tag("weft256-out"));
+            let cost = measure(c, N, weft(&url, &input, &output, 256, N)).await;
+            assert_eq!(xlen(c, &output).await, N);
+            cost
+        };
+        let (raw_batched, best) = if run % 2 == 0 {
+            let r = raw_loop(&mut c).await;
+            (r, weft_loop(&mut c).await)
+        } else {
+            let w = weft_loop(&mut c).await;
+            (raw_loop(&mut c).await, w)
+        };
+        ratios.push(best.rate / raw_batched.rate);
+        let one = measure(
+            &mut c,
+            ONE_N,
+            one_per_round_trip(&url, &tag("one-in"), &tag("one-out")),
+        )
+        .await;
+        assert_eq!(xlen(&mut c, &tag("one-out")).await, ONE_N);
+        let mut few = Vec::new();
+        for w in [4, 1] {
+            let (input, output) = (tag(&format!("weft{w}-in")), tag(&format!("weft{w}-out")));
+            let cost = measure(&mut c, FEW_N, weft(&url, &input, &output, w, FEW_N)).await;
+            assert_eq!(xlen(&mut c, &output).await, FEW_N);
+            few.push((w, cost));
+        }
+        let row = |what: &str, cost: &Cost| {
+            println!(
+                "| {run} | {what} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                cost.rate,
+                cost.server_us,
+                cost.client_us,
+                best.rate / cost.rate
+            );
+        };
+        row(&format!("raw, batched ({BATCH})"), &raw_batched);
+        row("raw, one entry per round trip", &one);
+        row("weft StreamStage, 256 workers", &best);
+        for (w, cost) in &few {
+            row(
+                &format!(
+                    "weft StreamStage, {w} worker{}",
+                    if *w == 1 { "" } else { "s" }
+                ),
+                cost,
+            );
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "\nweft (256 workers) ÷ raw batched, over {ROUNDS} rounds: median {:.2}, range {:.2}–{:.2}",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+}
+
+/// What one loop cost: items per second, and CPU per item on each side.
+struct Cost {
+    rate: f64,
+    server_us: f64,
+    client_us: f64,
+}
+
+/// Runs `work` (which moves `n` items) and reads both sides' CPU time
+/// around it.
+async fn measure(
+    c: &mut MultiplexedConnection,
+    n: u64,
+    work: impl std::future::Future<Output = Duration>,
+) -> Cost {
+    let (server, client) = (server_cpu(c).await, own_cpu());
+    let took = work.await;
+    let per_item = |seconds: f64| seconds * 1e6 / n as f64;
+    Cost {
+        rate: n as f64 / took.as_secs_f64(),
+        server_us: per_item(server_cpu(c).await - server),
+        client_us: per_item(own_cpu() - client),
+    }
+}
+
+/// One XREADGROUP of one entry, one XADD, one XACK: three round trips per
+/// entry.
+async fn one_per_round_trip(url: &str, input: &str, output: &str) -> Duration {
+    let mut one = conn(url).await;
+    group(&mut one, input).await;
+    let start = Instant::now();
+    for _ in 0..ONE_N {
+        let v: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("one")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(input)
+            .arg(">")
+            .query_async(&mut one)
+            .await
+            .unwrap();
+        for (id, d) in entries(&v) {
+            let _: String = redis::cmd("XADD")
+                .arg(output)
+                .arg("*")
+                .arg("d")
+                .arg(d)
                 .query_async(&mut one)
                 .await
                 .unwrap();
-            for (id, d) in entries(&v) {
-                let _: String = redis::cmd("XADD")
-                    .arg(tag("one-out"))
-                    .arg("*")
-                    .arg("d")
-                    .arg(d)
-                    .query_async(&mut one)
-                    .await
-                    .unwrap();
-                let _: i64 = redis::cmd("XACK")
-                    .arg(tag("one-in"))
-                    .arg("g")
-                    .arg(id)
-                    .query_async(&mut one)
-                    .await
-                    .unwrap();
-            }
+            let _: i64 = redis::cmd("XACK")
+                .arg(input)
+                .arg("g")
+                .arg(id)
+                .query_async(&mut one)
+                .await
+                .unwrap();
         }
-        let one_rate = 5_000.0 / start.elapsed().as_secs_f64();
-        let weft4 = weft(&url, &tag("weft-in"), &tag("weft-out"), 4).await;
-        let weft1 = weft(&url, &tag("weft1-in"), &tag("weft1-out"), 1).await;
-        let weft256 = weft(&url, &tag("weft256-in"), &tag("weft256-out"), 256).await;
-        let rate = |d: Duration| N as f64 / d.as_secs_f64();
-        let (raw_rate, w4, w1, w256) = (rate(raw_batched), rate(weft4), rate(weft1), rate(weft256));
-        println!(
-            "| {run} | raw, batched ({BATCH}) | {raw_rate:.0} | {:.2} |",
-            w4 / raw_rate
-        );
-        println!(
-            "| {run} | raw, one entry per round trip | {one_rate:.0} | {:.1} |",
-            w4 / one_rate
-        );
-        println!("| {run} | weft StreamStage, 4 workers | {w4:.0} | — |");
-        println!(
-            "| {run} | weft StreamStage, 1 worker | {w1:.0} | {:.2} of 4 |",
-            w1 / w4
-        );
-        println!(
-            "| {run} | weft StreamStage, 256 workers | {w256:.0} | {:.2} of raw batched, {:.1} of one per round trip |",
-            w256 / raw_rate,
-            w256 / one_rate
-        );
     }
+    start.elapsed()
 }

@@ -28,11 +28,13 @@
 //!   entry left unacknowledged for the claim idle time (a crashed or
 //!   paused consumer) is taken over by another at the next delivery.
 //! - An acknowledgement applies only if this consumer still holds the
-//!   entry at the delivery it was given (one Lua script checks the pending
-//!   entry's owner and delivery count, then acknowledges). A consumer that
-//!   was paused past the idle time gets `false`, and the work queue
-//!   discards its late result: at most one result per entry leaves the
-//!   queues of a group.
+//!   entry at the delivery it was given (one Lua script checks, then
+//!   acknowledges). A consumer that was paused past the idle time gets
+//!   `false`, and the work queue discards its late result: at most one
+//!   result per entry leaves the queues of a group. The check reads each
+//!   entry's pending record only when the consumer's fence record (kept
+//!   by the same scripts) shows that the entry, or anything in its pending
+//!   list, was changed by another consumer or by a client outside weft.
 //! - An acknowledgement whose reply is lost (a timeout, Redis down) is
 //!   retried, and a receipt kept in the same script tells a retry what the
 //!   first try applied, so a result is neither lost nor counted twice.

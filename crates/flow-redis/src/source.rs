@@ -24,6 +24,8 @@ use crate::{StreamError, StreamId};
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// The most acknowledgements sent in one script call.
 const ACK_BATCH: usize = 1024;
+/// Commit batches in flight at once, each with its own receipt.
+const LANES: usize = 2;
 
 /// Counters of what a source has done, for reports and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,7 +65,7 @@ pub struct SourceStats {
 /// [`Codec`] (JSON by default); an entry whose payload does not decode is
 /// moved to the dead-letter stream with its raw fields, as permanent.
 /// Acknowledgements from all workers are sent together, one script call
-/// per batch, while the previous batch is in flight.
+/// per batch, two batches in flight at a time.
 ///
 /// # Examples
 ///
@@ -89,7 +91,13 @@ struct Inner<T, C> {
     url: String,
     stream: String,
     dead: String,
-    receipts: String,
+    /// Each commit lane's receipt.
+    receipts: [String; LANES],
+    /// This consumer's fence record (see the scripts module).
+    fence: String,
+    /// Whether a read has succeeded (until then, a read makes the fence
+    /// record if there is none).
+    read_once: AtomicBool,
     group: String,
     consumer: String,
     config: StreamConfig,
@@ -141,10 +149,10 @@ impl SourceCounters {
     }
 }
 
-#[derive(Default)]
 struct AckQueue {
     pending: Vec<Pending>,
-    flushing: bool,
+    /// Lanes with no batch in flight.
+    free: Vec<usize>,
 }
 
 /// One commit waiting for its batch.
@@ -259,7 +267,11 @@ where
         let inner = Arc::new(Inner {
             url: url.to_string(),
             stream: stream.to_string(),
-            receipts: format!("{}:receipts:{consumer}", slot_prefix(stream)),
+            receipts: std::array::from_fn(|lane| {
+                format!("{}:receipts:{consumer}:{lane}", slot_prefix(stream))
+            }),
+            fence: format!("{}{consumer}", fence_prefix(stream)),
+            read_once: AtomicBool::new(false),
             dead,
             group: group.to_string(),
             consumer,
@@ -273,7 +285,10 @@ where
             closed: AtomicBool::new(false),
             ready: Notify::new(),
             room: Notify::new(),
-            acks: Mutex::new(AckQueue::default()),
+            acks: Mutex::new(AckQueue {
+                pending: Vec::new(),
+                free: (0..LANES).rev().collect(),
+            }),
             // From the clock, so that a consumer name reused after a restart
             // never meets its earlier life's receipt under the same number.
             batches: AtomicU64::new(
@@ -341,10 +356,10 @@ where
                 op,
                 done,
             });
-            !std::mem::replace(&mut q.flushing, true)
+            q.free.pop()
         };
-        if start {
-            tokio::spawn(inner.clone().flush_acks());
+        if let Some(lane) = start {
+            tokio::spawn(inner.clone().flush_acks(lane));
         }
         rx.await.unwrap_or(false)
     }
@@ -488,26 +503,67 @@ where
         }
     }
 
-    /// `XREADGROUP … >`: new entries, delivery 1.
+    /// `XREADGROUP … >`: new entries, delivery 1, counted in the fence
+    /// record in the same transaction; if there are none, waits up to
+    /// `block` for the stream to grow.
     async fn read_new(&self, reader: &mut ConnectionManager) -> Result<usize, StreamError> {
-        let reply: Value = redis::cmd("XREADGROUP")
+        let init = if self.read_once.load(Ordering::Relaxed) {
+            "0"
+        } else {
+            "1"
+        };
+        let mut tx = redis::pipe();
+        tx.atomic()
+            .cmd("EVAL")
+            .arg(&self.scripts.read_before)
+            .arg(2)
+            .arg(&self.stream)
+            .arg(&self.fence)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(init)
+            .ignore()
+            .cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.group)
             .arg(&self.consumer)
             .arg("COUNT")
             .arg(self.config.batch)
-            .arg("BLOCK")
-            .arg(self.config.block.as_millis() as u64)
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(">")
+            .cmd("EVAL")
+            .arg(&self.scripts.read_after)
+            .arg(2)
+            .arg(&self.stream)
+            .arg(&self.fence)
+            .arg(&self.group)
+            .arg(&self.consumer);
+        let (reply, last): (Value, String) = tx
             .query_async(reader)
             .await
             .map_err(|e| StreamError::redis(&self.url, e))?;
+        self.read_once.store(true, Ordering::Relaxed);
         let entries = reply::read_group(&reply)?;
         let n = entries.len();
         for entry in entries {
             self.take(entry, 1).await?;
+        }
+        if n == 0 && !self.closed.load(Ordering::Acquire) {
+            // Nothing new: wait for an entry after the stream's last one
+            // (XREAD delivers nothing to the group).
+            let from = if last.is_empty() { "$" } else { last.as_str() };
+            let _: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(1)
+                .arg("BLOCK")
+                .arg(self.config.block.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.stream)
+                .arg(from)
+                .query_async(reader)
+                .await
+                .map_err(|e| StreamError::redis(&self.url, e))?;
         }
         Ok(n)
     }
@@ -527,6 +583,7 @@ where
             .arg(cursor)
             .arg(self.config.batch)
             .arg(self.config.max_deliveries)
+            .arg(fence_prefix(&self.stream))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| StreamError::redis(&self.url, e))?;
@@ -569,6 +626,7 @@ where
                     .dead_letter
                     .key(&self.stream)
                     .key(&self.dead)
+                    .key(&self.fence)
                     .arg(&self.group)
                     .arg(&self.consumer)
                     .arg(entry.id.to_string())
@@ -609,21 +667,21 @@ where
 
     /// Sends the waiting acknowledgements, a batch at a time, until none
     /// wait.
-    async fn flush_acks(self: Arc<Self>) {
+    async fn flush_acks(self: Arc<Self>, lane: usize) {
         loop {
             let batch = {
                 let mut q = lock(&self.acks);
                 if q.pending.is_empty() {
-                    q.flushing = false;
+                    q.free.push(lane);
                     return;
                 }
                 let take = q.pending.len().min(ACK_BATCH);
                 q.pending.drain(..take).collect::<Vec<_>>()
             };
-            // Batches go one at a time, and each is settled (or given up)
-            // before the next: the next one's receipt replaces it.
+            // A lane's batches go one at a time, and each is settled (or
+            // given up) before the next: the next one's receipt replaces it.
             let number = self.batches.fetch_add(1, Ordering::Relaxed);
-            let results = self.commit_batch(&batch, number).await;
+            let results = self.commit_batch(&batch, number, lane).await;
             for (pending, ok) in batch.into_iter().zip(results) {
                 if ok {
                     self.counters.acked.fetch_add(1, Ordering::Relaxed);
@@ -640,11 +698,16 @@ where
 
     /// One batch through the commit script, retried with the same batch
     /// `number` while its outcome is unknown, up to the ack timeout.
-    async fn commit_batch(&self, batch: &[Pending], number: u64) -> Vec<bool> {
+    async fn commit_batch(&self, batch: &[Pending], number: u64, lane: usize) -> Vec<bool> {
         let deadline = Instant::now() + weft_core::time::capped(self.config.ack_timeout);
         let retry = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(500))
             .and_then(|b| b.with_jitter(0.5))
             .unwrap_or(Backoff::constant(Duration::from_millis(50)));
+        // The entries in the script's three runs: plain acknowledgements,
+        // dead letters, outputs.
+        let order = runs(batch);
+        let count = |kind: u8| batch.iter().filter(|p| rank(&p.op) == kind).count();
+        let (acks, deads) = (count(0), count(1));
         let mut tries = 0u32;
         loop {
             tries += 1;
@@ -655,7 +718,9 @@ where
             };
             let output = self.output.get().unwrap_or(&no_output);
             let mut call = self.scripts.commit.key(&self.stream);
-            call.key(&self.receipts).key(&self.dead);
+            call.key(&self.receipts[lane])
+                .key(&self.dead)
+                .key(&self.fence);
             for stream in &output.streams {
                 call.key(stream);
             }
@@ -670,31 +735,39 @@ where
             let lo = batch.iter().map(|p| p.id).min().unwrap_or_default();
             let hi = batch.iter().map(|p| p.id).max().unwrap_or_default();
             call.arg(lo.to_string()).arg(hi.to_string());
-            for p in batch {
+            call.arg(acks).arg(deads);
+            let paired = output.streams.len() > 1;
+            for &i in &order {
+                let p = &batch[i];
                 call.arg(p.id.to_string()).arg(p.deliveries);
                 match &p.op {
-                    Commit::Ack => {
-                        call.arg("a").arg(0);
-                    }
-                    Commit::Outputs(payloads) => {
-                        call.arg("o").arg(payloads.len() * 2);
-                        for (target, payload) in payloads {
-                            call.arg(*target).arg(payload.as_slice());
-                        }
-                    }
+                    Commit::Ack => {}
                     Commit::Dead { reason, class } => {
                         let class = match class {
                             ErrorClass::Transient => "transient",
                             ErrorClass::Permanent => "permanent",
                         };
-                        call.arg("d").arg(2).arg(reason).arg(class);
+                        call.arg(reason).arg(class);
+                    }
+                    Commit::Outputs(payloads) => {
+                        call.arg(payloads.len());
+                        for (target, payload) in payloads {
+                            if paired {
+                                call.arg(*target);
+                            }
+                            call.arg(payload.as_slice());
+                        }
                     }
                 }
             }
-            let reply: Result<Vec<i64>, _> = call.invoke_async(&mut self.conn.clone()).await;
+            let reply: Result<Vec<u8>, _> = call.invoke_async(&mut self.conn.clone()).await;
             match reply {
                 Ok(flags) if flags.len() == batch.len() => {
-                    return flags.into_iter().map(|f| f == 1).collect();
+                    let mut results = vec![false; batch.len()];
+                    for (&i, flag) in order.iter().zip(flags) {
+                        results[i] = flag == b'1';
+                    }
+                    return results;
                 }
                 Ok(flags) => {
                     tracing::error!(
@@ -714,6 +787,28 @@ where
             }
         }
     }
+}
+
+/// The names of a stream's fence records, less the consumer's name.
+fn fence_prefix(stream: &str) -> String {
+    format!("{}:fence:", slot_prefix(stream))
+}
+
+/// The run of the commit script an entry goes in.
+fn rank(op: &Commit) -> u8 {
+    match op {
+        Commit::Ack => 0,
+        Commit::Dead { .. } => 1,
+        Commit::Outputs(_) => 2,
+    }
+}
+
+/// The batch's indices in the commit script's order: plain
+/// acknowledgements, then dead letters, then outputs.
+fn runs(batch: &[Pending]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| rank(&batch[i].op));
+    order
 }
 
 fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
@@ -854,13 +949,21 @@ mod tests {
                 done: oneshot::channel().0,
             });
         }
-        // Another consumer's entry in the same batch: refused both times.
-        batch[2].deliveries += 1;
+        // Another client takes the third entry over: refused both times.
+        let _: Value = redis::cmd("XCLAIM")
+            .arg("r")
+            .arg("g")
+            .arg("other")
+            .arg(0)
+            .arg(batch[2].id.to_string())
+            .query_async(&mut c)
+            .await
+            .unwrap();
         let inner = &source.inner;
-        assert_eq!(inner.commit_batch(&batch, 1).await, [true, true, false]);
+        assert_eq!(inner.commit_batch(&batch, 1, 0).await, [true, true, false]);
         // The retry of that batch (the same number) reads its receipt.
-        assert_eq!(inner.commit_batch(&batch, 1).await, [true, true, false]);
+        assert_eq!(inner.commit_batch(&batch, 1, 0).await, [true, true, false]);
         // The next batch replaces the receipt: the same ids are no longer ours.
-        assert_eq!(inner.commit_batch(&batch[..2], 2).await, [false, false]);
+        assert_eq!(inner.commit_batch(&batch[..2], 2, 0).await, [false, false]);
     }
 }

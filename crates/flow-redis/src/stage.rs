@@ -133,8 +133,8 @@ impl<O, C> StageOutput<O, C> {
 /// receipt says it applied), each input's outputs appear once.
 ///
 /// On Redis Cluster the script touches the input stream, the output
-/// stream, the dead-letter stream and the receipts: all must be in one
-/// hash slot, so name both streams with the same hash tag
+/// stream, the dead-letter stream, the receipts and the fence record: all
+/// must be in one hash slot, so name both streams with the same hash tag
 /// (`{photos}:raw`, `{photos}:thumbs`). Two stages on different slots are
 /// each exactly once; nothing spans slots atomically.
 ///
