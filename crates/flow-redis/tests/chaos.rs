@@ -10,7 +10,10 @@
 //!
 //! Checked: every input's output is in `{c}:out` exactly once, or the
 //! input is in a dead-letter stream with its reason; nothing else; paused
-//! consumers' late commits are refused. The figures are printed.
+//! consumers' late commits are refused; no entry waits more than twice
+//! the claim idle time while another consumer of its group is up to take
+//! it over (sampled from `XPENDING` all through the run). The figures are
+//! printed.
 //! `WEFT_STREAM_SEEDS=N` runs N seeds (default 1, the short CI run).
 //!
 //! The test re-executes its own binary for the children (`chaos_child`,
@@ -51,8 +54,13 @@ fn poison(x: u64) -> bool {
     x % 211 == 7
 }
 
+/// The consumer name of each child's life (`role-index-life`), which the
+/// test uses to tell who holds a pending entry.
 fn source_config() -> StreamConfig {
+    let name = std::env::var("WEFT_CHAOS_CONSUMER").unwrap_or_else(|_| "chaos".into());
     StreamConfig::new()
+        .consumer(name)
+        .unwrap()
         .block(Duration::from_millis(50))
         .unwrap()
         .claim_idle(CLAIM_IDLE)
@@ -169,9 +177,13 @@ async fn run_stage<I, O, W>(
 struct Kid {
     role: &'static str,
     index: usize,
+    /// Its consumer name in its groups.
+    name: String,
     child: Child,
     /// When it was stopped, while it is.
     paused: Option<Instant>,
+    /// Since when it has run unstopped (its start, or its last resume).
+    up_since: Instant,
 }
 
 /// How long a pause lasts at least: past the claim idle time, so that the
@@ -180,11 +192,13 @@ struct Kid {
 const PAUSE: Duration = Duration::from_millis(1000);
 
 fn spawn(role: &'static str, index: usize, url: &str, n: u64, dir: &Path, life: usize) -> Kid {
+    let name = format!("{role}-{index}-{life}");
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["chaos_child", "--exact", "--nocapture", "--test-threads=1"])
         .env("WEFT_CHAOS_ROLE", role)
         .env("WEFT_CHAOS_URL", url)
         .env("WEFT_CHAOS_N", n.to_string())
+        .env("WEFT_CHAOS_CONSUMER", &name)
         .env(
             "WEFT_CHAOS_STATS",
             dir.join(format!("{role}-{index}-{life}.stats")),
@@ -196,9 +210,69 @@ fn spawn(role: &'static str, index: usize, url: &str, n: u64, dir: &Path, life: 
     Kid {
         role,
         index,
+        name,
         child,
         paused: None,
+        up_since: Instant::now(),
     }
+}
+
+/// The groups of the run, by stream, with the role that consumes each.
+fn groups() -> Vec<(String, &'static str, &'static str)> {
+    std::iter::once((IN.to_string(), "sharders", "sharder"))
+        .chain((0..SHARDS).map(|i| (format!("{{c}}:shard-{i}"), "workers", "worker")))
+        .collect()
+}
+
+/// The longest any pending entry has waited (ms) while another consumer
+/// of its group was up to take it over: from the latest of its delivery,
+/// the moment such a consumer came up (started or resumed) and Redis's
+/// last start. `None` while Redis is away.
+async fn longest_wait(
+    c: &mut MultiplexedConnection,
+    kids: &[Kid],
+    redis_up: Instant,
+) -> Option<u64> {
+    let now = Instant::now();
+    let mut longest = Duration::ZERO;
+    for (stream, group, role) in groups() {
+        let reply: redis::Value = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(100_000)
+            .query_async(c)
+            .await
+            .ok()?;
+        let redis::Value::Array(entries) = reply else {
+            continue;
+        };
+        for entry in entries {
+            let redis::Value::Array(parts) = entry else {
+                continue;
+            };
+            let (Some(redis::Value::BulkString(holder)), Some(redis::Value::Int(idle))) =
+                (parts.get(1), parts.get(2))
+            else {
+                continue;
+            };
+            let idle = Duration::from_millis(u64::try_from(*idle).unwrap_or(0));
+            let delivered = now.checked_sub(idle).unwrap_or(now);
+            let taker_up = kids
+                .iter()
+                .filter(|k| {
+                    k.role == role && k.name.as_bytes() != holder.as_slice() && k.paused.is_none()
+                })
+                .map(|k| k.up_since)
+                .min();
+            if let Some(up) = taker_up {
+                let from = delivered.max(up).max(redis_up);
+                longest = longest.max(now.saturating_duration_since(from));
+            }
+        }
+    }
+    Some(longest.as_millis() as u64)
 }
 
 fn signal(child: &Child, sig: rustix::process::Signal) {
@@ -299,11 +373,21 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
         kids.push(spawn("worker", i, &url, n, &dir, lives));
     }
     let (mut kills, mut pauses, mut restarted) = (0, 0u64, false);
+    let mut redis_up = Instant::now();
+    let mut waited = 0u64;
+    let mut sample = common::try_conn(&url).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(180);
     let chaos_for = Duration::from_secs(10);
     let outcome = loop {
         tokio::time::sleep(Duration::from_millis(100 + rng.below(200))).await;
+        match sample.as_mut() {
+            Some(c) => match longest_wait(c, &kids, redis_up).await {
+                Some(w) => waited = waited.max(w),
+                None => sample = None,
+            },
+            None => sample = common::try_conn(&url).await,
+        }
         let now = Instant::now();
         if now < started + chaos_for {
             let k = rng.below(kids.len() as u64) as usize;
@@ -312,6 +396,7 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
                 if since.elapsed() >= PAUSE {
                     signal(&kid.child, rustix::process::Signal::CONT);
                     kid.paused = None;
+                    kid.up_since = Instant::now();
                 }
             } else if rng.below(2) == 0 {
                 let _ = kid.child.kill();
@@ -330,12 +415,14 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
                 redis.kill();
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 redis.restart().await.unwrap();
+                redis_up = Instant::now();
                 restarted = true;
             }
         } else {
             for kid in kids.iter_mut().filter(|k| k.paused.is_some()) {
                 signal(&kid.child, rustix::process::Signal::CONT);
                 kid.paused = None;
+                kid.up_since = Instant::now();
             }
             if let Some(mut c) = common::try_conn(&url).await
                 && let Some((outs, dead)) = accounted(&mut c).await
@@ -403,11 +490,17 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
     println!(
         "chaos seed {seed:#x}: {n} items, {kills} kills, {pauses} pauses, redis restarted {}, \
          {delivered} deliveries, {reclaimed} reclaims, {acked} commits, {refused} refused commits, \
-         {} dead letters, all settled {settled:?} after the chaos, lost {lost}, duplicated {duplicated}",
+         {} dead letters, all settled {settled:?} after the chaos, longest wait with a taker up {waited} ms \
+         (claim idle {} ms), lost {lost}, duplicated {duplicated}",
         u8::from(restarted),
-        dead.len()
+        dead.len(),
+        CLAIM_IDLE.as_millis()
     );
     assert_eq!((lost, duplicated), (0, 0), "seed {seed:#x}");
+    assert!(
+        u128::from(waited) <= 2 * CLAIM_IDLE.as_millis(),
+        "seed {seed:#x}: an entry waited {waited} ms with another consumer up, over twice the claim idle time"
+    );
     assert!(
         pauses == 0 || reclaimed > 0,
         "seed {seed:#x}: pauses but no reclaims"
