@@ -32,6 +32,25 @@ async fn add(c: &mut MultiplexedConnection, stream: &str, value: u64) -> StreamI
     id.parse().unwrap()
 }
 
+/// Claims entry `id` of group `g` for `consumer` with a plain `XCLAIM`,
+/// as a client outside weft would.
+async fn claim_outside_weft(
+    c: &mut MultiplexedConnection,
+    stream: &str,
+    consumer: &str,
+    id: StreamId,
+) {
+    let _: Value = redis::cmd("XCLAIM")
+        .arg(stream)
+        .arg("g")
+        .arg(consumer)
+        .arg(0)
+        .arg(id.to_string())
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
 /// A consumer's fence record, field by field.
 async fn record(
     c: &mut MultiplexedConnection,
@@ -186,37 +205,13 @@ async fn a_takeover_outside_weft_is_caught_and_every_later_commit_checks_each_en
     assert_eq!(take(&a, 3).await, ids);
     // Another client claims the first entry for itself, with no mark and
     // no count: only the count Redis reports shows it.
-    let _: Value = redis::cmd("XCLAIM")
-        .arg("out")
-        .arg("g")
-        .arg("intruder")
-        .arg(0)
-        .arg(ids[0].to_string())
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    claim_outside_weft(&mut c, "out", "intruder", ids[0]).await;
     assert!(!a.ack(ids[0]).await, "the late commit was applied");
     assert_eq!(record(&mut c, "out", "a").await["u"], "1");
     // And a claim to `a` that evens the count again does not restore
     // trust: the second entry, taken after, is refused too.
-    let _: Value = redis::cmd("XCLAIM")
-        .arg("out")
-        .arg("g")
-        .arg("intruder")
-        .arg(0)
-        .arg(ids[1].to_string())
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let _: Value = redis::cmd("XCLAIM")
-        .arg("out")
-        .arg("g")
-        .arg("a")
-        .arg(0)
-        .arg(ids[0].to_string())
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    claim_outside_weft(&mut c, "out", "intruder", ids[1]).await;
+    claim_outside_weft(&mut c, "out", "a", ids[0]).await;
     assert!(!a.ack(ids[1]).await, "the late commit was applied");
     assert!(a.ack(ids[2]).await, "the consumer's own entry was refused");
 }
@@ -236,15 +231,7 @@ async fn a_consumer_whose_record_is_gone_checks_every_entry_and_gets_no_new_reco
         .query_async(&mut c)
         .await
         .unwrap();
-    let _: Value = redis::cmd("XCLAIM")
-        .arg("gone")
-        .arg("g")
-        .arg("intruder")
-        .arg(0)
-        .arg(ids[0].to_string())
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    claim_outside_weft(&mut c, "gone", "intruder", ids[0]).await;
     assert!(!a.ack(ids[0]).await, "the late commit was applied");
     assert!(a.ack(ids[1]).await);
     // Later reads do not make a record that would be trusted.
