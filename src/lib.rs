@@ -45,6 +45,11 @@ pub use weft_flow as flow;
 #[cfg(feature = "claims")]
 pub use weft_claims as claims;
 
+/// Live membership: registration under leases, watched member sets and
+/// sharders that follow them (feature `members`).
+#[cfg(feature = "members")]
+pub use weft_members as members;
+
 /// Flows across processes on Redis Streams: a shared work-queue source
 /// with reclaim and fenced acknowledgement (feature `flow-redis`).
 #[cfg(feature = "flow-redis")]
