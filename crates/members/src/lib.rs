@@ -68,12 +68,14 @@
 //!
 //! `docs/membership.md` has the timing rules and the measured numbers.
 
+mod assign;
 mod error;
 mod live;
 mod member;
 mod register;
 mod watch;
 
+pub use assign::{Assignment, MAX_PARTITIONS};
 pub use error::MembersError;
 pub use live::{LiveSharder, Routes};
 pub use member::{Live, MAX_NAME, Member, MemberSet};
