@@ -44,6 +44,9 @@
 //!   application's own health verdict.
 //! - [`LiveSharder`]: any name-based weft placement rebuilt from each set
 //!   and swapped in whole; lookups take no lock.
+//! - [`Assignment`] and [`Ownership`]: P partitions spread over the live
+//!   members by a sticky, balanced assignor, each held under its own lease
+//!   (one owner at a time, a fencing token per partition).
 //!
 //! # Guarantees
 //!
@@ -72,6 +75,7 @@ mod assign;
 mod error;
 mod live;
 mod member;
+mod own;
 mod register;
 mod watch;
 
@@ -79,5 +83,6 @@ pub use assign::{Assignment, MAX_PARTITIONS};
 pub use error::MembersError;
 pub use live::{LiveSharder, Routes};
 pub use member::{Live, MAX_NAME, Member, MemberSet};
+pub use own::{Owned, Ownership, OwnershipConfig};
 pub use register::{Registered, Registration};
 pub use watch::{WatchConfig, Watcher};

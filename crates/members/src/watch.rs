@@ -211,6 +211,11 @@ impl Watcher {
         }
     }
 
+    /// The prefix watched.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Takes `name` out of the sets from now on (until
     /// [`readmit`](Watcher::readmit)), without moving anyone else's keys
     /// in a placement that allows removal.
