@@ -51,6 +51,18 @@ impl LeaseGuard {
         }
     }
 
+    /// How much longer the lease is safely held (zero once it is lost):
+    /// the time until its safe moment, on the lease clock.
+    pub fn remaining(&self) -> std::time::Duration {
+        if self.is_cancelled() {
+            return std::time::Duration::ZERO;
+        }
+        let shared = &self.shared;
+        shared
+            .safe_until()
+            .saturating_sub(shared.config.clock.now())
+    }
+
     /// Whether the task must stop: the lease is lost, or the lease clock
     /// is past its safe time now.
     pub fn is_cancelled(&self) -> bool {
@@ -72,5 +84,29 @@ impl LeaseGuard {
     /// again; check [`is_cancelled`](LeaseGuard::is_cancelled) before acting.
     pub fn cancellation_token(&self) -> CancellationToken {
         self.shared.lost.child_token()
+    }
+}
+
+#[cfg(test)]
+mod remaining_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::{Lease, LeaseConfig, MemoryStore};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guard_says_how_long_it_is_safe_and_zero_once_released() {
+        let store = Arc::new(MemoryStore::new());
+        let ttl = Duration::from_secs(3);
+        let lease = Lease::builder(store, "k", LeaseConfig::new(ttl))
+            .acquire(Duration::from_secs(1))
+            .await
+            .unwrap();
+        let guard = lease.cancellation();
+        let left = guard.remaining();
+        assert!(left > Duration::ZERO && left < ttl, "{left:?}");
+        assert_eq!(left, lease.remaining());
+        lease.release().await.unwrap();
+        assert_eq!(guard.remaining(), Duration::ZERO);
     }
 }

@@ -1,0 +1,489 @@
+//! Membership and partition ownership across OS processes on a real etcd:
+//! five member processes register, watch and share 12 partitions while
+//! the test SIGKILLs (and restarts, under the same name) or SIGSTOPs
+//! (past the lease TTL) one of them at seeded moments.
+//!
+//! Each child logs, on its own, what it believes: each partition it holds
+//! (its token, from when, and until when its lease says it is safe), and
+//! each member set its watcher yields. The test then checks, from those
+//! logs alone: no partition had two holders at once; every watcher ends on
+//! the final member set; and reports how soon watchers saw each
+//! registration (p50, p99, max). `WEFT_MEMBERS_SEEDS=N` runs N seeds.
+//!
+//! The test re-executes its own binary for the children (`member_child`,
+//! which does nothing unless `WEFT_MEMBER_NAME` is set).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use weft_lease::{CasStore, LeaseConfig};
+use weft_lease_etcd::EtcdStore;
+use weft_members::{Member, Ownership, OwnershipConfig, Registration, WatchConfig, Watcher};
+
+const TTL: Duration = Duration::from_secs(2);
+const PARTITIONS: u32 = 12;
+const MEMBERS: usize = 5;
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Appends one line to the log (one write each: a killed child loses at
+/// most the line it was writing).
+fn log(path: &Path, line: String) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// A member process: registers, follows the set, holds its partitions,
+/// and logs what it believes.
+#[test]
+fn member_child() {
+    let Ok(name) = std::env::var("WEFT_MEMBER_NAME") else {
+        return;
+    };
+    let endpoint = std::env::var("WEFT_MEMBERS_ETCD").unwrap();
+    let path = PathBuf::from(std::env::var("WEFT_MEMBERS_LOG").unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store: Arc<dyn CasStore> = loop {
+            match EtcdStore::connect_with_min_ttl(&[&endpoint], "weft/", Duration::from_secs(1))
+                .await
+            {
+                Ok(s) => break Arc::new(s),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let me = Member::new(&name, format!("{name}:1")).unwrap();
+        let registration = loop {
+            let r = Registration::register(
+                store.clone(),
+                "svc/",
+                me.clone(),
+                LeaseConfig::new(TTL),
+                TTL * 3,
+            )
+            .await;
+            match r {
+                Ok(r) => break r,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        if let weft_members::Registered::Held(token) = registration.state() {
+            log(&path, format!("reg {name} {} {}", token.0, wall_ms()));
+        }
+        let watcher = Watcher::new(store.clone(), "svc/", WatchConfig::new(TTL).unwrap()).unwrap();
+        let config = OwnershipConfig::new(PARTITIONS, LeaseConfig::new(TTL)).unwrap();
+        let ownership = Ownership::start(store.clone(), "parts/", &name, watcher, config).unwrap();
+        // What the watcher yields, for convergence.
+        let mut sets = Watcher::new(store.clone(), "svc/", WatchConfig::new(TTL).unwrap()).unwrap();
+        let set_log = path.clone();
+        tokio::spawn(async move {
+            while let Ok(set) = sets.next().await {
+                let members: Vec<String> = set
+                    .members()
+                    .iter()
+                    .map(|l| format!("{}:{}", l.member.name(), l.token.0))
+                    .collect();
+                log(&set_log, format!("set {} {}", wall_ms(), members.join(",")));
+            }
+        });
+        // Each partition held: start, then every 20 ms how long it is safe,
+        // and its end the moment the lease says so.
+        let mut guards = ownership.guards();
+        let mut watching: BTreeMap<u32, weft_lease::Version> = BTreeMap::new();
+        loop {
+            let now: Vec<(u32, weft_lease::LeaseGuard)> = guards
+                .borrow_and_update()
+                .iter()
+                .map(|(p, g)| (*p, g.clone()))
+                .collect();
+            for (p, guard) in now {
+                if watching.get(&p) == Some(&guard.token) {
+                    continue;
+                }
+                watching.insert(p, guard.token);
+                let path = path.clone();
+                tokio::spawn(async move {
+                    let token = guard.token.0;
+                    let t = wall_ms();
+                    log(
+                        &path,
+                        format!(
+                            "hold {p} {token} {t} {}",
+                            t + guard.remaining().as_millis() as u64
+                        ),
+                    );
+                    loop {
+                        tokio::select! {
+                            () = guard.cancelled() => break,
+                            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        }
+                        let left = guard.remaining();
+                        if left.is_zero() {
+                            break;
+                        }
+                        let t = wall_ms();
+                        log(
+                            &path,
+                            format!("hold {p} {token} {t} {}", t + left.as_millis() as u64),
+                        );
+                    }
+                    log(&path, format!("end {p} {token} {}", wall_ms()));
+                });
+            }
+            if guards.changed().await.is_err() {
+                break;
+            }
+            let held = guards.borrow().clone();
+            watching.retain(|p, t| held.get(p).is_some_and(|g| g.token == *t));
+        }
+        drop(registration);
+    });
+}
+
+struct Kid {
+    name: String,
+    /// Its log's name, `name-life`.
+    life: String,
+    child: Child,
+    paused: Option<Instant>,
+}
+
+fn spawn(name: &str, endpoint: &str, dir: &Path, life: usize) -> Kid {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["member_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("WEFT_MEMBER_NAME", name)
+        .env("WEFT_MEMBERS_ETCD", endpoint)
+        .env("WEFT_MEMBERS_LOG", dir.join(format!("{name}-{life}.log")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Kid {
+        name: name.to_string(),
+        life: format!("{name}-{life}"),
+        child,
+        paused: None,
+    }
+}
+
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// SplitMix64 for the seeded events.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(weft_core::mix::GAMMA);
+        weft_core::mix::mix64(self.0) % n
+    }
+}
+
+/// Every line of every log in `dir`, with the process's life (`name-life`).
+fn lines(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let name = file.trim_end_matches(".log").to_string();
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            out.push((name.clone(), line.split(' ').map(str::to_string).collect()));
+        }
+    }
+    out
+}
+
+/// A holding being read: holder, first and last safe moment, end, last
+/// said.
+type Span = (String, u64, u64, Option<u64>, u64);
+
+/// Each holding `(partition, token)`: its holder, the span it believed it
+/// held the partition (from its start to the earlier of its end and the
+/// last safe moment it logged), and when it last said so (0 once ended).
+fn holdings(all: &[(String, Vec<String>)]) -> BTreeMap<(u32, u64), (String, u64, u64, u64)> {
+    let mut spans: BTreeMap<(u32, u64), Span> = BTreeMap::new();
+    for (name, f) in all {
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        match f[0].as_str() {
+            "hold" => {
+                let (Some(p), Some(token), Some(t), Some(until)) = (num(1), num(2), num(3), num(4))
+                else {
+                    continue;
+                };
+                let e = spans
+                    .entry((p as u32, token))
+                    .or_insert((name.clone(), t, until, None, t));
+                e.1 = e.1.min(t);
+                e.2 = e.2.max(until);
+                e.4 = e.4.max(t);
+            }
+            "end" => {
+                let (Some(p), Some(token), Some(t)) = (num(1), num(2), num(3)) else {
+                    continue;
+                };
+                if let Some(e) = spans.get_mut(&(p as u32, token)) {
+                    e.3 = Some(e.3.map_or(t, |x: u64| x.min(t)));
+                }
+            }
+            _ => {}
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(k, (name, start, until, end, seen))| {
+            let end = end.map_or(until, |e| e.min(until));
+            (k, (name, start, end, if end < until { 0 } else { seen }))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_have_one_owner_across_killed_and_paused_processes_on_etcd() {
+    let seeds: u64 = std::env::var("WEFT_MEMBERS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    for seed in 0..seeds {
+        let Some(etcd) = weft_test::etcd().await else {
+            return;
+        };
+        run(&etcd.endpoint(), 0x3e3b_e500 + seed).await;
+    }
+}
+
+/// The member name of a life (`m3-7` → `m3`).
+fn member_of(life: &str) -> &str {
+    life.rsplit_once('-').map_or(life, |(name, _)| name)
+}
+
+/// The last set each process's watcher yielded, for the processes alive
+/// now (the last life of each name).
+fn last_sets(all: &[(String, Vec<String>)]) -> BTreeMap<String, String> {
+    let mut newest: BTreeMap<String, (usize, u64, String)> = BTreeMap::new();
+    for (life, f) in all {
+        if f[0] != "set" {
+            continue;
+        }
+        let name = member_of(life);
+        let n = life.rsplit_once('-').map_or("0", |(_, n)| n);
+        let n: usize = n.parse().unwrap_or(0);
+        let t: u64 = f[1].parse().unwrap_or(0);
+        let members = f.get(2).cloned().unwrap_or_default();
+        let e = newest
+            .entry(name.to_string())
+            .or_insert((n, t, members.clone()));
+        if (n, t) >= (e.0, e.1) {
+            *e = (n, t, members);
+        }
+    }
+    newest.into_iter().map(|(k, (_, _, m))| (k, m)).collect()
+}
+
+async fn run(endpoint: &str, seed: u64) {
+    let dir = std::env::temp_dir().join(format!("weft-members-{}-{seed:x}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = Rng(seed);
+    let mut life = 0;
+    let mut kids: Vec<Kid> = (0..MEMBERS)
+        .map(|i| {
+            life += 1;
+            spawn(&format!("m{i}"), endpoint, &dir, life)
+        })
+        .collect();
+    let (mut kills, mut pauses) = (0, 0);
+    // Each life's pauses, as wall-clock spans.
+    let mut stopped: Vec<(String, u64, u64)> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(800 + rng.below(1200))).await;
+        let k = rng.below(kids.len() as u64) as usize;
+        let kid = &mut kids[k];
+        if let Some(since) = kid.paused {
+            if since.elapsed() >= TTL + TTL / 2 {
+                signal(&kid.child, rustix::process::Signal::CONT);
+                kid.paused = None;
+                stopped.push((
+                    kid.life.clone(),
+                    wall_ms() - since.elapsed().as_millis() as u64,
+                    wall_ms(),
+                ));
+            }
+        } else if rng.below(2) == 0 {
+            let _ = kid.child.kill();
+            let _ = kid.child.wait();
+            life += 1;
+            let name = kid.name.clone();
+            *kid = spawn(&name, endpoint, &dir, life);
+            kills += 1;
+        } else {
+            signal(&kid.child, rustix::process::Signal::STOP);
+            kid.paused = Some(Instant::now());
+            pauses += 1;
+        }
+    }
+    for kid in kids.iter_mut() {
+        if let Some(since) = kid.paused.take() {
+            signal(&kid.child, rustix::process::Signal::CONT);
+            stopped.push((
+                kid.life.clone(),
+                wall_ms() - since.elapsed().as_millis() as u64,
+                wall_ms(),
+            ));
+        }
+    }
+    let chaos_over = wall_ms();
+    // Settle: every partition held now, counts within one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let settled = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = wall_ms();
+        let all = lines(&dir);
+        let mut counts: BTreeMap<String, usize> =
+            kids.iter().map(|k| (k.name.clone(), 0)).collect();
+        let mut held = 0;
+        for ((_, _), (name, _, end, seen)) in holdings(&all) {
+            // Held now by a live process: still logging, not ended.
+            if end > now && seen + 200 >= now {
+                held += 1;
+                *counts.entry(member_of(&name).to_string()).or_default() += 1;
+            }
+        }
+        let (lo, hi) = (
+            counts.values().min().copied(),
+            counts.values().max().copied(),
+        );
+        let converged = last_sets(&all)
+            .values()
+            .all(|m| m.split(',').count() == MEMBERS);
+        if converged && held == PARTITIONS as usize && hi.zip(lo).is_some_and(|(h, l)| h - l <= 1) {
+            break now - chaos_over;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed:#x}: not settled: {held} held, {counts:?}"
+        );
+    };
+    for kid in &mut kids {
+        let _ = kid.child.kill();
+        let _ = kid.child.wait();
+    }
+    let all = lines(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    // No partition with two holders at once.
+    let spans = holdings(&all);
+    let mut by_partition: BTreeMap<u32, Vec<(u64, u64, String, u64)>> = BTreeMap::new();
+    for ((p, token), (name, start, end, _)) in &spans {
+        by_partition
+            .entry(*p)
+            .or_default()
+            .push((*start, *end, name.clone(), *token));
+    }
+    let mut handoffs = 0;
+    for (p, list) in &mut by_partition {
+        list.sort();
+        for pair in list.windows(2) {
+            let (_, a_end, a, a_token) = &pair[0];
+            let (b_start, _, b, b_token) = &pair[1];
+            assert!(
+                b_start >= a_end,
+                "seed {seed:#x}: partition {p}: {b} (token {b_token}) from {b_start} while {a} (token {a_token}) held it until {a_end}"
+            );
+            handoffs += 1;
+        }
+    }
+    // Convergence: how soon after each registration each other watcher's
+    // set held it, for watchers that were watching already and ran
+    // (unstopped, alive) until they saw it.
+    let mut delays = Vec::new();
+    let regs: Vec<(String, String, u64)> = all
+        .iter()
+        .filter(|(_, f)| f[0] == "reg")
+        .filter_map(|(_, f)| Some((f[1].clone(), f[2].clone(), f[3].parse().ok()?)))
+        .collect();
+    let sets: Vec<(String, u64, String)> = all
+        .iter()
+        .filter(|(_, f)| f[0] == "set")
+        .filter_map(|(who, f)| {
+            Some((
+                who.clone(),
+                f[1].parse().ok()?,
+                f.get(2).cloned().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    for (name, token, at) in &regs {
+        let entry = format!("{name}:{token}");
+        let mut first: BTreeMap<&str, u64> = BTreeMap::new();
+        for (who, t, members) in &sets {
+            if member_of(who) != name && *t >= *at && members.split(',').any(|m| m == entry) {
+                let e = first.entry(who.as_str()).or_insert(*t);
+                *e = (*e).min(*t);
+            }
+        }
+        for (who, t) in first {
+            let watching = sets.iter().any(|(w, s, _)| w == who && s <= at);
+            let ran = !stopped
+                .iter()
+                .any(|(l, a, b)| l == who && *a <= t && *b >= *at);
+            if watching && ran {
+                if t - at > 1000 {
+                    println!(
+                        "slow: {who} saw {entry} {} ms after its registration",
+                        t - at
+                    );
+                }
+                delays.push(t - at);
+            }
+        }
+    }
+    delays.sort_unstable();
+    let pct = |q: f64| {
+        delays
+            .get(((delays.len() as f64 * q) as usize).min(delays.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    // Every live watcher's last set holds all five members.
+    for (who, members) in &last_sets(&all) {
+        assert_eq!(
+            members.split(',').count(),
+            MEMBERS,
+            "seed {seed:#x}: {who} ended on {members}"
+        );
+    }
+    println!(
+        "members seed {seed:#x}: {MEMBERS} processes, {PARTITIONS} partitions, {kills} kills, {pauses} pauses, \
+         {handoffs} handoffs, overlaps 0, settled {settled} ms after the chaos; \
+         watchers saw a registration after p50 {} ms, p99 {} ms, max {} ms ({} pairs)",
+        pct(0.5),
+        pct(0.99),
+        delays.last().copied().unwrap_or(0),
+        delays.len()
+    );
+    assert!(
+        pct(0.99) < 1000,
+        "seed {seed:#x}: p99 convergence {} ms",
+        pct(0.99)
+    );
+}
