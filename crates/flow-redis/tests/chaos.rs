@@ -31,6 +31,7 @@ use weft_flow_redis::{
     Retention, StageOutput, StreamConfig, StreamSink, StreamSource, StreamStage,
 };
 use weft_shard::LevelJump;
+use weft_test::children::{Signal, signal};
 
 mod common;
 
@@ -82,11 +83,7 @@ fn chaos_child() {
     let url = std::env::var("WEFT_CHAOS_URL").unwrap();
     let n: u64 = std::env::var("WEFT_CHAOS_N").unwrap().parse().unwrap();
     let stats = PathBuf::from(std::env::var("WEFT_CHAOS_STATS").unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = weft_test::children::runtime();
     rt.block_on(async move {
         match role.as_str() {
             "producer" => {
@@ -275,12 +272,6 @@ async fn longest_wait(
     Some(longest.as_millis() as u64)
 }
 
-fn signal(child: &Child, sig: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-        let _ = rustix::process::kill_process(pid, sig);
-    }
-}
-
 /// SplitMix64: the seeded choices of a run.
 struct Rng(u64);
 
@@ -394,7 +385,7 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
             let kid = &mut kids[k];
             if let Some(since) = kid.paused {
                 if since.elapsed() >= PAUSE {
-                    signal(&kid.child, rustix::process::Signal::CONT);
+                    signal(&kid.child, Signal::CONT);
                     kid.paused = None;
                     kid.up_since = Instant::now();
                 }
@@ -407,7 +398,7 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
             } else {
                 // Paused past the claim idle time: its entries are taken
                 // over, and its commits on waking are refused.
-                signal(&kid.child, rustix::process::Signal::STOP);
+                signal(&kid.child, Signal::STOP);
                 kid.paused = Some(now);
                 pauses += 1;
             }
@@ -420,7 +411,7 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
             }
         } else {
             for kid in kids.iter_mut().filter(|k| k.paused.is_some()) {
-                signal(&kid.child, rustix::process::Signal::CONT);
+                signal(&kid.child, Signal::CONT);
                 kid.paused = None;
                 kid.up_since = Instant::now();
             }
@@ -440,7 +431,7 @@ async fn run(redis: &mut weft_test::Redis, seed: u64) -> (u64, u64) {
         }
     };
     for kid in &mut kids {
-        signal(&kid.child, rustix::process::Signal::CONT);
+        signal(&kid.child, Signal::CONT);
         let _ = kid.child.kill();
         let _ = kid.child.wait();
     }

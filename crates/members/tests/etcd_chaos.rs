@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weft_lease::{CasStore, LeaseConfig};
 use weft_lease_etcd::EtcdStore;
 use weft_members::{Member, Ownership, OwnershipConfig, Registration, WatchConfig, Watcher};
+use weft_test::children::{Signal, signal};
 
 const TTL: Duration = Duration::from_secs(2);
 const PARTITIONS: u32 = 12;
@@ -55,11 +56,7 @@ fn member_child() {
     };
     let endpoint = std::env::var("WEFT_MEMBERS_ETCD").unwrap();
     let path = PathBuf::from(std::env::var("WEFT_MEMBERS_LOG").unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = weft_test::children::runtime();
     rt.block_on(async move {
         let store: Arc<dyn CasStore> = loop {
             match EtcdStore::connect_with_min_ttl(&[&endpoint], "weft/", Duration::from_secs(1))
@@ -180,12 +177,6 @@ fn spawn(name: &str, endpoint: &str, dir: &Path, life: usize) -> Kid {
         life: format!("{name}-{life}"),
         child,
         paused: None,
-    }
-}
-
-fn signal(child: &Child, sig: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-        let _ = rustix::process::kill_process(pid, sig);
     }
 }
 
@@ -321,7 +312,7 @@ async fn run(endpoint: &str, seed: u64) {
         let kid = &mut kids[k];
         if let Some(since) = kid.paused {
             if since.elapsed() >= TTL + TTL / 2 {
-                signal(&kid.child, rustix::process::Signal::CONT);
+                signal(&kid.child, Signal::CONT);
                 kid.paused = None;
                 stopped.push((
                     kid.life.clone(),
@@ -337,14 +328,14 @@ async fn run(endpoint: &str, seed: u64) {
             *kid = spawn(&name, endpoint, &dir, life);
             kills += 1;
         } else {
-            signal(&kid.child, rustix::process::Signal::STOP);
+            signal(&kid.child, Signal::STOP);
             kid.paused = Some(Instant::now());
             pauses += 1;
         }
     }
     for kid in kids.iter_mut() {
         if let Some(since) = kid.paused.take() {
-            signal(&kid.child, rustix::process::Signal::CONT);
+            signal(&kid.child, Signal::CONT);
             stopped.push((
                 kid.life.clone(),
                 wall_ms() - since.elapsed().as_millis() as u64,

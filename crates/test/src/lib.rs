@@ -30,9 +30,11 @@
 //! [`cas`] holds the conformance suite every `CasStore` must pass, and
 //! [`faults`] a store wrapper that injects delays, timeouts and pauses;
 //! [`scenario`] fault scenarios every real store runs alike; [`sim`] the
-//! seeds and runtimes of seeded simulations.
+//! seeds and runtimes of seeded simulations; [`children`] the runtime and
+//! signals of chaos tests' child processes.
 
 pub mod cas;
+pub mod children;
 mod etcd;
 pub mod faults;
 mod http;
