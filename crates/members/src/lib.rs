@@ -81,7 +81,7 @@ mod watch;
 
 pub use assign::{Assignment, MAX_PARTITIONS};
 pub use error::MembersError;
-pub use live::{LiveSharder, Routes};
+pub use live::{LiveReader, LiveSharder, Routes};
 pub use member::{Live, MAX_NAME, Member, MemberSet};
 pub use own::{Owned, Ownership, OwnershipConfig};
 pub use register::{Registered, Registration};

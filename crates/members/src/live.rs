@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Cache};
 use weft_core::{ShardExt, ShardId, ShardKey};
 use weft_shard::{Named, NamedState, Placement};
 
@@ -53,6 +53,34 @@ impl<P: Placement> Routes<P> {
     }
 }
 
+/// A [`LiveSharder`]'s routes cached for one task or thread (`Send`, not
+/// shared: each lookup takes `&mut self`).
+#[derive(Debug)]
+pub struct LiveReader<P: Placement> {
+    cache: Cache<Shared<P>, Option<Arc<Routes<P>>>>,
+}
+
+/// The current routes, shared by a sharder and its readers.
+type Shared<P> = Arc<ArcSwapOption<Routes<P>>>;
+
+impl<P: Placement> LiveReader<P> {
+    /// Routes `key` on the current set, as
+    /// [`LiveSharder::route`](LiveSharder::route).
+    #[inline]
+    pub fn route<K: ShardKey + ?Sized, R>(
+        &mut self,
+        key: &K,
+        f: impl FnOnce(&Live) -> R,
+    ) -> Option<R> {
+        self.cache.load().as_ref().map(|r| f(r.route(key)))
+    }
+
+    /// The current routes.
+    pub fn routes(&mut self) -> Option<&Arc<Routes<P>>> {
+        self.cache.load().as_ref()
+    }
+}
+
 /// A sharder over the live member set: each set a [`Watcher`] yields is
 /// turned into a placement and swapped in whole, so that a lookup sees one
 /// set or the next, never a mix, and takes no lock.
@@ -97,7 +125,7 @@ impl<P: Placement> Routes<P> {
 #[derive(Debug)]
 pub struct LiveSharder<P: Placement> {
     settings: P::Settings,
-    current: ArcSwapOption<Routes<P>>,
+    current: Shared<P>,
     /// One update at a time (ids are assigned from the routes replaced).
     updating: Mutex<()>,
 }
@@ -119,13 +147,25 @@ impl<P: Placement> LiveSharder<P> {
     pub fn with_settings(settings: P::Settings) -> Self {
         LiveSharder {
             settings,
-            current: ArcSwapOption::empty(),
+            current: Arc::new(ArcSwapOption::empty()),
             updating: Mutex::new(()),
         }
     }
 
+    /// A handle for routing many keys from one task or thread: it keeps the
+    /// current routes and checks with one atomic read per lookup whether
+    /// they were replaced, which makes a lookup cost what the static
+    /// placement's does.
+    pub fn reader(&self) -> LiveReader<P> {
+        LiveReader {
+            cache: Cache::new(self.current.clone()),
+        }
+    }
+
     /// Routes `key` on the current set: `f` of the member that owns it, or
-    /// `None` while there is no member. Lock-free and allocation-free.
+    /// `None` while there is no member. Lock-free and allocation-free; for
+    /// many lookups from one place, a [`reader`](LiveSharder::reader) is
+    /// cheaper.
     pub fn route<K: ShardKey + ?Sized, R>(&self, key: &K, f: impl FnOnce(&Live) -> R) -> Option<R> {
         let routes = self.current.load();
         routes.as_ref().map(|r| f(r.route(key)))

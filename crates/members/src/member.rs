@@ -213,6 +213,46 @@ impl MemberSet {
         }
     }
 
+    /// A set of `members` numbered `epoch`, for a sharder fed from
+    /// elsewhere than a [`Watcher`](crate::Watcher) (a static list, a
+    /// test); sets fed to one sharder must number later sets higher.
+    ///
+    /// # Errors
+    ///
+    /// [`MembersError::Invalid`] for two members of one name, or a member
+    /// whose fields are not valid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_lease::Version;
+    /// use weft_members::{Live, Member, MemberSet};
+    ///
+    /// let live = |name: &str| Live { member: Member::new(name, "h:1").unwrap(), token: Version(1) };
+    /// let set = MemberSet::of(1, vec![live("b"), live("a")])?;
+    /// assert_eq!(set.members()[0].member.name(), "a");
+    /// assert!(MemberSet::of(1, vec![live("a"), live("a")]).is_err());
+    /// # Ok::<(), weft_members::MembersError>(())
+    /// ```
+    pub fn of(epoch: u64, members: Vec<Live>) -> Result<Self, MembersError> {
+        for l in &members {
+            l.member.validate()?;
+        }
+        let set = MemberSet::new(epoch, members);
+        if let Some(pair) = set
+            .members
+            .windows(2)
+            .find(|w| w[0].member.name == w[1].member.name)
+        {
+            return Err(MembersError::invalid(
+                "member set",
+                pair[0].member.name(),
+                "one member per name",
+            ));
+        }
+        Ok(set)
+    }
+
     /// The set's number among those its watcher yielded.
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -491,3 +491,35 @@ async fn a_watcher_never_goes_back_to_an_older_registration_and_rides_out_store_
     );
     assert_eq!(second.get("b").unwrap().token.0, 3);
 }
+
+#[test]
+fn a_reader_follows_every_set_its_sharder_applies() {
+    let live = |name: &str| weft_members::Live {
+        member: Member::new(name, "h:1").unwrap(),
+        token: weft_lease::Version(1),
+    };
+    let sharder = LiveSharder::<Rendezvous>::new();
+    let mut reader = sharder.reader();
+    assert_eq!(reader.route("k", |_| ()), None, "routes before any set");
+    sharder
+        .apply(&MemberSet::of(1, vec![live("a")]).unwrap())
+        .unwrap();
+    assert_eq!(
+        reader
+            .route("k", |l| l.member.name().to_string())
+            .as_deref(),
+        Some("a")
+    );
+    sharder
+        .apply(&MemberSet::of(2, vec![live("b")]).unwrap())
+        .unwrap();
+    for k in 0..100 {
+        assert_eq!(
+            reader.route(&k, |l| l.member.name().to_string()).as_deref(),
+            Some("b"),
+            "the reader kept an old set"
+        );
+    }
+    sharder.apply(&MemberSet::of(3, vec![]).unwrap()).unwrap();
+    assert_eq!(reader.route("k", |_| ()), None);
+}

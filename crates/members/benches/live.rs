@@ -1,0 +1,133 @@
+//! The live sharder against the same placement built statically, in one
+//! run: a lookup through `LiveSharder::route` (an `arc-swap` load, the
+//! placement's lookup, reading the member) next to the static `Named`'s
+//! lookup, at n = 10, 100 and 1000; and the cost of applying a changed set
+//! (one member more or less) at n = 1000.
+//!
+//! `cargo bench -p weft-members --bench live`; results in
+//! docs/membership.md.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use weft_core::{ShardExt, key_hash};
+use weft_lease::Version;
+use weft_members::{Live, LiveSharder, Member, MemberSet};
+use weft_shard::{Maglev, Members, Named, Placement, Rendezvous, Ring};
+
+const KEYS: usize = 65_536;
+
+fn keys() -> Vec<[u8; 16]> {
+    (0..KEYS as u64)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&i.to_le_bytes());
+            k[8..].copy_from_slice(&key_hash(&i).to_le_bytes());
+            k
+        })
+        .collect()
+}
+
+fn set(epoch: u64, n: usize) -> MemberSet {
+    let members = (0..n)
+        .map(|i| Live {
+            member: Member::new(
+                format!("cache-{i}"),
+                format!("10.0.{}.{}:11211", i / 256, i % 256),
+            )
+            .unwrap(),
+            token: Version(i as u64 + 1),
+        })
+        .collect();
+    MemberSet::of(epoch, members).unwrap()
+}
+
+fn lookups<P: Placement>(c: &mut Criterion, name: &str, ns: &[usize]) {
+    let keys = keys();
+    let mut group = c.benchmark_group(format!("lookup/{name}"));
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for &n in ns {
+        let s = set(1, n);
+        let names: Vec<String> = s
+            .members()
+            .iter()
+            .map(|l| l.member.name().to_string())
+            .collect();
+        let fixed = Named::<P>::new(Members::named(names).unwrap()).unwrap();
+        let live = LiveSharder::<P>::new();
+        live.apply(&s).unwrap();
+        group.bench_with_input(BenchmarkId::new("static", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                fixed.member_for(black_box(&keys[i])).weight
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("live", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                live.route(black_box(&keys[i]), |l| l.member.weight())
+            })
+        });
+        let mut reader = live.reader();
+        group.bench_with_input(BenchmarkId::new("live_reader", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                reader.route(black_box(&keys[i]), |l| l.member.weight())
+            })
+        });
+        let held = live.routes().unwrap();
+        group.bench_with_input(BenchmarkId::new("live_held", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                held.route(black_box(&keys[i])).member.weight()
+            })
+        });
+        // Keep the id path honest too.
+        assert_eq!(held.shard_for(&keys[0]), held.named().shard_for(&keys[0]));
+    }
+    group.finish();
+}
+
+fn rebuilds(c: &mut Criterion) {
+    let mut group = c.benchmark_group("apply_1000");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    fn one<P: Placement>(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+    ) {
+        let live = LiveSharder::<P>::new();
+        let (a, b) = (set(0, 1000), set(0, 1001));
+        let mut epoch = 0;
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                epoch += 1;
+                let next = if epoch % 2 == 0 { &a } else { &b };
+                let next = MemberSet::of(epoch, next.members().to_vec()).unwrap();
+                live.apply(black_box(&next)).unwrap();
+            })
+        });
+    }
+    one::<Ring>(&mut group, "ring_160");
+    one::<Rendezvous>(&mut group, "rendezvous");
+    one::<Maglev>(&mut group, "maglev_65537");
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    lookups::<Maglev>(c, "maglev_65537", &[10, 100, 1000]);
+    lookups::<Ring>(c, "ring_160", &[10, 100, 1000]);
+    lookups::<Rendezvous>(c, "rendezvous", &[10, 100]);
+    rebuilds(c);
+}
+
+criterion_group!(live, benches);
+criterion_main!(live);
