@@ -10,7 +10,8 @@
 //!
 //! Checked: every input's output is in `{c}:out` exactly once, or the
 //! input is in a dead-letter stream with its reason; nothing else; paused
-//! consumers' late commits are refused; no entry waits more than twice
+//! consumers' late commits are refused (over several seeds: one run's
+//! pauses may catch no consumer mid-commit); no entry waits more than twice
 //! the claim idle time while another consumer of its group is up to take
 //! it over (sampled from `XPENDING` all through the run). The figures are
 //! printed.
@@ -326,12 +327,20 @@ async fn producer_sharder_and_workers_survive_kills_pauses_and_a_redis_restart()
         refused += r;
     }
     // A run's paused consumers may be killed before they wake, or hold
-    // nothing when stopped; over the runs, late commits must have come and
-    // been refused.
-    assert!(
-        pauses == 0 || refused > 0,
-        "pauses but no late commit refused"
-    );
+    // nothing when stopped (one CI run saw 9 pauses and no late commit);
+    // over several runs, late commits must have come and been refused. The
+    // refusal itself is pinned without chance in tests/source.rs,
+    // tests/stage.rs and tests/fence.rs.
+    if seeds >= 2 {
+        assert!(
+            pauses == 0 || refused > 0,
+            "pauses but no late commit refused over {seeds} runs"
+        );
+    } else if refused == 0 {
+        println!(
+            "this run's {pauses} pauses caught no consumer mid-commit; WEFT_STREAM_SEEDS=4 checks that late commits are refused"
+        );
+    }
 }
 
 async fn require_redis() -> Option<weft_test::Redis> {
