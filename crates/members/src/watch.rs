@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use weft_core::time::capped;
 use weft_core::{Backoff, Classify, ErrorClass};
 use weft_lease::{CasStore, Version};
 
@@ -187,7 +188,7 @@ impl Watcher {
             }
             // Wait for the next look, or for a held member's window to end.
             let now = Instant::now();
-            let mut wake = self.looked.map_or(now, |t| t + self.config.poll);
+            let mut wake = self.looked.map_or(now, |t| t + capped(self.config.poll));
             if let Some(expiry) = self.next_expiry() {
                 wake = wake.min(expiry);
             }
@@ -196,7 +197,7 @@ impl Watcher {
             }
             if self
                 .looked
-                .is_none_or(|t| Instant::now() >= t + self.config.poll)
+                .is_none_or(|t| Instant::now() >= t + capped(self.config.poll))
             {
                 match self.look().await {
                     Ok(()) => failures = 0,
@@ -294,7 +295,7 @@ impl Watcher {
         let now = Instant::now();
         let hold = self.config.hold;
         self.known
-            .retain(|_, k| k.missing_since.is_none_or(|t| now < t + hold));
+            .retain(|_, k| k.missing_since.is_none_or(|t| now < t + capped(hold)));
         let set = MemberSet::new(
             self.epoch + 1,
             self.known
@@ -317,6 +318,6 @@ impl Watcher {
             .values()
             .filter_map(|k| k.missing_since)
             .min()
-            .map(|t| t + self.config.hold)
+            .map(|t| t + capped(self.config.hold))
     }
 }

@@ -523,3 +523,26 @@ fn a_reader_follows_every_set_its_sharder_applies() {
     sharder.apply(&MemberSet::of(3, vec![]).unwrap()).unwrap();
     assert_eq!(reader.route("k", |_| ()), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_and_hold_window_of_duration_max_keep_a_departed_member_without_overflow() {
+    let store = store();
+    let reg = register(&store, member(1)).await;
+    let config = WatchConfig::new(Duration::MAX)
+        .unwrap()
+        .hold(Duration::MAX)
+        .unwrap();
+    let mut watcher = Watcher::new(store.clone(), "svc/", config.clone()).unwrap();
+    assert_eq!(names(&watcher.next().await.unwrap()), ["m-1"]);
+    // A poll period of Duration::MAX looks once.
+    let mut once =
+        Watcher::new(store.clone(), "svc/", config.poll(Duration::MAX).unwrap()).unwrap();
+    assert_eq!(names(&once.next().await.unwrap()), ["m-1"]);
+    reg.deregister().await.unwrap();
+    // Held for ever: no new set, and no panic adding the window to now.
+    let next = tokio::time::timeout(Duration::from_secs(3600), watcher.next()).await;
+    assert!(
+        next.is_err(),
+        "a member held for Duration::MAX left: {next:?}"
+    );
+}

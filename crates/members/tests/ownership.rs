@@ -246,46 +246,19 @@ async fn ownership_settings_and_prefixes_are_checked() {
         Err(MembersError::Invalid { what, .. }) => what,
         other => panic!("{other:?}"),
     };
-    assert_eq!(
+    let start = |prefix: &str, name: &str| {
         what(Ownership::start(
             store.clone(),
-            "svc/",
-            "a",
+            prefix,
+            name,
             watcher(),
-            config.clone()
-        )),
-        "ownership prefix"
-    );
-    assert_eq!(
-        what(Ownership::start(
-            store.clone(),
-            "svc/parts/",
-            "a",
-            watcher(),
-            config.clone()
-        )),
-        "ownership prefix"
-    );
-    assert_eq!(
-        what(Ownership::start(
-            store.clone(),
-            "parts",
-            "a",
-            watcher(),
-            config.clone()
-        )),
-        "prefix"
-    );
-    assert_eq!(
-        what(Ownership::start(
-            store.clone(),
-            "parts/",
-            "",
-            watcher(),
-            config.clone()
-        )),
-        "name"
-    );
+            config.clone(),
+        ))
+    };
+    assert_eq!(start("svc/", "a"), "ownership prefix");
+    assert_eq!(start("svc/parts/", "a"), "ownership prefix");
+    assert_eq!(start("parts", "a"), "prefix");
+    assert_eq!(start("parts/", ""), "name");
     assert!(OwnershipConfig::new(0, LeaseConfig::new(TTL)).is_err());
     assert!(OwnershipConfig::new(u32::MAX, LeaseConfig::new(TTL)).is_err());
     assert!(config.clone().every(Duration::ZERO).is_err());
