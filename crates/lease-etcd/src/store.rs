@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::stream::{BoxStream, StreamExt};
-use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+use weft_lease::{CasStore, Entry, Limits, PrefixEvent, StoreError, Swap, Version, WatchEvent};
 
 use crate::EtcdStore;
 use crate::ops::{entry, prefix_end, revision};
@@ -143,48 +143,115 @@ impl CasStore for EtcdStore {
             {
                 return;
             }
-            let create = WatchRequest {
-                request_union: Some(watch_request::RequestUnion::CreateRequest(
-                    WatchCreateRequest {
-                        key: full.into_bytes(),
-                        range_end: Vec::new(),
-                        start_revision: revision + 1,
-                    },
-                )),
+            let create = WatchCreateRequest {
+                key: full.into_bytes(),
+                range_end: Vec::new(),
+                start_revision: revision + 1,
             };
-            // The request side stays open: etcd ends a watch whose client
-            // half-closes.
-            let requests = futures::stream::iter([create]).chain(futures::stream::pending());
-            let mut m = store.member();
-            let Ok(answers) = m.watch.watch(requests).await else {
+            store
+                .run_watch(create, |seen| match seen {
+                    Seen::Created => true,
+                    Seen::Event(_, event) => tx.send(event).is_ok(),
+                })
+                .await;
+        });
+        Some(stream_of(rx, task))
+    }
+
+    fn watch_prefix(&self, prefix: &str) -> Option<BoxStream<'static, PrefixEvent>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let store = self.clone();
+        let full = self.full(prefix).into_bytes();
+        let strip = self.full("");
+        // From "now" as etcd creates the watch: its answer that the watch
+        // is created comes before any change after that moment.
+        let create = WatchCreateRequest {
+            range_end: prefix_end(&full),
+            key: if full.is_empty() { vec![0] } else { full },
+            start_revision: 0,
+        };
+        let task = tokio::spawn(async move {
+            store
+                .run_watch(create, |seen| match seen {
+                    Seen::Created => tx.send(PrefixEvent::Watching).is_ok(),
+                    Seen::Event(key, event) => {
+                        let Some(key) = std::str::from_utf8(&key)
+                            .ok()
+                            .and_then(|k| k.strip_prefix(&strip))
+                        else {
+                            return true;
+                        };
+                        tx.send(PrefixEvent::Changed {
+                            key: key.to_string(),
+                            event,
+                        })
+                        .is_ok()
+                    }
+                })
+                .await;
+        });
+        Some(stream_of(rx, task))
+    }
+}
+
+/// What one etcd watch saw.
+enum Seen {
+    /// etcd created the watch.
+    Created,
+    /// A change of a key (its full name).
+    Event(Vec<u8>, WatchEvent),
+}
+
+impl EtcdStore {
+    /// Runs one etcd watch, handing what it sees to `on` until `on` says
+    /// stop (`false`), etcd cancels it or the connection ends.
+    async fn run_watch(&self, create: WatchCreateRequest, mut on: impl FnMut(Seen) -> bool) {
+        let request = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(create)),
+        };
+        // The request side stays open: etcd ends a watch whose client
+        // half-closes.
+        let requests = futures::stream::iter([request]).chain(futures::stream::pending());
+        let mut m = self.member();
+        let Ok(answers) = m.watch.watch(requests).await else {
+            return;
+        };
+        let mut answers = answers.into_inner();
+        while let Ok(Some(resp)) = answers.message().await {
+            if resp.canceled {
                 return;
-            };
-            let mut answers = answers.into_inner();
-            while let Ok(Some(resp)) = answers.message().await {
-                if resp.canceled {
+            }
+            if resp.created && !on(Seen::Created) {
+                return;
+            }
+            for e in resp.events {
+                let Some(kv) = e.kv else { continue };
+                let key = kv.key.clone();
+                let event = match event::EventType::try_from(e.r#type) {
+                    Ok(event::EventType::Put) => WatchEvent::Put(entry(kv)),
+                    Ok(event::EventType::Delete) => WatchEvent::Deleted {
+                        version: Version(kv.mod_revision.unsigned_abs()),
+                    },
+                    Err(_) => continue,
+                };
+                if !on(Seen::Event(key, event)) {
                     return;
                 }
-                for e in resp.events {
-                    let Some(kv) = e.kv else { continue };
-                    let event = match event::EventType::try_from(e.r#type) {
-                        Ok(event::EventType::Put) => WatchEvent::Put(entry(kv)),
-                        Ok(event::EventType::Delete) => WatchEvent::Deleted {
-                            version: Version(kv.mod_revision.unsigned_abs()),
-                        },
-                        Err(_) => continue,
-                    };
-                    if tx.send(event).is_err() {
-                        return;
-                    }
-                }
             }
-        });
-        let guard = AbortOnDrop(task);
-        Some(Box::pin(futures::stream::unfold(
-            (rx, guard),
-            |(mut rx, guard)| async move { rx.recv().await.map(|e| (e, (rx, guard))) },
-        )))
+        }
     }
+}
+
+/// The receiving end of a watch's task, which stops with the stream.
+fn stream_of<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+    task: tokio::task::JoinHandle<()>,
+) -> BoxStream<'static, T> {
+    let guard = AbortOnDrop(task);
+    Box::pin(futures::stream::unfold(
+        (rx, guard),
+        |(mut rx, guard)| async move { rx.recv().await.map(|e| (e, (rx, guard))) },
+    ))
 }
 
 /// Stops the watch's task when the stream is dropped.

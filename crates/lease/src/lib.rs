@@ -77,4 +77,6 @@ pub use fence::{Fence, MemoryFence};
 pub use lease::{Lease, LeaseBuilder, LeaseConfig, LeaseGuard, LeaseState};
 pub use lock::{Lock, LockGuard};
 pub use memory::MemoryStore;
-pub use store::{BadVersion, CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+pub use store::{
+    BadVersion, CasStore, Entry, Limits, PrefixEvent, StoreError, Swap, Version, WatchEvent,
+};

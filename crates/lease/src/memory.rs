@@ -9,7 +9,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use weft_core::time::capped;
 
-use crate::store::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+use crate::store::{CasStore, Entry, Limits, PrefixEvent, StoreError, Swap, Version, WatchEvent};
 
 #[derive(Debug)]
 struct Stored {
@@ -23,6 +23,7 @@ struct Inner {
     entries: HashMap<String, Stored>,
     expiries: BTreeSet<(Instant, String)>,
     watchers: HashMap<String, Vec<mpsc::UnboundedSender<WatchEvent>>>,
+    prefix_watchers: Vec<(String, mpsc::UnboundedSender<PrefixEvent>)>,
     reaper: bool,
 }
 
@@ -163,6 +164,15 @@ fn notify(inner: &mut Inner, key: &str, event: WatchEvent) {
             inner.watchers.remove(key);
         }
     }
+    inner.prefix_watchers.retain(|(prefix, tx)| {
+        (!tx.is_closed() && !key.starts_with(prefix.as_str()))
+            || tx
+                .send(PrefixEvent::Changed {
+                    key: key.to_string(),
+                    event: event.clone(),
+                })
+                .is_ok()
+    });
 }
 
 /// Expires every key due at `now`, each consuming a revision.
@@ -338,6 +348,16 @@ impl CasStore for MemoryStore {
             .entry(key.to_string())
             .or_default()
             .push(tx);
+        Some(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        })))
+    }
+
+    fn watch_prefix(&self, prefix: &str) -> Option<BoxStream<'static, PrefixEvent>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // In place at once: the store is one lock.
+        let _ = tx.send(PrefixEvent::Watching);
+        self.lock().prefix_watchers.push((prefix.to_string(), tx));
         Some(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (e, rx))
         })))

@@ -199,6 +199,22 @@ pub enum WatchEvent {
     },
 }
 
+/// What a [prefix watch](CasStore::watch_prefix) reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixEvent {
+    /// The watch is in place: every change from here on is reported. Read
+    /// the prefix ([`CasStore::list`]) after this to start from a known
+    /// state; a change between that read and this event is reported too.
+    Watching,
+    /// A key under the prefix changed.
+    Changed {
+        /// The key, as the caller names it (without a store's namespace).
+        key: String,
+        /// What happened to it.
+        event: WatchEvent,
+    },
+}
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -338,7 +354,8 @@ impl Classify for StoreError {
 ///    or refresh that set it, and within the store's stated granularity
 ///    after; the store rejects a TTL it cannot honour ([`StoreError::BadTtl`])
 ///    rather than round it.
-/// 5. **Watch delivers every change in order**, when supported. A store
+/// 5. **Watch delivers every change in order**, when supported (a key's
+///    watch, and a prefix's, which opens with [`PrefixEvent::Watching`]). A store
 ///    may start a watch with a deletion event when the key is absent as the
 ///    watch begins (a store whose watch starts asynchronously does so, so
 ///    that a deletion just before the start is not missed): treat watch
@@ -439,6 +456,16 @@ pub trait CasStore: Send + Sync + fmt::Debug {
     /// `None` if callers must poll.
     fn watch(&self, key: &str) -> Option<BoxStream<'static, WatchEvent>> {
         let _ = key;
+        None
+    }
+
+    /// A stream of every change to the keys under `prefix`, in order, if
+    /// the store can watch a prefix; `None` if callers must poll
+    /// [`list`](CasStore::list). It opens with [`PrefixEvent::Watching`]
+    /// once the watch is in place, and ends if the store can no longer
+    /// watch (a lost connection): open a new one, and re-read, to go on.
+    fn watch_prefix(&self, prefix: &str) -> Option<BoxStream<'static, PrefixEvent>> {
+        let _ = prefix;
         None
     }
 }

@@ -4,10 +4,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use weft_core::time::capped;
 use weft_core::{Backoff, Classify, ErrorClass};
-use weft_lease::{CasStore, Version};
+use weft_lease::{CasStore, PrefixEvent, Version};
 
 use crate::MembersError;
 use crate::member::{Live, Member, MemberSet};
@@ -19,11 +21,14 @@ pub struct WatchConfig {
     ttl: Duration,
     poll: Duration,
     hold: Duration,
+    watch: bool,
 }
 
 impl WatchConfig {
-    /// For registrations whose leases have `ttl`: looks every 200 ms (or
-    /// every quarter TTL, if shorter), removals at once.
+    /// For registrations whose leases have `ttl`: follows the store's
+    /// prefix watch where it has one (etcd, in memory), re-listing on each
+    /// change and at least once per TTL; otherwise (Redis) lists every
+    /// 200 ms (or every quarter TTL, if shorter). Removals at once.
     ///
     /// # Errors
     ///
@@ -36,10 +41,20 @@ impl WatchConfig {
             ttl,
             poll: (ttl / 4).clamp(Duration::from_millis(1), Duration::from_millis(200)),
             hold: Duration::ZERO,
+            watch: true,
         })
     }
 
-    /// Looks every `every`.
+    /// Lists every poll period even where the store could watch the
+    /// prefix (the behaviour on a store without a prefix watch).
+    #[must_use]
+    pub fn poll_only(mut self) -> Self {
+        self.watch = false;
+        self
+    }
+
+    /// Lists every `every` while the store's prefix watch is not in use
+    /// (default 200 ms, or a quarter of the TTL if shorter).
     ///
     /// # Errors
     ///
@@ -121,7 +136,6 @@ struct Known {
 /// # Ok::<(), weft_members::MembersError>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug)]
 pub struct Watcher {
     store: Arc<dyn CasStore>,
     prefix: String,
@@ -134,6 +148,29 @@ pub struct Watcher {
     yielded: Option<u64>,
     /// The last list, and when it was taken.
     looked: Option<Instant>,
+    /// The store's prefix watch, while open.
+    events: Option<BoxStream<'static, PrefixEvent>>,
+    /// The watch is in place: lists are needed only on its events.
+    watching: bool,
+    /// A change was reported since the last list.
+    dirty: bool,
+    /// When to open a watch again after one ended; `None` to open at once.
+    rewatch_at: Option<Instant>,
+    /// The store has no prefix watch (or the config declines it).
+    polling: bool,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("prefix", &self.prefix)
+            .field("config", &self.config)
+            .field("epoch", &self.epoch)
+            .field("members", &self.known.len())
+            .field("ejected", &self.ejected)
+            .field("watching", &self.watching)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Watcher {
@@ -151,13 +188,18 @@ impl Watcher {
         Ok(Watcher {
             store,
             prefix: prefix.to_string(),
-            config,
             known: BTreeMap::new(),
             tokens: HashMap::new(),
             ejected: BTreeSet::new(),
             epoch: 0,
             yielded: None,
             looked: None,
+            events: None,
+            watching: false,
+            dirty: false,
+            rewatch_at: None,
+            polling: !config.watch,
+            config,
         })
     }
 
@@ -186,28 +228,91 @@ impl Watcher {
             if let Some(set) = self.changed() {
                 return Ok(set);
             }
-            // Wait for the next look, or for a held member's window to end.
+            self.open_watch();
+            // Lists are due on a reported change, or each period: the poll
+            // period, or the TTL (a safety net) while the watch is in place.
             let now = Instant::now();
-            let mut wake = self.looked.map_or(now, |t| t + capped(self.config.poll));
-            if let Some(expiry) = self.next_expiry() {
-                wake = wake.min(expiry);
-            }
-            if wake > now {
-                tokio::time::sleep_until(wake).await;
-            }
-            if self
-                .looked
-                .is_none_or(|t| Instant::now() >= t + capped(self.config.poll))
-            {
-                match self.look().await {
-                    Ok(()) => failures = 0,
-                    Err(e) if e.class() == ErrorClass::Transient => {
-                        failures = failures.saturating_add(1);
-                        tracing::warn!(prefix = %self.prefix, error = %e, "member list failed; retrying");
-                        tokio::time::sleep(retry.delay(failures, self.epoch)).await;
-                    }
-                    Err(e) => return Err(e),
+            let period = capped(if self.watching {
+                self.config.ttl
+            } else {
+                self.config.poll
+            });
+            let due = self.looked.map_or(now, |t| t + period);
+            if !self.dirty && due > now {
+                // Wait for that, for a held member's window to end, for a
+                // reported change, or to open the watch again.
+                let mut wake = due;
+                if let Some(expiry) = self.next_expiry() {
+                    wake = wake.min(expiry);
                 }
+                if let Some(at) = self.rewatch_at {
+                    wake = wake.min(at);
+                }
+                self.wait(wake).await;
+                continue;
+            }
+            match self.look().await {
+                Ok(()) => failures = 0,
+                Err(e) if e.class() == ErrorClass::Transient => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(prefix = %self.prefix, error = %e, "member list failed; retrying");
+                    tokio::time::sleep(retry.delay(failures, self.epoch)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Opens the store's prefix watch if none is open, the store has one
+    /// and an ended watch's pause is over.
+    fn open_watch(&mut self) {
+        if self.polling || self.events.is_some() {
+            return;
+        }
+        if self.rewatch_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.rewatch_at = None;
+        match self.store.watch_prefix(&self.prefix) {
+            Some(events) => self.events = Some(events),
+            None => self.polling = true,
+        }
+    }
+
+    /// Sleeps until `until`, or until the watch reports something.
+    async fn wait(&mut self, until: Instant) {
+        let got = match self.events.as_mut() {
+            Some(events) => tokio::select! {
+                () = tokio::time::sleep_until(until) => None,
+                event = events.next() => Some(event),
+            },
+            None => {
+                tokio::time::sleep_until(until).await;
+                None
+            }
+        };
+        let Some(mut event) = got else { return };
+        // Take in everything already reported: one list answers them all.
+        loop {
+            match event {
+                Some(PrefixEvent::Watching) => {
+                    self.watching = true;
+                    self.dirty = true;
+                }
+                Some(PrefixEvent::Changed { .. }) => self.dirty = true,
+                None => {
+                    // The watch ended (a lost connection): poll, and open
+                    // a new one after a poll period.
+                    tracing::warn!(prefix = %self.prefix, "member watch ended; polling until it is open again");
+                    self.events = None;
+                    self.watching = false;
+                    self.rewatch_at = Some(Instant::now() + capped(self.config.poll));
+                    return;
+                }
+            }
+            match self.events.as_mut().and_then(|e| e.next().now_or_never()) {
+                Some(next) => event = next,
+                None => return,
             }
         }
     }
@@ -285,6 +390,7 @@ impl Watcher {
             }
         }
         self.looked = Some(now);
+        self.dirty = false;
         Ok(())
     }
 

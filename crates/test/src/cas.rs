@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use weft_lease::{CasStore, StoreError, Swap, Version, WatchEvent};
+use weft_lease::{CasStore, PrefixEvent, StoreError, Swap, Version, WatchEvent};
 
 /// How long the store may take past a TTL to expire a key (etcd's lessor
 /// checks about every 500 ms; an in-memory store needs none).
@@ -72,6 +72,7 @@ pub async fn conformance(store: Arc<dyn CasStore>, options: Options) {
     refresh_keeps_the_version_and_extends_the_ttl(store.clone(), options).await;
     list_orders_by_creation(store.clone(), options).await;
     watch_delivers_every_change_in_order(store.clone(), options).await;
+    prefix_watch_delivers_every_change_under_it(store.clone(), options).await;
     bad_input_is_rejected(store, options).await;
 }
 
@@ -295,6 +296,100 @@ pub async fn list_orders_by_creation(store: Arc<dyn CasStore>, o: Options) {
             format!("{prefix}a"),
             format!("{prefix}b")
         ]
+    );
+}
+
+/// A prefix watch opens with `Watching`, then sees every change of every
+/// key under the prefix, in order, and nothing outside it.
+///
+/// # Panics
+///
+/// If the opening is missing, or an event is missing, out of order or
+/// from outside the prefix.
+pub async fn prefix_watch_delivers_every_change_under_it(store: Arc<dyn CasStore>, o: Options) {
+    let prefix = format!("{}/pw/", o.prefix);
+    let Some(mut events) = store.watch_prefix(&prefix) else {
+        return; // stores without a prefix watch are polled
+    };
+    let opened = tokio::time::timeout(Duration::from_secs(10), events.next()).await;
+    assert!(
+        matches!(opened, Ok(Some(PrefixEvent::Watching))),
+        "a prefix watch must open with Watching, got {opened:?}"
+    );
+    let l = store.limits();
+    let long = long_ttl(store.as_ref());
+    let short = short_ttl(store.as_ref());
+    let (a, b, c) = (
+        format!("{prefix}a"),
+        format!("{prefix}b"),
+        format!("{prefix}c"),
+    );
+    let va1 = done(store.create(&a, b"1".to_vec(), long).await.unwrap());
+    // Outside the prefix, and a key that only shares its first letters.
+    done(
+        store
+            .create(&format!("{}/pwx", o.prefix), b"x".to_vec(), long)
+            .await
+            .unwrap(),
+    );
+    let vb1 = done(store.create(&b, b"2".to_vec(), long).await.unwrap());
+    let va2 = done(
+        store
+            .compare_and_swap(&a, va1, b"3".to_vec(), long)
+            .await
+            .unwrap(),
+    );
+    let vb2 = done(store.delete(&b, vb1).await.unwrap());
+    let vc1 = done(store.create(&c, b"4".to_vec(), short).await.unwrap());
+    let mut seen: Vec<(String, WatchEvent)> = Vec::new();
+    let deadline = short * 3 + l.ttl_granularity * 2 + o.expiry_slack + Duration::from_secs(1);
+    let _ = tokio::time::timeout(deadline, async {
+        while let Some(e) = events.next().await {
+            match e {
+                PrefixEvent::Changed { key, event } => {
+                    let last = key == c && !matches!(event, WatchEvent::Put(_));
+                    seen.push((key, event));
+                    if last {
+                        break;
+                    }
+                }
+                PrefixEvent::Watching => panic!("Watching came twice"),
+            }
+        }
+    })
+    .await;
+    let brief: Vec<(&str, &str, Version)> = seen
+        .iter()
+        .map(|(k, e)| match e {
+            WatchEvent::Put(entry) => (k.as_str(), "put", entry.version),
+            WatchEvent::Deleted { version } | WatchEvent::Expired { version } => {
+                (k.as_str(), "gone", *version)
+            }
+        })
+        .collect();
+    assert_eq!(brief.len(), 6, "events: {seen:?}");
+    assert_eq!(
+        &brief[..5],
+        &[
+            (a.as_str(), "put", va1),
+            (b.as_str(), "put", vb1),
+            (a.as_str(), "put", va2),
+            (b.as_str(), "gone", vb2),
+            (c.as_str(), "put", vc1),
+        ]
+    );
+    assert_eq!(
+        (brief[5].0, brief[5].1),
+        (c.as_str(), "gone"),
+        "the expiry of {c}"
+    );
+    assert!(
+        brief[5].2 > vc1,
+        "the expiry consumed a version after {vc1}"
+    );
+    assert!(
+        matches!(&seen[0].1, WatchEvent::Put(e) if e.value == b"1"),
+        "a put carries its value"
     );
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 use weft_core::mix::{GAMMA, mix64, unit};
-use weft_lease::{CasStore, Entry, Limits, StoreError, Swap, Version, WatchEvent};
+use weft_lease::{CasStore, Entry, Limits, PrefixEvent, StoreError, Swap, Version, WatchEvent};
 
 /// Faults to inject, drawn per operation from a seeded sequence.
 #[derive(Debug, Clone, Copy)]
@@ -158,5 +158,8 @@ impl CasStore for FaultyStore {
     }
     fn watch(&self, key: &str) -> Option<BoxStream<'static, WatchEvent>> {
         self.inner.watch(key)
+    }
+    fn watch_prefix(&self, prefix: &str) -> Option<BoxStream<'static, PrefixEvent>> {
+        self.inner.watch_prefix(prefix)
     }
 }
