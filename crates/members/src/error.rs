@@ -2,6 +2,7 @@
 
 use weft_core::{Classify, ErrorClass};
 use weft_lease::{LeaseError, StoreError};
+use weft_scatter::ScatterError;
 
 /// Why registering, watching or following failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,6 +54,17 @@ pub enum MembersError {
         #[source]
         source: StoreError,
     },
+    /// No member set was applied yet.
+    #[error("no member set applied yet")]
+    NoSet,
+    /// The scatter root refused a call (a plan naming a shard outside
+    /// the topology, a zero deadline).
+    #[error("scatter: {source}")]
+    Scatter {
+        /// What the root said.
+        #[source]
+        source: ScatterError,
+    },
     /// The set has no member to route to.
     #[error("no live member under {prefix:?}")]
     Empty {
@@ -80,6 +92,8 @@ impl Classify for MembersError {
         match self {
             MembersError::Lease { source, .. } => source.class(),
             MembersError::Store { source, .. } => source.class(),
+            MembersError::Scatter { source } => source.class(),
+            MembersError::NoSet => ErrorClass::Transient,
             // A name frees when its holder's lease expires (a restarted
             // process waits out its earlier life's registration).
             MembersError::Empty { .. } | MembersError::NameTaken { .. } => ErrorClass::Transient,

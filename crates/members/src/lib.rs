@@ -44,6 +44,9 @@
 //!   application's own health verdict.
 //! - [`LiveSharder`]: any name-based weft placement rebuilt from each set
 //!   and swapped in whole; lookups take no lock.
+//! - [`LiveScatter`]: a weft-scatter root over the live set, shards ×
+//!   replicas from member metadata ([`TopologySpec`]); each leaf call gets
+//!   the member it goes to ([`MemberContext::address`]).
 //! - [`Assignment`] and [`Ownership`]: P partitions spread over the live
 //!   members by a sticky, balanced assignor, each held under its own lease
 //!   (one owner at a time, a fencing token per partition).
@@ -60,9 +63,10 @@
 //!
 //! # Not guaranteed
 //!
-//! - Watchers see a change at their next look (every poll period), not at
-//!   once, and two watchers may see one change at different times: routes
-//!   agree once both have seen the same set.
+//! - Watchers see a change when the store's prefix watch reports it
+//!   (etcd, in memory) or at their next poll (Redis), and two watchers may
+//!   see one change at different times: routes agree once both have seen
+//!   the same set.
 //! - A member that dies stays in the set until its lease's TTL ends and
 //!   then for the hold window: requests sent to it meanwhile fail, which
 //!   the caller (or weft-scatter's replicas) must handle.
@@ -77,6 +81,7 @@ mod live;
 mod member;
 mod own;
 mod register;
+mod topology;
 mod watch;
 
 pub use assign::{Assignment, MAX_PARTITIONS};
@@ -85,4 +90,8 @@ pub use live::{LiveReader, LiveSharder, Routes};
 pub use member::{Live, MAX_NAME, Member, MemberSet};
 pub use own::{Owned, Ownership, OwnershipConfig};
 pub use register::{Registered, Registration};
+pub use topology::{
+    LiveRoot, LiveScatter, MemberContext, MemberLeaf, MemberLeafError, MemberTopology, Misplaced,
+    TopologySpec,
+};
 pub use watch::{WatchConfig, Watcher};

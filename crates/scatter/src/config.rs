@@ -190,6 +190,12 @@ impl ScatterConfig {
         self
     }
 
+    /// When a call has gathered enough (set with
+    /// [`gather`](ScatterConfig::gather)).
+    pub fn policy(&self) -> Gather {
+        self.gather
+    }
+
     pub(crate) fn validate(&self, topology: &Topology) -> Result<(), ScatterError> {
         self.check()?;
         match self.gather {
