@@ -2,18 +2,20 @@
 //! run: a lookup through `LiveSharder::route` (an `arc-swap` load, the
 //! placement's lookup, reading the member) next to the static `Named`'s
 //! lookup, at n = 10, 100 and 1000; and the cost of applying a changed set
-//! (one member more or less) at n = 1000.
+//! (one member more or less) at n = 1000; and a watcher's cost per change
+//! at n = 10, 100 and 1000.
 //!
 //! `cargo bench -p weft-members --bench live`; results in
 //! docs/membership.md.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use weft_core::{ShardExt, key_hash};
-use weft_lease::Version;
-use weft_members::{Live, LiveSharder, Member, MemberSet};
+use weft_lease::{CasStore, MemoryStore, Swap, Version};
+use weft_members::{Live, LiveSharder, Member, MemberSet, WatchConfig, Watcher};
 use weft_shard::{Maglev, Members, Named, Placement, Rendezvous, Ring};
 
 const KEYS: usize = 65_536;
@@ -122,11 +124,81 @@ fn rebuilds(c: &mut Criterion) {
     group.finish();
 }
 
+/// A watcher's cost per change: one record removed or put back under the
+/// prefix (in memory, so the store's part is small), then the watcher's
+/// `next()`: the store's prefix event, a list of the n records, their
+/// decoding, and the new set with its digest.
+fn watch_changes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("watch_change");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let ttl = Duration::from_secs(3600);
+    for n in [10, 100, 1000] {
+        let store = Arc::new(MemoryStore::new());
+        let records: Vec<(String, Vec<u8>)> = set(1, n)
+            .members()
+            .iter()
+            .map(|l| {
+                (
+                    format!("svc/{}", l.member.name()),
+                    serde_json::to_vec(&l.member).unwrap(),
+                )
+            })
+            .collect();
+        let (key, value) = records[n / 2].clone();
+        let mut version = None;
+        let mut watcher = rt.block_on(async {
+            for (k, v) in &records {
+                if let Swap::Done { version: made } = store.create(k, v.clone(), ttl).await.unwrap()
+                    && *k == key
+                {
+                    version = Some(made);
+                }
+            }
+            let config = WatchConfig::new(ttl).unwrap();
+            let mut w = Watcher::new(store.clone(), "svc/", config).unwrap();
+            assert_eq!(w.next().await.unwrap().len(), n);
+            w
+        });
+        // The floor: the one list a change needs, alone.
+        group.bench_with_input(BenchmarkId::new("list_alone", n), &n, |b, _| {
+            b.iter(|| rt.block_on(async { black_box(store.list("svc/").await.unwrap().len()) }))
+        });
+        group.bench_with_input(BenchmarkId::new("memory", n), &n, |b, _| {
+            b.iter(|| {
+                rt.block_on(async {
+                    match version.take() {
+                        Some(v) => {
+                            store.delete(&key, v).await.unwrap();
+                        }
+                        None => {
+                            let Swap::Done { version: v } =
+                                store.create(&key, value.clone(), ttl).await.unwrap()
+                            else {
+                                unreachable!("the key was removed")
+                            };
+                            version = Some(v);
+                        }
+                    }
+                    black_box(watcher.next().await.unwrap().len())
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     lookups::<Maglev>(c, "maglev_65537", &[10, 100, 1000]);
     lookups::<Ring>(c, "ring_160", &[10, 100, 1000]);
     lookups::<Rendezvous>(c, "rendezvous", &[10, 100]);
     rebuilds(c);
+    watch_changes(c);
 }
 
 criterion_group!(live, benches);

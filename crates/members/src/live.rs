@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwapOption, Cache};
-use weft_core::{ShardExt, ShardId, ShardKey};
+use weft_core::{ShardExt, ShardId, ShardKey, key_hash};
 use weft_shard::{Named, NamedState, Placement};
 
 use crate::member::{Live, MemberSet};
@@ -15,20 +15,24 @@ use crate::{MembersError, Watcher};
 pub struct Routes<P: Placement> {
     set: MemberSet,
     named: Named<P>,
-    /// The live member at each id (`None` for a free id).
-    lives: Vec<Option<Live>>,
+    /// The live member at each position of the placement's own members,
+    /// so that a lookup goes from the placement's answer straight to it.
+    placed: Vec<Live>,
+    /// Each id's position in `placed` (`None` for a free id).
+    positions: Vec<Option<u32>>,
 }
 
 impl<P: Placement> Routes<P> {
     /// The member that owns `key` (weft's key hash, the placement's
     /// lookup): no lock, no allocation.
+    #[inline]
     pub fn route<K: ShardKey + ?Sized>(&self, key: &K) -> &Live {
-        let id = self.named.shard_for(key);
-        // invariant: the placement returns the id of a present member, and
-        // `lives` holds one for every present id.
-        self.lives[id.index()]
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("the placement returned the free id {id}"))
+        let position = self.named.placement().shard_for_hash(key_hash(key));
+        // invariant: the placement answers a position among the members it
+        // was built from, and `placed` holds one member per position.
+        self.placed
+            .get(position.index())
+            .unwrap_or_else(|| unreachable!("the placement answered {position}, past its members"))
     }
 
     /// The id that owns `key` (stable per name while the name stays in
@@ -39,7 +43,8 @@ impl<P: Placement> Routes<P> {
 
     /// The live member at `id`.
     pub fn live(&self, id: ShardId) -> Option<&Live> {
-        self.lives.get(id.index())?.as_ref()
+        let position = (*self.positions.get(id.index())?)?;
+        self.placed.get(position as usize)
     }
 
     /// The member set these routes are for.
@@ -203,11 +208,9 @@ impl<P: Placement> LiveSharder<P> {
         let mut lives: Vec<Option<Live>> = Vec::new();
         let mut placed = std::collections::HashSet::new();
         if let Some(old) = &old {
-            lives = old
-                .lives
-                .iter()
-                .map(|slot| {
-                    let name = slot.as_ref()?.member.name();
+            lives = (0..old.positions.len())
+                .map(|id| {
+                    let name = old.live(ShardId::new(id as u32))?.member.name();
                     let now = set.get(name)?;
                     placed.insert(name.to_string());
                     Some(now.clone())
@@ -249,10 +252,25 @@ impl<P: Placement> LiveSharder<P> {
                 format!("a set the placement takes: {e}"),
             )
         })?;
+        let mut positions = vec![None; lives.len()];
+        let mut placed = Vec::with_capacity(named.len());
+        for position in 0..named.len() {
+            // invariant: every position of the placement's members has an
+            // id, and every present id a live member.
+            let id = named
+                .id_at(ShardId::new(position as u32))
+                .unwrap_or_else(|| unreachable!("position {position} has no id"));
+            let live = lives[id.index()]
+                .take()
+                .unwrap_or_else(|| unreachable!("id {id} has no member"));
+            positions[id.index()] = Some(position as u32);
+            placed.push(live);
+        }
         self.current.store(Some(Arc::new(Routes {
             set: set.clone(),
             named,
-            lives,
+            placed,
+            positions,
         })));
         Ok(())
     }

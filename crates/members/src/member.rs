@@ -23,14 +23,45 @@ use crate::MembersError;
 /// assert_eq!(m.name(), "cache-1");
 /// # Ok::<(), weft_members::MembersError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Record", into = "Record")]
 pub struct Member {
+    /// Shared: a member set clones its members on every change.
+    r: Arc<Record>,
+}
+
+/// A member's fields, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Record {
     name: String,
     address: String,
     #[serde(default = "one")]
     weight: f64,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+}
+
+impl From<Record> for Member {
+    fn from(r: Record) -> Member {
+        Member { r: Arc::new(r) }
+    }
+}
+
+impl From<Member> for Record {
+    fn from(m: Member) -> Record {
+        Arc::unwrap_or_clone(m.r)
+    }
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("name", &self.r.name)
+            .field("address", &self.r.address)
+            .field("weight", &self.r.weight)
+            .field("metadata", &self.r.metadata)
+            .finish()
+    }
 }
 
 fn one() -> f64 {
@@ -49,12 +80,12 @@ impl Member {
     /// [`MAX_NAME`] bytes or with `/` or a control character (a name is a
     /// key's last segment), or an empty address.
     pub fn new(name: impl Into<String>, address: impl Into<String>) -> Result<Self, MembersError> {
-        let member = Member {
+        let member = Member::from(Record {
             name: name.into(),
             address: address.into(),
             weight: 1.0,
             metadata: BTreeMap::new(),
-        };
+        });
         member.validate()?;
         Ok(member)
     }
@@ -67,7 +98,7 @@ impl Member {
     /// zero.
     pub fn with_weight(mut self, weight: f64) -> Result<Self, MembersError> {
         check_weight(weight)?;
-        self.weight = weight;
+        Arc::make_mut(&mut self.r).weight = weight;
         Ok(self)
     }
 
@@ -89,47 +120,49 @@ impl Member {
                 "a non-empty key",
             ));
         }
-        self.metadata.insert(key, value.into());
+        Arc::make_mut(&mut self.r)
+            .metadata
+            .insert(key, value.into());
         Ok(self)
     }
 
     /// The member's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.r.name
     }
 
     /// Where to reach it.
     pub fn address(&self) -> &str {
-        &self.address
+        &self.r.address
     }
 
     /// Its weight.
     pub fn weight(&self) -> f64 {
-        self.weight
+        self.r.weight
     }
 
     /// Its metadata.
     pub fn metadata(&self) -> &BTreeMap<String, String> {
-        &self.metadata
+        &self.r.metadata
     }
 
     /// Metadata `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).map(String::as_str)
+        self.r.metadata.get(key).map(String::as_str)
     }
 
     /// Checks every field (a record read from a store is checked too).
     pub(crate) fn validate(&self) -> Result<(), MembersError> {
-        check_name(&self.name)?;
-        if self.address.is_empty() {
+        check_name(&self.r.name)?;
+        if self.r.address.is_empty() {
             return Err(MembersError::invalid(
                 "address",
-                &self.address,
+                &self.r.address,
                 "a non-empty address",
             ));
         }
-        check_weight(self.weight)?;
-        if self.metadata.keys().any(String::is_empty) {
+        check_weight(self.r.weight)?;
+        if self.r.metadata.keys().any(String::is_empty) {
             return Err(MembersError::invalid("metadata key", "", "a non-empty key"));
         }
         Ok(())
@@ -204,7 +237,7 @@ pub struct MemberSet {
 
 impl MemberSet {
     pub(crate) fn new(epoch: u64, mut members: Vec<Live>) -> Self {
-        members.sort_by(|a, b| a.member.name.cmp(&b.member.name));
+        members.sort_by(|a, b| a.member.r.name.cmp(&b.member.r.name));
         let digest = digest(&members);
         MemberSet {
             epoch,
@@ -242,7 +275,7 @@ impl MemberSet {
         if let Some(pair) = set
             .members
             .windows(2)
-            .find(|w| w[0].member.name == w[1].member.name)
+            .find(|w| w[0].member.r.name == w[1].member.r.name)
         {
             return Err(MembersError::invalid(
                 "member set",
@@ -271,7 +304,7 @@ impl MemberSet {
     /// The member named `name`.
     pub fn get(&self, name: &str) -> Option<&Live> {
         self.members
-            .binary_search_by(|l| l.member.name.as_str().cmp(name))
+            .binary_search_by(|l| l.member.r.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.members[i])
     }
@@ -298,11 +331,11 @@ fn digest(members: &[Live]) -> u64 {
         }
     };
     for l in members {
-        eat(l.member.name.as_bytes());
+        eat(l.member.r.name.as_bytes());
         eat(&l.token.0.to_le_bytes());
-        eat(l.member.address.as_bytes());
-        eat(&l.member.weight.to_bits().to_le_bytes());
-        for (k, v) in &l.member.metadata {
+        eat(l.member.r.address.as_bytes());
+        eat(&l.member.r.weight.to_bits().to_le_bytes());
+        for (k, v) in &l.member.r.metadata {
             eat(k.as_bytes());
             eat(v.as_bytes());
         }

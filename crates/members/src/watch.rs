@@ -99,6 +99,8 @@ struct Known {
     live: Live,
     /// When it was first missing from the store, while it is.
     missing_since: Option<Instant>,
+    /// The last look that found it.
+    seen: u64,
 }
 
 /// Yields the live member set under a prefix each time it changes.
@@ -148,6 +150,8 @@ pub struct Watcher {
     yielded: Option<u64>,
     /// The last list, and when it was taken.
     looked: Option<Instant>,
+    /// Looks taken.
+    looks: u64,
     /// The store's prefix watch, while open.
     events: Option<BoxStream<'static, PrefixEvent>>,
     /// The watch is in place: lists are needed only on its events.
@@ -194,6 +198,7 @@ impl Watcher {
             epoch: 0,
             yielded: None,
             looked: None,
+            looks: 0,
             events: None,
             watching: false,
             dirty: false,
@@ -350,7 +355,8 @@ impl Watcher {
                 source,
             })?;
         let now = Instant::now();
-        let mut present = BTreeSet::new();
+        self.looks += 1;
+        let look = self.looks;
         for (key, entry) in listed {
             let Some(name) = key.strip_prefix(&self.prefix) else {
                 continue;
@@ -361,18 +367,28 @@ impl Watcher {
                     key,
                 });
             }
+            if let Some(known) = self.known.get_mut(name)
+                && known.live.token == entry.version
+            {
+                // The record this watcher decoded already (a version is
+                // never reused): nothing to read again.
+                known.missing_since = None;
+                known.seen = look;
+                continue;
+            }
+            if self.tokens.get(name).is_some_and(|&t| entry.version < t) {
+                // An older registration than one already seen (a lagging
+                // read): the name is there, as last seen.
+                if let Some(known) = self.known.get_mut(name) {
+                    known.seen = look;
+                }
+                continue;
+            }
             let Some(member) = Member::decode(&entry.value).filter(|m| m.name() == name) else {
                 tracing::warn!(%key, "not a member record; skipped");
                 continue;
             };
-            if self.tokens.get(name).is_some_and(|&t| entry.version < t) {
-                // An older registration than one already seen (a lagging
-                // read): the name is there, as last seen.
-                present.insert(name.to_string());
-                continue;
-            }
             self.tokens.insert(name.to_string(), entry.version);
-            present.insert(name.to_string());
             self.known.insert(
                 name.to_string(),
                 Known {
@@ -381,11 +397,12 @@ impl Watcher {
                         token: entry.version,
                     },
                     missing_since: None,
+                    seen: look,
                 },
             );
         }
-        for (name, known) in &mut self.known {
-            if !present.contains(name) && known.missing_since.is_none() {
+        for known in self.known.values_mut() {
+            if known.seen != look && known.missing_since.is_none() {
                 known.missing_since = Some(now);
             }
         }

@@ -24,10 +24,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weft_lease::{CasStore, LeaseConfig};
 use weft_lease_etcd::EtcdStore;
 use weft_lease_redis::RedisStore;
-use weft_members::{Member, Ownership, OwnershipConfig, Registration, WatchConfig, Watcher};
+use weft_members::{
+    Live, LiveSharder, Member, MemberSet, Ownership, OwnershipConfig, Registration, WatchConfig,
+    Watcher,
+};
+use weft_shard::{Maglev, Rendezvous};
 use weft_test::children::{Signal, signal};
 
 const TTL: Duration = Duration::from_secs(2);
+/// The logged watchers' hold window: a killed process restarts and takes
+/// its name back well within it.
+const HOLD: Duration = Duration::from_millis(500);
+/// Keys routed through each logged set, for movement.
+const KEYS: usize = 10_000;
 const PARTITIONS: u32 = 12;
 const MEMBERS: usize = 5;
 /// Registrations this soon after the start (ms) are start-up, measured
@@ -100,7 +109,8 @@ fn member_child() {
         let config = OwnershipConfig::new(PARTITIONS, LeaseConfig::new(TTL)).unwrap();
         let ownership = Ownership::start(store.clone(), "parts/", &name, watcher, config).unwrap();
         // What the watcher yields, for convergence.
-        let mut sets = Watcher::new(store.clone(), "svc/", WatchConfig::new(TTL).unwrap()).unwrap();
+        let config = WatchConfig::new(TTL).unwrap().hold(HOLD).unwrap();
+        let mut sets = Watcher::new(store.clone(), "svc/", config).unwrap();
         let set_log = path.clone();
         tokio::spawn(async move {
             while let Ok(set) = sets.next().await {
@@ -329,6 +339,8 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
         })
         .collect();
     let (mut kills, mut pauses) = (0, 0);
+    // Each kill: the name, and when.
+    let mut killed: Vec<(String, u64)> = Vec::new();
     // Each life's pauses, as wall-clock spans.
     let mut stopped: Vec<(String, u64, u64)> = Vec::new();
     let started = Instant::now();
@@ -351,6 +363,7 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
             let _ = kid.child.wait();
             life += 1;
             let name = kid.name.clone();
+            killed.push((name.clone(), wall_ms()));
             *kid = spawn(&name, endpoint, &dir, life);
             kills += 1;
         } else {
@@ -495,14 +508,26 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
             "seed {seed:#x}: {who} ended on {members}"
         );
     }
+    let movement = movement(&sets);
+    let flaps = flaps(&sets, &regs, &killed, &stopped, seed);
     println!(
         "members on {engine}, seed {seed:#x}: {MEMBERS} processes, {PARTITIONS} partitions, {kills} kills, {pauses} pauses, \
          {handoffs} handoffs, overlaps 0, settled {settled} ms after the chaos; \
-         watchers saw a registration after p50 {} ms, p99 {} ms, max {} ms ({} pairs; at start-up, max {startup} ms)",
+         watchers saw a registration after p50 {} ms, p99 {} ms, max {} ms ({} pairs; at start-up, max {startup} ms); \
+         {} set changes moved ≤ {:.3} × the ideal share (rendezvous; Maglev ≤ {:.3}); \
+         {flaps} restarts within the hold window moved no key",
         pct(0.5),
         pct(0.99),
         delays.last().copied().unwrap_or(0),
-        delays.len()
+        delays.len(),
+        movement.changes,
+        movement.rendezvous,
+        movement.maglev,
+    );
+    assert!(
+        movement.rendezvous <= 1.1,
+        "seed {seed:#x}: a set change moved {:.3} × the ideal share",
+        movement.rendezvous
     );
     // The goal is a p99 under 1 s (reported above); the test fails only
     // past three TTLs.
@@ -511,4 +536,135 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
         "seed {seed:#x}: p99 convergence {} ms",
         pct(0.99)
     );
+}
+
+/// The worst key movement of any change a watcher saw, ÷ the ideal.
+struct Movement {
+    changes: usize,
+    rendezvous: f64,
+    maglev: f64,
+}
+
+/// Each key's owner under placement `P` for a set of names.
+fn owners<P: weft_shard::Placement>(names: &[&str]) -> Vec<String> {
+    let sharder = LiveSharder::<P>::new();
+    let lives = names
+        .iter()
+        .map(|n| Live {
+            member: Member::new(*n, "h:1").unwrap(),
+            token: weft_lease::Version(1),
+        })
+        .collect();
+    sharder.apply(&MemberSet::of(1, lives).unwrap()).unwrap();
+    (0..KEYS)
+        .map(|k| {
+            sharder
+                .route(&format!("key-{k}"), |l| l.member.name().to_string())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// For every change of names between two sets one watcher yielded in a
+/// row: keys moved ÷ the ideal (each leaver's share of the set before,
+/// each joiner's of the set after).
+fn movement(sets: &[(String, u64, String)]) -> Movement {
+    let mut by_watcher: BTreeMap<&str, Vec<(u64, Vec<&str>)>> = BTreeMap::new();
+    for (who, t, members) in sets {
+        let names = members
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .filter_map(|m| m.split(':').next())
+            .collect();
+        by_watcher.entry(who).or_default().push((*t, names));
+    }
+    // Owners per set of names, under rendezvous and Maglev.
+    let mut cache: BTreeMap<Vec<&str>, [Vec<String>; 2]> = BTreeMap::new();
+    let mut worst = Movement {
+        changes: 0,
+        rendezvous: 0.0,
+        maglev: 0.0,
+    };
+    for list in by_watcher.values_mut() {
+        list.sort();
+        for pair in list.windows(2) {
+            let (a, b) = (&pair[0].1, &pair[1].1);
+            if a == b || a.is_empty() || b.is_empty() {
+                continue;
+            }
+            let left = a.iter().filter(|n| !b.contains(n)).count();
+            let joined = b.iter().filter(|n| !a.contains(n)).count();
+            let ideal =
+                KEYS as f64 * (left as f64 / a.len() as f64 + joined as f64 / b.len() as f64);
+            for names in [a, b] {
+                cache
+                    .entry(names.clone())
+                    .or_insert_with(|| [owners::<Rendezvous>(names), owners::<Maglev>(names)]);
+            }
+            let moved = |i: usize| {
+                let (x, y) = (&cache[a][i], &cache[b][i]);
+                x.iter().zip(y).filter(|(p, q)| p != q).count() as f64 / ideal
+            };
+            worst.changes += 1;
+            worst.rendezvous = worst.rendezvous.max(moved(0));
+            worst.maglev = worst.maglev.max(moved(1));
+        }
+    }
+    worst
+}
+
+/// Checks that a killed process that took its name back moved no key: a
+/// watcher that held the name before the kill holds it in every set until
+/// the new registration (the record was gone for less than the hold
+/// window). Returns how many restarts were checked.
+fn flaps(
+    sets: &[(String, u64, String)],
+    regs: &[(String, String, u64)],
+    killed: &[(String, u64)],
+    stopped: &[(String, u64, u64)],
+    seed: u64,
+) -> usize {
+    let has = |members: &str, name: &str| {
+        members
+            .split(',')
+            .any(|m| m.split(':').next() == Some(name))
+    };
+    let mut checked = 0;
+    for (name, at) in killed {
+        let Some(back) = regs
+            .iter()
+            .filter(|(n, _, t)| n == name && t > at)
+            .map(|(_, _, t)| *t)
+            .min()
+        else {
+            continue;
+        };
+        // Not a flap if the new life was paused before it registered, or
+        // if the name was killed again first.
+        if stopped
+            .iter()
+            .any(|(life, a, _)| member_of(life) == name && *a > *at && *a <= back)
+            || killed.iter().any(|(n, t)| n == name && t > at && *t < back)
+        {
+            continue;
+        }
+        checked += 1;
+        let watchers: Vec<&str> = sets
+            .iter()
+            .filter(|(who, t, m)| member_of(who) != name && t <= at && has(m, name))
+            .map(|(who, _, _)| who.as_str())
+            .collect();
+        for (who, t, members) in sets {
+            if watchers.contains(&who.as_str()) && t > at && *t <= back {
+                assert!(
+                    has(members, name),
+                    "seed {seed:#x}: {who} dropped {name} {} ms after its kill, though it \
+                     registered again {} ms after it (hold window {HOLD:?})",
+                    t - at,
+                    back - at
+                );
+            }
+        }
+    }
+    checked
 }
