@@ -81,6 +81,7 @@ mod live;
 mod member;
 mod own;
 mod register;
+mod shared;
 mod topology;
 mod watch;
 
@@ -90,6 +91,7 @@ pub use live::{LiveReader, LiveSharder, Routes};
 pub use member::{Live, MAX_NAME, Member, MemberSet};
 pub use own::{Owned, Ownership, OwnershipConfig};
 pub use register::{Registered, Registration};
+pub use shared::{SharedMemento, SharedRoutes};
 pub use topology::{
     LiveRoot, LiveScatter, MemberContext, MemberLeaf, MemberLeafError, MemberTopology, Misplaced,
     TopologySpec,

@@ -25,8 +25,8 @@ use weft_lease::{CasStore, LeaseConfig};
 use weft_lease_etcd::EtcdStore;
 use weft_lease_redis::RedisStore;
 use weft_members::{
-    Live, LiveSharder, Member, MemberSet, Ownership, OwnershipConfig, Registration, WatchConfig,
-    Watcher,
+    Live, LiveSharder, Member, MemberSet, Ownership, OwnershipConfig, Registration, SharedMemento,
+    WatchConfig, Watcher,
 };
 use weft_shard::{Maglev, Rendezvous};
 use weft_test::children::{Signal, signal};
@@ -110,7 +110,7 @@ fn member_child() {
         let ownership = Ownership::start(store.clone(), "parts/", &name, watcher, config).unwrap();
         // What the watcher yields, for convergence.
         let config = WatchConfig::new(TTL).unwrap().hold(HOLD).unwrap();
-        let mut sets = Watcher::new(store.clone(), "svc/", config).unwrap();
+        let mut sets = Watcher::new(store.clone(), "svc/", config.clone()).unwrap();
         let set_log = path.clone();
         tokio::spawn(async move {
             while let Ok(set) = sets.next().await {
@@ -120,6 +120,42 @@ fn member_child() {
                     .map(|l| format!("{}:{}", l.member.name(), l.token.0))
                     .collect();
                 log(&set_log, format!("set {} {}", wall_ms(), members.join(",")));
+            }
+        });
+        // A shared Memento placement: each generation it routes by, with a
+        // fingerprint of where 1000 keys go.
+        let placement =
+            Arc::new(SharedMemento::new(store.clone(), "svc/", "svc.placement").unwrap());
+        let mut placement_watcher = Watcher::new(store.clone(), "svc/", config).unwrap();
+        let follower = placement.clone();
+        tokio::spawn(async move {
+            let _ = follower.follow(&mut placement_watcher).await;
+        });
+        let gen_log = path.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let Some(routes) = placement.routes() else {
+                    continue;
+                };
+                if last == Some(routes.generation()) {
+                    continue;
+                }
+                last = Some(routes.generation());
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for k in 0..1000 {
+                    let owner = routes
+                        .route(&format!("key-{k}"))
+                        .map_or("", |(name, _)| name);
+                    for b in owner.bytes().chain([0]) {
+                        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                    }
+                }
+                log(
+                    &gen_log,
+                    format!("gen {} {} {h:x}", wall_ms(), routes.generation()),
+                );
             }
         });
         // Each partition held: start, then every 20 ms how long it is safe,
@@ -466,8 +502,11 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
     for (name, token, at) in &regs {
         let entry = format!("{name}:{token}");
         let mut first: BTreeMap<&str, u64> = BTreeMap::new();
+        // The first set that held it, even one logged before the `reg`
+        // line (which is written once `register` has returned, a round
+        // trip after the record appeared): that watcher saw it at once.
         for (who, t, members) in &sets {
-            if member_of(who) != name && *t >= *at && members.split(',').any(|m| m == entry) {
+            if member_of(who) != name && members.split(',').any(|m| m == entry) {
                 let e = first.entry(who.as_str()).or_insert(*t);
                 *e = (*e).min(*t);
             }
@@ -479,17 +518,17 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
                 .any(|(l, a, b)| l == who && *a <= t && *b >= *at);
             // The first registrations, while five processes and the store
             // start together, are reported apart.
+            let delay = t.saturating_sub(*at);
             if watching && ran && *at < began + WARM_UP {
-                startup = startup.max(t - at);
+                startup = startup.max(delay);
             } else if watching && ran {
-                if t - at > 1000 {
+                if delay > 1000 {
                     println!(
-                        "slow: {who} saw {entry} {} ms after its registration, {} ms into the run",
-                        t - at,
+                        "slow: {who} saw {entry} {delay} ms after its registration, {} ms into the run",
                         at.saturating_sub(began)
                     );
                 }
-                delays.push(t - at);
+                delays.push(delay);
             }
         }
     }
@@ -509,13 +548,39 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
         );
     }
     let movement = movement(&sets);
+    // Every process on a placement generation routed every key alike.
+    let mut generations: BTreeMap<u64, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for (who, f) in &all {
+        if f[0] == "gen"
+            && let (Some(g), Some(fp)) = (f.get(2).and_then(|g| g.parse().ok()), f.get(3))
+        {
+            generations
+                .entry(g)
+                .or_default()
+                .entry(fp.clone())
+                .or_default()
+                .push(who.clone());
+        }
+    }
+    for (g, fingerprints) in &generations {
+        assert_eq!(
+            fingerprints.len(),
+            1,
+            "seed {seed:#x}: processes on placement generation {g} routed apart: {fingerprints:?}"
+        );
+    }
+    let shared = generations
+        .values()
+        .filter(|f| f.values().flatten().count() > 1)
+        .count();
     let flaps = flaps(&sets, &regs, &killed, &stopped, seed);
     println!(
         "members on {engine}, seed {seed:#x}: {MEMBERS} processes, {PARTITIONS} partitions, {kills} kills, {pauses} pauses, \
          {handoffs} handoffs, overlaps 0, settled {settled} ms after the chaos; \
          watchers saw a registration after p50 {} ms, p99 {} ms, max {} ms ({} pairs; at start-up, max {startup} ms); \
          {} set changes moved ≤ {:.3} × the ideal share (rendezvous; Maglev ≤ {:.3}); \
-         {flaps} restarts within the hold window moved no key",
+         {flaps} restarts within the hold window moved no key; \
+         {} shared Memento generations, {shared} held by several processes, each routed alike",
         pct(0.5),
         pct(0.99),
         delays.last().copied().unwrap_or(0),
@@ -523,6 +588,7 @@ async fn run(engine: &str, endpoint: &str, seed: u64) {
         movement.changes,
         movement.rendezvous,
         movement.maglev,
+        generations.len(),
     );
     assert!(
         movement.rendezvous <= 1.1,
