@@ -13,6 +13,9 @@
 //! `redis-server`), or uses `REDIS_URL` if set. The example re-executes
 //! itself for each process.
 
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -53,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (url, redis) = match std::env::var("REDIS_URL") {
         Ok(url) => (url, None),
         Err(_) => {
-            let (url, child, dir) = start_redis().await?;
+            let (url, child, dir) = redis_server::start("photo-pipeline").await?;
             (url, Some((child, dir)))
         }
     };
@@ -182,44 +185,4 @@ async fn wait_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
         out.push(f.await);
     }
     out
-}
-
-/// Starts a private redis-server on a free loopback port.
-async fn start_redis() -> Result<(String, Child, std::path::PathBuf), Box<dyn std::error::Error>> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let dir = std::env::temp_dir().join(format!("weft-photo-pipeline-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start redis-server ({e}): apt-get install redis-server, or set REDIS_URL"
-            )
-        })?;
-    // Wait until it accepts connections.
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok((format!("redis://127.0.0.1:{port}"), child, dir));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err("redis-server did not start listening".into())
 }
