@@ -1,7 +1,8 @@
 //! The live sharder against the same placement built statically, in one
-//! run: a lookup through `LiveSharder::route` (an `arc-swap` load, the
-//! placement's lookup, reading the member) next to the static `Named`'s
-//! lookup, at n = 10, 100 and 1000; and the cost of applying a changed set
+//! run: a lookup through `LiveSharder::route` (an `arc-swap` load and the
+//! placement's lookup, giving a reference to the member) next to the
+//! static `Named`'s lookup (a reference to its member), at n = 10, 100 and
+//! 1000; the shared Memento's reader against a static `Memento`; and the cost of applying a changed set
 //! (one member more or less) at n = 1000; and a watcher's cost per change
 //! at n = 10, 100 and 1000.
 //!
@@ -15,8 +16,8 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use weft_core::{ShardExt, key_hash};
 use weft_lease::{CasStore, MemoryStore, Swap, Version};
-use weft_members::{Live, LiveSharder, Member, MemberSet, WatchConfig, Watcher};
-use weft_shard::{Maglev, Members, Named, Placement, Rendezvous, Ring};
+use weft_members::{Live, LiveSharder, Member, MemberSet, SharedMemento, WatchConfig, Watcher};
+use weft_shard::{Maglev, Members, Memento, Named, Placement, Rendezvous, Ring};
 
 const KEYS: usize = 65_536;
 
@@ -65,14 +66,14 @@ fn lookups<P: Placement>(c: &mut Criterion, name: &str, ns: &[usize]) {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) & (KEYS - 1);
-                fixed.member_for(black_box(&keys[i])).weight
+                std::ptr::from_ref(fixed.member_for(black_box(&keys[i])))
             })
         });
         group.bench_with_input(BenchmarkId::new("live", n), &n, |b, _| {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) & (KEYS - 1);
-                live.route(black_box(&keys[i]), |l| l.member.weight())
+                live.route(black_box(&keys[i]), std::ptr::from_ref)
             })
         });
         let mut reader = live.reader();
@@ -80,7 +81,7 @@ fn lookups<P: Placement>(c: &mut Criterion, name: &str, ns: &[usize]) {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) & (KEYS - 1);
-                reader.route(black_box(&keys[i]), |l| l.member.weight())
+                reader.route(black_box(&keys[i]), std::ptr::from_ref)
             })
         });
         let held = live.routes().unwrap();
@@ -88,11 +89,66 @@ fn lookups<P: Placement>(c: &mut Criterion, name: &str, ns: &[usize]) {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) & (KEYS - 1);
-                held.route(black_box(&keys[i])).member.weight()
+                std::ptr::from_ref(held.route(black_box(&keys[i])))
             })
         });
         // Keep the id path honest too.
         assert_eq!(held.shard_for(&keys[0]), held.named().shard_for(&keys[0]));
+    }
+    group.finish();
+}
+
+/// Memento built statically against the shared placement's reader (the
+/// placement in a store, here in memory).
+fn shared_lookups(c: &mut Criterion) {
+    let keys = keys();
+    let mut group = c.benchmark_group("lookup/memento");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for n in [10, 100, 1000] {
+        let s = set(1, n);
+        let fixed = Memento::new(s.members().iter().map(|l| l.member.name())).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let shared = SharedMemento::new(store.clone(), "svc/", "svc.placement").unwrap();
+        rt.block_on(async {
+            for l in s.members() {
+                let key = format!("svc/{}", l.member.name());
+                let value = serde_json::to_vec(&l.member).unwrap();
+                store
+                    .create(&key, value, Duration::from_secs(3600))
+                    .await
+                    .unwrap();
+            }
+            shared.apply(&s).await.unwrap();
+        });
+        group.bench_with_input(BenchmarkId::new("static", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                fixed
+                    .name(fixed.shard_for(black_box(&keys[i])))
+                    .map(str::len)
+            })
+        });
+        let mut reader = shared.reader();
+        group.bench_with_input(BenchmarkId::new("shared_reader", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                reader.route(black_box(&keys[i]), |name, _| name.len())
+            })
+        });
+        // The same placement.
+        let k = &keys[7];
+        assert_eq!(
+            fixed.name(fixed.shard_for(k)),
+            shared.route(k, |name, _| name.to_string()).as_deref()
+        );
     }
     group.finish();
 }
@@ -197,6 +253,7 @@ fn benches(c: &mut Criterion) {
     lookups::<Maglev>(c, "maglev_65537", &[10, 100, 1000]);
     lookups::<Ring>(c, "ring_160", &[10, 100, 1000]);
     lookups::<Rendezvous>(c, "rendezvous", &[10, 100]);
+    shared_lookups(c);
     rebuilds(c);
     watch_changes(c);
 }

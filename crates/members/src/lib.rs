@@ -44,6 +44,9 @@
 //!   application's own health verdict.
 //! - [`LiveSharder`]: any name-based weft placement rebuilt from each set
 //!   and swapped in whole; lookups take no lock.
+//! - [`SharedMemento`]: Memento (any member can leave, only its keys
+//!   move) over the live set, its placement kept in the store so that
+//!   every process routes alike.
 //! - [`LiveScatter`]: a weft-scatter root over the live set, shards ×
 //!   replicas from member metadata ([`TopologySpec`]); each leaf call gets
 //!   the member it goes to ([`MemberContext::address`]).
@@ -91,7 +94,7 @@ pub use live::{LiveReader, LiveSharder, Routes};
 pub use member::{Live, MAX_NAME, Member, MemberSet};
 pub use own::{Owned, Ownership, OwnershipConfig};
 pub use register::{Registered, Registration};
-pub use shared::{SharedMemento, SharedRoutes};
+pub use shared::{SharedMemento, SharedReader, SharedRoutes};
 pub use topology::{
     LiveRoot, LiveScatter, MemberContext, MemberLeaf, MemberLeafError, MemberTopology, Misplaced,
     TopologySpec,

@@ -152,7 +152,8 @@ impl Registration {
     }
 
     /// Removes the record now (a graceful drain: watchers see the member
-    /// leave at their next look, without waiting for the TTL).
+    /// leave at once where the store watches, else at their next poll,
+    /// without waiting for the TTL).
     ///
     /// # Errors
     ///

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Cache};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -56,6 +56,7 @@ impl SharedRoutes {
 
     /// The name that owns `key`, and its live member if this process's set
     /// has it; `None` for an empty placement.
+    #[inline]
     pub fn route<K: ShardKey + ?Sized>(&self, key: &K) -> Option<(&str, Option<&Live>)> {
         let memento = self.memento.as_ref()?;
         let slot = memento.shard_for(key);
@@ -71,6 +72,27 @@ impl SharedRoutes {
     /// The live member at `slot`, if this process's set has it.
     pub fn live(&self, slot: ShardId) -> Option<&Live> {
         self.lives.get(slot.index())?.as_ref()
+    }
+}
+
+/// A [`SharedMemento`]'s routes cached for one task or thread (`Send`,
+/// not shared: each lookup takes `&mut self`).
+#[derive(Debug)]
+pub struct SharedReader {
+    cache: Cache<Arc<ArcSwapOption<SharedRoutes>>, Option<Arc<SharedRoutes>>>,
+}
+
+impl SharedReader {
+    /// Routes `key` on the current placement, as
+    /// [`SharedMemento::route`].
+    #[inline]
+    pub fn route<K: ShardKey + ?Sized, R>(
+        &mut self,
+        key: &K,
+        f: impl FnOnce(&str, Option<&Live>) -> R,
+    ) -> Option<R> {
+        let (name, live) = self.cache.load().as_ref()?.route(key)?;
+        Some(f(name, live))
     }
 }
 
@@ -124,7 +146,7 @@ pub struct SharedMemento {
     store: Arc<dyn CasStore>,
     prefix: String,
     key: String,
-    current: ArcSwapOption<SharedRoutes>,
+    current: Arc<ArcSwapOption<SharedRoutes>>,
     /// One apply at a time; when the record's TTL was last pushed back.
     updating: tokio::sync::Mutex<Option<Instant>>,
     /// The last set applied, to rebuild routes when only the record moved.
@@ -152,7 +174,7 @@ impl SharedMemento {
             store,
             prefix: prefix.to_string(),
             key: key.to_string(),
-            current: ArcSwapOption::empty(),
+            current: Arc::new(ArcSwapOption::empty()),
             updating: tokio::sync::Mutex::new(None),
             last_set: std::sync::Mutex::new(None),
         })
@@ -175,6 +197,15 @@ impl SharedMemento {
     /// The current routes (shared; a later change does not alter them).
     pub fn routes(&self) -> Option<Arc<SharedRoutes>> {
         self.current.load_full()
+    }
+
+    /// A handle for routing many keys from one task or thread: it keeps
+    /// the current routes and checks with one atomic read per lookup
+    /// whether they were replaced.
+    pub fn reader(&self) -> SharedReader {
+        SharedReader {
+            cache: Cache::new(self.current.clone()),
+        }
     }
 
     /// Brings the stored placement up to `set` (each change confirmed
@@ -201,10 +232,25 @@ impl SharedMemento {
                 .flat_map(names)
                 .map(str::to_string)
                 .collect();
+            let leaving: Vec<&String> = placed
+                .iter()
+                .filter(|n| !want.contains(n.as_str()))
+                .collect();
+            let joining: Vec<&str> = want
+                .iter()
+                .copied()
+                .filter(|n| !placed.contains(*n))
+                .collect();
+            // What is registered now, read once if anything differs.
+            let registered = if leaving.is_empty() && joining.is_empty() {
+                BTreeSet::new()
+            } else {
+                self.registered().await?
+            };
             let mut next = record.memento.clone();
             let mut changed = false;
-            for name in placed.iter().filter(|n| !want.contains(n.as_str())) {
-                if self.registered(name).await? {
+            for name in leaving {
+                if registered.contains(name.as_str()) {
                     continue;
                 }
                 changed = true;
@@ -216,16 +262,16 @@ impl SharedMemento {
                     _ => next = None,
                 }
             }
-            for name in want.iter().filter(|n| !placed.contains(**n)) {
-                if !self.registered(name).await? {
+            for name in joining {
+                if !registered.contains(name) {
                     continue;
                 }
                 changed = true;
                 match &mut next {
                     Some(m) => {
-                        m.add(*name).map_err(|e| self.corrupt(e))?;
+                        m.add(name).map_err(|e| self.corrupt(e))?;
                     }
-                    None => next = Some(Memento::new([*name]).map_err(|e| self.corrupt(e))?),
+                    None => next = Some(Memento::new([name]).map_err(|e| self.corrupt(e))?),
                 }
             }
             if !changed {
@@ -292,7 +338,12 @@ impl SharedMemento {
     /// Cancel safe: dropped, the routes stay where they were.
     pub async fn follow(&self, watcher: &mut Watcher) -> Result<(), MembersError> {
         let mut changes = self.store.watch(&self.key);
+        let mut reopen = None;
         loop {
+            if changes.is_none() && reopen.is_some_and(|at| Instant::now() >= at) {
+                changes = self.store.watch(&self.key);
+                reopen = None;
+            }
             let prompt = async {
                 match changes.as_mut() {
                     Some(s) => s.next().await.is_some(),
@@ -304,27 +355,18 @@ impl SharedMemento {
             };
             tokio::select! {
                 set = watcher.next() => {
-                    let set = set?;
-                    if let Err(e) = self.apply(&set).await {
+                    if let Err(e) = self.apply(&set?).await {
                         tracing::warn!(key = %self.key, error = %e, "placement not updated");
                     }
                 }
                 alive = prompt => {
                     if !alive {
-                        // The key's watch ended: poll from now on.
+                        // The key's watch ended (a lost connection): poll,
+                        // and open it again a poll period from now.
                         changes = None;
+                        reopen = Some(Instant::now() + POLL);
                     }
-                    let newer = match self.read().await {
-                        Ok((_, version)) => {
-                            let generation = version.map_or(0, |v| v.0);
-                            self.routes().is_none_or(|r| r.generation != generation)
-                        }
-                        Err(e) => {
-                            tracing::warn!(key = %self.key, error = %e, "placement not read");
-                            false
-                        }
-                    };
-                    if newer && let Err(e) = self.refresh().await {
+                    if let Err(e) = self.refresh().await {
                         tracing::warn!(key = %self.key, error = %e, "placement not read");
                     }
                 }
@@ -352,15 +394,17 @@ impl SharedMemento {
         }
     }
 
-    /// Whether `name`'s registration record is in the store now.
-    async fn registered(&self, name: &str) -> Result<bool, MembersError> {
-        let key = format!("{}{name}", self.prefix);
-        let found = self
+    /// The names registered under the prefix now (one list).
+    async fn registered(&self) -> Result<BTreeSet<String>, MembersError> {
+        let listed = self
             .store
-            .get(&key)
+            .list(&self.prefix)
             .await
             .map_err(|source| self.store_error(source))?;
-        Ok(found.is_some())
+        Ok(listed
+            .into_iter()
+            .filter_map(|(key, _)| Some(key.strip_prefix(&self.prefix)?.to_string()))
+            .collect())
     }
 
     /// Routes by `record` (of `generation`), each slot's member from `set`.

@@ -10,7 +10,8 @@ use arc_swap::ArcSwapOption;
 use futures::future::{Either, MapErr, TryFutureExt};
 use weft_core::{Classify, Combine, ErrorClass, ShardId};
 use weft_scatter::{
-    CallOptions, Gather, Gathered, Leaf, LeafContext, Plan, Scatter, ScatterConfig, Topology,
+    CallOptions, Gather, Gathered, Leaf, LeafContext, MAX_ATTEMPTS, Plan, Scatter, ScatterConfig,
+    Topology,
 };
 
 use crate::member::{Live, MemberSet};
@@ -164,16 +165,39 @@ impl MemberTopology {
     /// # Errors
     ///
     /// [`MembersError::Invalid`] if the topology is too large for a
-    /// scatter root (more than [`Topology::MAX_REPLICAS`] pairs).
+    /// scatter root (more than [`Topology::MAX_REPLICAS`] pairs), or for
+    /// a quorum over [`MAX_ATTEMPTS`].
     pub fn build(
         set: &MemberSet,
         spec: &TopologySpec,
         policy: Gather,
     ) -> Result<Self, MembersError> {
         let min = match policy {
+            Gather::Quorum(q) if q > MAX_ATTEMPTS => {
+                return Err(MembersError::invalid(
+                    "quorum",
+                    q,
+                    format!("at most {MAX_ATTEMPTS} (a root's attempts per shard)"),
+                ));
+            }
             Gather::Quorum(q) => q.max(1),
             _ => 1,
         };
+        // Every part lists every member in root distribution: check the
+        // pairs before making them.
+        if let Layout::Replicated { parts } = &spec.layout {
+            let pairs = parts.checked_mul(set.len().max(min));
+            if pairs.is_none_or(|p| p > Topology::MAX_REPLICAS) {
+                return Err(MembersError::invalid(
+                    "member topology",
+                    (parts, set.len()),
+                    format!(
+                        "at most {} part-member pairs for a scatter root",
+                        Topology::MAX_REPLICAS
+                    ),
+                ));
+            }
+        }
         let mut misplaced = Vec::new();
         // Each shard's members, in replica order.
         let mut shards: Vec<Vec<&Live>> = vec![Vec::new(); spec.shard_count()];

@@ -241,6 +241,20 @@ fn metadata_that_does_not_place_a_member_leaves_it_out_by_name() {
     )
     .unwrap();
     assert_eq!(names(&o, 1), ["x"]);
+    // Sizes a root cannot take are refused before anything is built.
+    assert!(matches!(
+        MemberTopology::build(&set, &spec, Gather::Quorum(usize::MAX)),
+        Err(MembersError::Invalid { what: "quorum", .. })
+    ));
+    let twenty: Vec<Live> = (0..20).map(|i| live(&format!("w{i}"), &[])).collect();
+    let wide = TopologySpec::replicated(1 << 20).unwrap();
+    assert!(matches!(
+        MemberTopology::build(&MemberSet::of(1, twenty).unwrap(), &wide, Gather::All),
+        Err(MembersError::Invalid {
+            what: "member topology",
+            ..
+        })
+    ));
     // An empty set: each shard has a stand-in only.
     let empty =
         MemberTopology::build(&MemberSet::of(1, vec![]).unwrap(), &spec, Gather::All).unwrap();
