@@ -307,11 +307,16 @@ impl Watcher {
                 Some(PrefixEvent::Changed { .. }) => self.dirty = true,
                 None => {
                     // The watch ended (a lost connection): poll, and open
-                    // a new one after a poll period.
-                    tracing::warn!(prefix = %self.prefix, "member watch ended; polling until it is open again");
+                    // a new one soon (a poll period, at most 250 ms).
+                    if self.watching {
+                        tracing::warn!(prefix = %self.prefix, "member watch ended; polling until it is open again");
+                    } else {
+                        tracing::debug!(prefix = %self.prefix, "member watch did not open; polling");
+                    }
                     self.events = None;
                     self.watching = false;
-                    self.rewatch_at = Some(Instant::now() + capped(self.config.poll));
+                    let pause = self.config.poll.min(Duration::from_millis(250));
+                    self.rewatch_at = Some(Instant::now() + pause);
                     return;
                 }
             }

@@ -143,7 +143,7 @@ async fn a_watch_that_ends_falls_back_to_polling_and_is_opened_again() {
         seen <= poll + Duration::from_millis(5),
         "without a watch, the join came after {seen:?}, not within a poll period"
     );
-    // Reopened after a poll period; changes come at once again.
+    // Reopened after a poll period (200 ms here); changes come at once again.
     let _ = tokio::time::timeout(poll * 2, watcher.next()).await;
     assert_eq!(
         store.opened.load(Ordering::SeqCst),

@@ -86,6 +86,16 @@ impl Etcd {
         self.process.kill();
     }
 
+    /// Kills the member (SIGKILL) and starts it again on the same ports and
+    /// data dir; waits until it is healthy.
+    ///
+    /// # Errors
+    ///
+    /// If it does not come back healthy.
+    pub async fn restart(&mut self) -> Result<(), HarnessError> {
+        self.process.restart(healthy, &[self.client_port]).await
+    }
+
     /// The client endpoint, `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
