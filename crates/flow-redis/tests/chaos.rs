@@ -184,6 +184,15 @@ struct Kid {
     up_since: Instant,
 }
 
+/// A child is stopped with its test, also when the test fails midway
+/// (SIGKILL ends a stopped process too).
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// How long a pause lasts at least: past the claim idle time, so that the
 /// paused consumer's entries are taken over and its commits on waking are
 /// refused.

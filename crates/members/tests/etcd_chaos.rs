@@ -223,6 +223,15 @@ struct Kid {
     paused: Option<Instant>,
 }
 
+/// A child is stopped with its test, also when the test fails midway
+/// (SIGKILL ends a stopped process too).
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(name: &str, endpoint: &str, dir: &Path, life: usize) -> Kid {
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["member_child", "--exact", "--nocapture", "--test-threads=1"])

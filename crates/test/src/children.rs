@@ -6,12 +6,23 @@ use std::process::Child;
 pub use rustix::process::Signal;
 
 /// The runtime a child process runs its part on: two worker threads, as
-/// on the machines the tests run on.
+/// on the machines the tests run on. The child also exits as soon as its
+/// parent (the test) is gone, so a test killed midway leaves no children
+/// behind.
 ///
 /// # Panics
 ///
 /// If the runtime cannot be built (no threads left).
 pub fn runtime() -> tokio::runtime::Runtime {
+    let parent = rustix::process::getppid();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            if rustix::process::getppid() != parent {
+                std::process::exit(1);
+            }
+        }
+    });
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
