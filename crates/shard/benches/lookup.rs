@@ -1,6 +1,7 @@
 //! Lookup cost per sharding function at n = 10, 100, 1000 and 10000, with
-//! the floor (one key hash + multiply-shift) in the same group. Keys are 16
-//! bytes and hashing them is included.
+//! the floor (one key hash + multiply-shift) in the same group, and a
+//! bounded-load assignment next to the ring lookup it starts with. Keys are
+//! 16 bytes and hashing them is included.
 //!
 //! `cargo bench -p weft-shard --bench lookup`; results in docs/sharding.md.
 
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use weft_core::{Sharder, key_hash};
-use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Named, Rendezvous, Ring};
+use weft_shard::{
+    BoundedLoad, Jump, LevelJump, Maglev, Members, Memento, Modulo, Named, Rendezvous, Ring,
+};
 
 // Enough distinct keys that the branch predictor cannot learn them.
 const KEYS: usize = 65_536;
@@ -107,6 +110,32 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
+/// `BoundedLoad` (c = 1.25) at a steady 8 items per member: assign one
+/// item and release it, next to the ring lookup its walk starts with.
+fn bounded(c: &mut Criterion) {
+    let keys = keys();
+    for n in [10u32, 100, 1000] {
+        let mut group = c.benchmark_group(format!("bounded/n={n}"));
+        let members = Members::named((0..n).map(|i| format!("node-{i}"))).unwrap();
+        let ring = Ring::new(members.clone(), Ring::DEFAULT_VNODES).unwrap();
+        bench_sharder(&mut group, "ring_lookup", n, &ring, &keys);
+        let mut assigner = BoundedLoad::new(members, 1.25).unwrap();
+        for k in 0..(8 * n as usize) {
+            assigner.assign(&keys[(k * 7919) & (KEYS - 1)]);
+        }
+        group.bench_with_input(BenchmarkId::new("assign_release", n), &n, |b, _| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & (KEYS - 1);
+                let shard = assigner.assign_hash(key_hash(black_box(&keys[i])));
+                assigner.release(shard).unwrap();
+                shard
+            })
+        });
+        group.finish();
+    }
+}
+
 fn builds(c: &mut Criterion) {
     let mut group = c.benchmark_group("build/n=1000");
     let members = Members::named((0..1000).map(|i| format!("node-{i}"))).unwrap();
@@ -126,6 +155,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .sample_size(30);
-    targets = lookups, builds
+    targets = lookups, bounded, builds
 }
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! Consistent hashing with bounded loads (Mirrokni, Thorup and
 //! Zadimoghaddam, 2018): no shard takes more than its capped share.
 
-use weft_core::{ShardId, ShardKey, Sharder, key_hash};
+use weft_core::{ShardId, ShardKey, key_hash};
 
 use crate::{Members, Ring, ShardError};
 
@@ -80,14 +80,15 @@ impl BoundedLoad {
     /// Assigns one item whose key hashes to `hash`.
     pub fn assign_hash(&mut self, hash: u64) -> ShardId {
         let m = self.total + 1;
-        // Some member is under its cap: the caps sum to at least c·m > m.
-        let mut chosen = self.ring.shard_for_hash(hash);
-        for shard in self.ring.walk(hash) {
-            if self.loads[shard.index()] < self.cap(shard.index(), m) {
-                chosen = shard;
-                break;
-            }
-        }
+        // One search of the ring: the walk starts at the key's own member.
+        // Some member is under its cap (the caps sum to at least c·m > m),
+        // so the walk finds one; the key's own member is the fallback.
+        let mut walk = self.ring.walk(hash);
+        let own = walk.next().unwrap_or(ShardId::new(0));
+        let chosen = std::iter::once(own)
+            .chain(walk)
+            .find(|s| self.loads[s.index()] < self.cap(s.index(), m))
+            .unwrap_or(own);
         self.loads[chosen.index()] += 1;
         self.total = m;
         chosen
