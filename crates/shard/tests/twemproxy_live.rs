@@ -301,13 +301,13 @@ async fn an_ejected_server_routes_like_the_pool_without_it() {
     for _ in 0..4 {
         ports.push(backend().await);
     }
-    // A port nothing listens on: bound, then closed.
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on: bound but not listening, and held for the
+    // whole test, so that no other test's server can take it meanwhile (a
+    // port closed at once could be handed out again, and the "dead" server
+    // would answer).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = reserved.local_addr().unwrap().port();
     let mut servers: Vec<String> = ports
         .iter()
         .zip(["a", "b", "c", "d"])
@@ -361,4 +361,5 @@ async fn an_ejected_server_routes_like_the_pool_without_it() {
         }
         assert!(moved > 0, "{}: the dead server owned no key", pool.name);
     }
+    drop(reserved);
 }
