@@ -14,15 +14,13 @@ pub use rustix::process::Signal;
 ///
 /// If the runtime cannot be built (no threads left).
 pub fn runtime() -> tokio::runtime::Runtime {
+    // The kernel kills this child when the test's thread that spawned it
+    // ends; a parent already gone before this call is caught by its pid.
     let parent = rustix::process::getppid();
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(250));
-            if rustix::process::getppid() != parent {
-                std::process::exit(1);
-            }
-        }
-    });
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    if rustix::process::getppid() != parent {
+        std::process::exit(1);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
