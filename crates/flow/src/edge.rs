@@ -1,12 +1,15 @@
 //! A bounded edge between stages: batches of items, capacity counted in
 //! items.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError, mpsc};
 
-use crate::FlowError;
+use crate::batch::{Batch, Shared};
 use crate::stall::Stall;
+use crate::{FlowConfig, FlowError};
 
 /// Reads how many items an edge holds.
 #[derive(Clone)]
@@ -15,17 +18,46 @@ pub(crate) struct Probe {
     pub(crate) capacity: usize,
 }
 
-/// What travels on an edge: a batch of items, or the failure that ended
-/// the stream. Completion is the edge closing.
-pub(crate) type Msg<T> = Result<Vec<T>, FlowError>;
+/// What a stage reads from an edge or a stream: a batch of items, or the
+/// failure that ended the stream. Completion is the end of the stream.
+pub(crate) type Msg<T> = Result<Batch<T>, FlowError>;
+
+/// What travels on an edge, in the form the writer had it: one item (no
+/// allocation), a batch, or a batch shared with other edges, taken apart
+/// only by the reader.
+enum Parcel<T> {
+    One(T),
+    Batch(Vec<T>),
+    Shared(Arc<dyn Shared<T>>),
+}
+
+impl<T> Parcel<T> {
+    fn len(&self) -> usize {
+        match self {
+            Parcel::One(_) => 1,
+            Parcel::Batch(items) => items.len(),
+            Parcel::Shared(items) => items.len(),
+        }
+    }
+}
+
+/// A parcel, or the failure that ended the stream (boxed: it is rare, and
+/// a small message is cheaper to move for every item).
+type Wire<T> = Result<Parcel<T>, Box<FlowError>>;
 
 /// The sending side. Sending waits while the edge holds `capacity` items.
 #[derive(Debug)]
 pub(crate) struct EdgeTx<T> {
-    tx: mpsc::UnboundedSender<Msg<T>>,
+    tx: mpsc::UnboundedSender<Wire<T>>,
     permits: Arc<Semaphore>,
     capacity: usize,
     stall: Arc<Stall>,
+}
+
+impl<T> std::fmt::Debug for Parcel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Parcel({} items)", self.len())
+    }
 }
 
 impl<T> Clone for EdgeTx<T> {
@@ -58,21 +90,26 @@ impl<T> Slot<'_, T> {
     pub(crate) fn send(self, item: T) -> bool {
         // The receiver returns the permit when it takes the item.
         self.permit.forget();
-        self.tx.tx.send(Ok(vec![item])).is_ok()
+        self.tx.tx.send(Ok(Parcel::One(item))).is_ok()
     }
 }
 
 /// The receiving side.
 #[derive(Debug)]
 pub(crate) struct EdgeRx<T> {
-    rx: mpsc::UnboundedReceiver<Msg<T>>,
+    rx: mpsc::UnboundedReceiver<Wire<T>>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    /// The most single items gathered into one batch.
+    batch: usize,
+    /// A parcel met while gathering single items, to be read next.
+    held: Option<Wire<T>>,
 }
 
-/// A bounded edge holding at most `capacity` items (at least 1).
-pub(crate) fn edge<T>(capacity: usize) -> (EdgeTx<T>, EdgeRx<T>) {
-    let capacity = capacity.max(1);
+/// A bounded edge holding at most `config.capacity` items, whose reader
+/// gathers single items into batches of up to `config.batch`.
+pub(crate) fn edge<T>(config: FlowConfig) -> (EdgeTx<T>, EdgeRx<T>) {
+    let capacity = config.capacity.max(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(capacity));
     (
@@ -86,6 +123,8 @@ pub(crate) fn edge<T>(capacity: usize) -> (EdgeTx<T>, EdgeRx<T>) {
             rx,
             permits,
             capacity,
+            batch: config.batch.max(1),
+            held: None,
         },
     )
 }
@@ -112,12 +151,49 @@ impl<T> EdgeTx<T> {
             };
             // The receiver returns the permits when it takes the batch.
             permit.forget();
-            if self.tx.send(Ok(batch)).is_err() {
+            if self.tx.send(Ok(Parcel::Batch(batch))).is_err() {
                 return false;
             }
             batch = rest;
         }
         true
+    }
+
+    /// Sends a batch as it is, shared or owned, waiting for room; `false`
+    /// if the receiver is gone.
+    pub(crate) async fn send_batch(&self, batch: Batch<T>) -> bool {
+        match batch {
+            Batch::Shared(shared) if shared.len() <= self.capacity => {
+                self.send_shared(shared).await
+            }
+            batch => self.send(batch.into_vec()).await,
+        }
+    }
+
+    /// Sends one item, waiting for room; `false` if the receiver is gone.
+    pub(crate) async fn send_one(&self, item: T) -> bool {
+        match self.reserve().await {
+            Some(slot) => slot.send(item),
+            None => false,
+        }
+    }
+
+    /// Sends a batch that other edges hold too, waiting for room; `false`
+    /// if the receiver is gone. The batch must fit the edge (at most its
+    /// capacity): it cannot be split without copying.
+    pub(crate) async fn send_shared(&self, batch: Arc<dyn Shared<T>>) -> bool {
+        debug_assert!(batch.len() <= self.capacity);
+        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        let permit = match self.permits.try_acquire_many(n) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return false,
+            Err(TryAcquireError::NoPermits) => match self.wait_for_room(n).await {
+                Some(permit) => permit,
+                None => return false,
+            },
+        };
+        permit.forget();
+        self.tx.send(Ok(Parcel::Shared(batch))).is_ok()
     }
 
     /// Waits for room for `n` items: the slow path of a send, watched
@@ -148,12 +224,12 @@ impl<T> EdgeTx<T> {
     /// Sends items whose room was taken with [`Slot::keep`]; `false` if the
     /// receiver is gone.
     pub(crate) fn send_kept(&self, batch: Vec<T>) -> bool {
-        batch.is_empty() || self.tx.send(Ok(batch)).is_ok()
+        batch.is_empty() || self.tx.send(Ok(Parcel::Batch(batch))).is_ok()
     }
 
     /// Sends a failure downstream.
     pub(crate) fn fail(&self, error: FlowError) {
-        let _ = self.tx.send(Err(error));
+        let _ = self.tx.send(Err(Box::new(error)));
     }
 
     /// Whether the receiver is gone.
@@ -163,13 +239,43 @@ impl<T> EdgeTx<T> {
 }
 
 impl<T> EdgeRx<T> {
-    /// The next message; `None` when every sender is gone (completion).
-    pub(crate) async fn recv(&mut self) -> Option<Msg<T>> {
-        let msg = self.rx.recv().await?;
-        if let Ok(batch) = &msg {
-            self.permits.add_permits(batch.len());
-        }
-        Some(msg)
+    /// The next message, if one is there; `Ready(None)` when every sender
+    /// is gone (completion).
+    ///
+    /// Single items already waiting are taken together, up to the batch
+    /// size, so that items sent one at a time move on as batches; a shared
+    /// batch stays shared.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Msg<T>>> {
+        let first = match self.held.take() {
+            Some(held) => held,
+            None => match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(first)) => first,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        let items = match first {
+            Err(e) => return Poll::Ready(Some(Err(*e))),
+            Ok(Parcel::Batch(items)) => Batch::Owned(items),
+            Ok(Parcel::Shared(items)) => Batch::Shared(items),
+            Ok(Parcel::One(item)) => {
+                let mut items = Vec::with_capacity((self.rx.len() + 1).min(self.batch));
+                items.push(item);
+                while items.len() < self.batch {
+                    match self.rx.try_recv() {
+                        Ok(Ok(Parcel::One(item))) => items.push(item),
+                        Ok(other) => {
+                            self.held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Batch::Owned(items)
+            }
+        };
+        self.permits.add_permits(items.len());
+        Poll::Ready(Some(Ok(items)))
     }
 
     /// A reader of how many items this edge holds.
@@ -178,6 +284,19 @@ impl<T> EdgeRx<T> {
             permits: self.permits.clone(),
             capacity: self.capacity,
         }
+    }
+}
+
+/// Nothing in an edge's reader is pinned: a held item is moved out, never
+/// polled in place.
+impl<T> Unpin for EdgeRx<T> {}
+
+/// The reader's side as the stream of a flow.
+impl<T> futures::Stream for EdgeRx<T> {
+    type Item = Msg<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Msg<T>>> {
+        self.get_mut().poll_recv(cx)
     }
 }
 

@@ -3,6 +3,9 @@
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::batch::{Batch, Shared};
+use std::sync::Arc;
+
 use crate::edge::{EdgeTx, Msg, edge};
 use crate::{Flow, FlowConfig, FlowError};
 
@@ -22,11 +25,21 @@ pub(crate) fn check_outputs(what: &'static str, n: usize) -> Result<(), FlowErro
     Ok(())
 }
 
+/// Where a fan-out stage's routing put a batch.
+pub(crate) enum Routed<T> {
+    /// Into the buffers, one per output.
+    Buffers,
+    /// The whole batch to every output, shared: each output's reader takes
+    /// the items apart (the last one without a copy).
+    Shared(Arc<dyn Shared<T>>),
+}
+
 /// Spawns a task that routes each input batch into `n` output edges:
-/// `route` fills one buffer per output from a batch; the buffers are sent
-/// in output order (so the slowest output paces the stage). A failure, of
-/// the input or of `route`, goes to every output. Outputs whose reader is gone are skipped; the task
-/// stops when all are gone.
+/// `route` fills one buffer per output from a batch, or hands the batch
+/// back to go to every output; the buffers are sent in output order (so
+/// the slowest output paces the stage). A failure, of the input or of
+/// `route`, goes to every output. Outputs whose reader is gone are
+/// skipped; the task stops when all are gone.
 pub(crate) fn fan_out<T, R>(
     input: BoxStream<'static, Msg<T>>,
     config: FlowConfig,
@@ -35,41 +48,56 @@ pub(crate) fn fan_out<T, R>(
 ) -> Vec<Flow<T>>
 where
     T: Send + 'static,
-    R: FnMut(Vec<T>, &mut [Vec<T>]) -> Result<(), FlowError> + Send + 'static,
+    R: FnMut(Batch<T>, &mut [Vec<T>]) -> Result<Routed<T>, FlowError> + Send + 'static,
 {
-    let (txs, rxs): (Vec<EdgeTx<T>>, Vec<_>) = (0..n).map(|_| edge(config.capacity)).unzip();
+    let (txs, rxs): (Vec<EdgeTx<T>>, Vec<_>) = (0..n).map(|_| edge(config)).unzip();
     tokio::spawn(async move {
         let mut input = input;
         let mut buffers: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
         while let Some(m) = input.next().await {
-            match m.and_then(|batch| route(batch, &mut buffers)) {
-                Ok(()) => {
-                    let mut open = false;
-                    for (tx, buf) in txs.iter().zip(buffers.iter_mut()) {
-                        if tx.is_closed() {
-                            buf.clear();
-                            continue;
-                        }
-                        open = true;
-                        if !buf.is_empty() {
-                            let full = std::mem::take(buf);
-                            open |= tx.send(full).await;
-                        }
-                    }
-                    if !open {
-                        return;
-                    }
-                }
+            let open = match m.and_then(|batch| route(batch, &mut buffers)) {
+                Ok(Routed::Buffers) => send_buffers(&txs, &mut buffers).await,
+                Ok(Routed::Shared(batch)) => send_shared(&txs, batch).await,
                 Err(e) => {
                     for tx in &txs {
                         tx.fail(e.clone());
                     }
                     return;
                 }
+            };
+            if !open {
+                return;
             }
         }
     });
     rxs.into_iter()
         .map(|rx| Flow::from_edge(rx, config))
         .collect()
+}
+
+/// Sends each output its buffer; `false` once every output is gone.
+async fn send_buffers<T>(txs: &[EdgeTx<T>], buffers: &mut [Vec<T>]) -> bool {
+    let mut open = false;
+    for (tx, buf) in txs.iter().zip(buffers.iter_mut()) {
+        if tx.is_closed() {
+            buf.clear();
+            continue;
+        }
+        open = true;
+        if !buf.is_empty() {
+            let full = std::mem::take(buf);
+            open |= tx.send(full).await;
+        }
+    }
+    open
+}
+
+/// Sends one batch to every open output, shared; `false` once every
+/// output is gone.
+async fn send_shared<T>(txs: &[EdgeTx<T>], batch: Arc<dyn Shared<T>>) -> bool {
+    let mut open = false;
+    for tx in txs {
+        open |= !tx.is_closed() && tx.send_shared(batch.clone()).await;
+    }
+    open
 }

@@ -4,6 +4,7 @@
 use futures::stream::{BoxStream, StreamExt};
 
 use crate::FlowError;
+use crate::batch::Batch;
 use crate::edge::{EdgeRx, EdgeTx, Msg, Probe, edge};
 
 /// Buffer and batch sizes of a flow.
@@ -155,7 +156,7 @@ impl<T> FlowSender<T> {
     ///
     /// If dropped while waiting, the item was not sent.
     pub async fn send(&self, item: T) -> bool {
-        self.tx.send(vec![item]).await
+        self.tx.send_one(item).await
     }
 
     /// Sends a batch of items.
@@ -176,7 +177,7 @@ impl<T> FlowSender<T> {
 /// A flow fed by hand: items sent on the [`FlowSender`] come out of the
 /// [`Flow`].
 pub fn channel<T: Send + 'static>(config: FlowConfig) -> (FlowSender<T>, Flow<T>) {
-    let (tx, rx) = edge(config.capacity);
+    let (tx, rx) = edge(config);
     (FlowSender { tx }, Flow::from_edge(rx, config))
 }
 
@@ -194,10 +195,7 @@ impl<T: Send + 'static> Flow<T> {
     pub(crate) fn from_edge(rx: EdgeRx<T>, config: FlowConfig) -> Self {
         let probe = Some(rx.probe());
         Flow {
-            stream: futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|m| (m, rx))
-            })
-            .boxed(),
+            stream: rx.boxed(),
             config,
             probe,
         }
@@ -209,13 +207,11 @@ impl<T: Send + 'static> Flow<T> {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
-        let batch = config.batch;
-        let iter = items.into_iter();
         Flow {
-            stream: futures::stream::unfold(iter, move |mut iter| async move {
-                let chunk: Vec<T> = iter.by_ref().take(batch).collect();
-                (!chunk.is_empty()).then_some((Ok(chunk), iter))
-            })
+            stream: Chunks {
+                items: items.into_iter(),
+                batch: config.batch,
+            }
             .boxed(),
             config,
             probe: None,
@@ -241,12 +237,12 @@ impl<T: Send + 'static> Flow<T> {
                         match r {
                             Ok(item) => items.push(item),
                             Err(e) => {
-                                out.push(Ok(std::mem::take(&mut items)));
+                                out.push(Ok(Batch::Owned(std::mem::take(&mut items))));
                                 out.push(Err(FlowError::Upstream(weft_core::Cause::new(e))));
                             }
                         }
                     }
-                    out.push(Ok(items));
+                    out.push(Ok(Batch::Owned(items)));
                     futures::stream::iter(
                         out.into_iter()
                             .filter(|m| !matches!(m, Ok(v) if v.is_empty())),
@@ -307,9 +303,10 @@ impl<T: Send + 'static> Flow<T> {
                 .stream
                 .filter_map(move |m| {
                     let out = match m {
-                        Ok(mut batch) => {
-                            batch.retain(|x| keep(x));
-                            (!batch.is_empty()).then_some(Ok(batch))
+                        Ok(batch) => {
+                            let mut items = batch.into_vec();
+                            items.retain(|x| keep(x));
+                            (!items.is_empty()).then_some(Ok(Batch::Owned(items)))
                         }
                         Err(e) => Some(Err(e)),
                     };
@@ -387,10 +384,50 @@ impl<T: Send + 'static> Flow<T> {
         Ok(())
     }
 
+    /// Calls `f` on each batch of items in place: the sink that never
+    /// copies an item, even from a [`copy`](Flow::copy) output whose
+    /// batches the other outputs still hold. The loop over a batch is the
+    /// caller's, so it runs as tight as the caller writes it.
+    ///
+    /// ```
+    /// use weft_flow::{Flow, FlowConfig};
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let [a, b] = Flow::from_iter(1..=100u64, FlowConfig::default()).copy_n()?;
+    /// let (mut sum_a, mut sum_b) = (0, 0);
+    /// let (ra, rb) = tokio::join!(
+    ///     a.for_each_batch(|items| sum_a += items.iter().sum::<u64>()),
+    ///     b.for_each_batch(|items| sum_b += items.iter().sum::<u64>()),
+    /// );
+    /// ra?;
+    /// rb?;
+    /// assert_eq!((sum_a, sum_b), (5050, 5050));
+    /// # Ok::<(), weft_flow::FlowError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The failure that ended the flow, if any.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`collect`](Flow::collect).
+    pub async fn for_each_batch<F>(self, mut f: F) -> Result<(), FlowError>
+    where
+        F: FnMut(&[T]),
+    {
+        let mut s = self.stream;
+        while let Some(m) = s.next().await {
+            let batch = m?;
+            f(batch.as_slice());
+        }
+        Ok(())
+    }
+
     /// The items as a stream of the batches they move in (one `Err` at the
     /// end if the flow failed): for a sink that writes a batch at a time.
     pub fn into_batches(self) -> BoxStream<'static, Result<Vec<T>, FlowError>> {
-        self.stream
+        self.stream.map(|m| m.map(Batch::into_vec)).boxed()
     }
 
     /// The items as a stream (one `Err` at the end if the flow failed).
@@ -407,9 +444,31 @@ impl<T: Send + 'static> Flow<T> {
     /// boundary, so that the stages before and after run in parallel.
     pub fn boundary(self) -> Flow<T> {
         let config = self.config;
-        let (tx, rx) = edge(config.capacity);
+        let (tx, rx) = edge(config);
         tokio::spawn(pump(self.stream, tx));
         Flow::from_edge(rx, config)
+    }
+}
+
+/// The batches of an iterator, as a stream that is always ready.
+struct Chunks<I> {
+    items: I,
+    batch: usize,
+}
+
+/// The iterator is never polled in place: it is an iterator.
+impl<I> Unpin for Chunks<I> {}
+
+impl<I: Iterator> futures::Stream for Chunks<I> {
+    type Item = Msg<I::Item>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let batch = self.batch;
+        let chunk: Vec<I::Item> = self.items.by_ref().take(batch).collect();
+        std::task::Poll::Ready((!chunk.is_empty()).then_some(Ok(Batch::Owned(chunk))))
     }
 }
 
@@ -418,7 +477,7 @@ pub(crate) async fn pump<T>(mut stream: BoxStream<'static, Msg<T>>, tx: EdgeTx<T
     while let Some(m) = stream.next().await {
         match m {
             Ok(batch) => {
-                if !tx.send(batch).await {
+                if !tx.send_batch(batch).await {
                     return;
                 }
             }

@@ -38,8 +38,17 @@
 //! fuse into the stage that pulls them. A batch leaves a stage when the
 //! stage has processed an input batch, so batching adds no timer delay:
 //! latency is that of the batch the item arrived in. Items fed one at a
-//! time through a [`FlowSender`] travel alone. The work queue batches the
-//! results of fast items (under 50 µs each) for at most about 1 ms.
+//! time through a [`FlowSender`] travel alone, without an allocation each,
+//! and the reader takes the ones already waiting together (up to the batch
+//! size), so they move on as batches without waiting for more. The work
+//! queue batches the results of fast items (under 50 µs each) for at most
+//! about 1 ms.
+//!
+//! A [`copy`](Flow::copy) shares each batch among its outputs instead of
+//! copying it: a stage that reads in place
+//! ([`for_each_batch`](Flow::for_each_batch)) never copies an item, and
+//! one that takes items (`map`, `collect`, …) copies a batch only while
+//! another output still holds it.
 //!
 //! # Runtime
 //!
@@ -48,6 +57,7 @@
 //! the current tokio runtime: build them inside one (outside, tokio
 //! panics).
 
+mod batch;
 mod copy;
 mod edge;
 mod error;

@@ -4,7 +4,7 @@ use futures::StreamExt;
 use weft_core::Combine;
 
 use crate::error::task_failed;
-use crate::fanout::{check_outputs, fan_out};
+use crate::fanout::{Routed, check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
 impl<T: Send + 'static> Flow<T> {
@@ -63,7 +63,7 @@ impl<T: Send + 'static> Flow<T> {
             move |batch, buffers| {
                 buffers[turn % buffers.len()].extend(batch);
                 turn += 1;
-                Ok(())
+                Ok(Routed::Buffers)
             },
         );
         let tasks: Vec<_> = parts

@@ -439,3 +439,127 @@ async fn sharding_by_a_borrowed_key_routes_as_sharding_by_the_owned_key() {
     assert_eq!(a.iter().map(Vec::len).sum::<usize>(), 300);
     assert_eq!(a, b, "the same items reach the same outputs, in order");
 }
+
+/// An item that counts how often it is cloned.
+#[derive(Debug)]
+struct Counted(u64, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Counted(self.0, self.1.clone())
+    }
+}
+
+fn counted(n: u64) -> (Vec<Counted>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let clones = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    ((0..n).map(|i| Counted(i, clones.clone())).collect(), clones)
+}
+
+#[tokio::test]
+async fn the_copier_shares_batches_so_only_an_output_read_while_another_holds_them_copies() {
+    use std::sync::atomic::Ordering::Relaxed;
+    // One output read, two dropped: nothing is ever cloned.
+    let (items, clones) = counted(1000);
+    let [kept, gone_a, gone_b] = Flow::from_iter(items, cfg(64, 16)).copy_n().unwrap();
+    drop((gone_a, gone_b));
+    let got: Vec<u64> = kept.collect().await.unwrap().iter().map(|c| c.0).collect();
+    assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    assert_eq!(
+        clones.load(Relaxed),
+        0,
+        "an output nobody reads costs no copy"
+    );
+
+    // Two outputs on one thread, the edges big enough for everything:
+    // the first reader copies each item, the second takes the originals.
+    let (items, clones) = counted(1000);
+    let [first, second] = Flow::from_iter(items, cfg(1024, 16)).copy_n().unwrap();
+    tokio::task::yield_now().await;
+    let a: Vec<u64> = first.collect().await.unwrap().iter().map(|c| c.0).collect();
+    assert_eq!(
+        clones.load(Relaxed),
+        1000,
+        "one copy per item, made by the first reader"
+    );
+    let b: Vec<u64> = second
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(
+        clones.load(Relaxed),
+        1000,
+        "the last reader takes the batches themselves"
+    );
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 1000);
+
+    // Three outputs read in place, in parallel: nothing is cloned.
+    let (items, clones) = counted(5000);
+    let outs = Flow::from_iter(items, cfg(64, 16)).copy(3).unwrap();
+    let readers: Vec<_> = outs
+        .into_iter()
+        .map(|out| {
+            tokio::spawn(async move {
+                let mut sum = 0;
+                out.for_each_batch(|items| sum += items.iter().map(|c| c.0).sum::<u64>())
+                    .await
+                    .unwrap();
+                sum
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), (0..5000).sum::<u64>());
+    }
+    assert_eq!(clones.load(Relaxed), 0, "readers in place copy nothing");
+}
+
+#[tokio::test]
+async fn a_batch_grown_past_the_capacity_is_copied_whole_to_every_output() {
+    // Each item becomes 40 items: batches of 160 on edges of 32.
+    let outs = Flow::from_iter(0..100u64, cfg(32, 4))
+        .flat_map(|x| (0..40).map(move |i| x * 40 + i))
+        .copy(3)
+        .unwrap();
+    let all = Flow::collect_all(outs).await.unwrap();
+    for out in all {
+        assert_eq!(out, (0..4000).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn items_sent_one_at_a_time_move_on_as_batches_in_order_with_the_failure_last() {
+    use futures::StreamExt;
+    let (tx, flow) = channel::<u32>(cfg(64, 4));
+    for i in 0..10 {
+        assert!(tx.send(i).await);
+    }
+    assert!(tx.send_batch(vec![10, 11, 12, 13, 14, 15]).await);
+    assert!(tx.send(16).await);
+    tx.fail(FlowError::Upstream(weft_core::Cause::message(
+        "the feed broke",
+        weft_core::ErrorClass::Permanent,
+    )));
+    drop(tx);
+    let mut got: Vec<Result<Vec<u32>, FlowError>> = flow.into_batches().collect().await;
+    assert!(
+        matches!(got.pop(), Some(Err(FlowError::Upstream(_)))),
+        "the failure comes last"
+    );
+    let batches: Vec<Vec<u32>> = got.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        batches,
+        [
+            vec![0, 1, 2, 3],
+            vec![4, 5, 6, 7],
+            vec![8, 9],
+            vec![10, 11, 12, 13, 14, 15],
+            vec![16]
+        ],
+        "waiting single items are taken together, up to the batch size, and a batch stays whole"
+    );
+}

@@ -61,8 +61,8 @@ where
         S: Source<T, Id = I> + 'static,
         W: Worker<T, I, Output = O>,
     {
-        let (out_tx, out_rx) = edge(config.output.capacity());
-        let (dead_tx, dead_rx) = edge(config.output.capacity());
+        let (out_tx, out_rx) = edge(config.output);
+        let (dead_tx, dead_rx) = edge(config.output);
         let drain = CancellationToken::new();
         let cancel = CancellationToken::new();
         let mut autoscaler = config.autoscaler.clone();

@@ -1,0 +1,105 @@
+//! Items moving between stages: a batch a stage owns, or one it shares
+//! with the other outputs of a copier.
+
+use std::sync::Arc;
+
+/// A batch of items in a flow.
+pub(crate) enum Batch<T> {
+    /// Items this stage owns.
+    Owned(Vec<T>),
+    /// Items other outputs of a copier hold too: read in place, and
+    /// copied only by a stage that must own them while another output
+    /// still holds them.
+    Shared(Arc<dyn Shared<T>>),
+}
+
+impl<T> Batch<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            Batch::Owned(items) => items,
+            Batch::Shared(shared) => shared.items(),
+        }
+    }
+
+    /// The items, owned: a shared batch is taken whole if no other output
+    /// holds it any more, else copied.
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        match self {
+            Batch::Owned(items) => items,
+            Batch::Shared(shared) => shared.take(),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Batch<T> {
+    /// The batch as one several outputs can hold.
+    pub(crate) fn into_shared(self) -> Arc<dyn Shared<T>> {
+        match self {
+            Batch::Owned(items) => Arc::new(items),
+            Batch::Shared(shared) => shared,
+        }
+    }
+}
+
+impl<T> From<Vec<T>> for Batch<T> {
+    fn from(items: Vec<T>) -> Self {
+        Batch::Owned(items)
+    }
+}
+
+impl<T> FromIterator<T> for Batch<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        Batch::Owned(items.into_iter().collect())
+    }
+}
+
+impl<T> IntoIterator for Batch<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<T> std::fmt::Debug for Batch<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self {
+            Batch::Owned(_) => "owned",
+            Batch::Shared(_) => "shared",
+        };
+        write!(f, "Batch({} items, {how})", self.len())
+    }
+}
+
+/// A batch that several outputs hold (a copier's), read in place by each;
+/// another hold is a clone of the `Arc`.
+pub(crate) trait Shared<T>: Send + Sync {
+    /// The items, to read in place.
+    fn items(&self) -> &[T];
+    /// Items in the batch.
+    fn len(&self) -> usize {
+        self.items().len()
+    }
+    /// The items, owned: the batch itself if no other output still holds
+    /// it, else a copy.
+    fn take(self: Arc<Self>) -> Vec<T>;
+}
+
+/// Items that can be cloned and read from several threads.
+impl<T: Clone + Send + Sync + 'static> Shared<T> for Vec<T> {
+    fn items(&self) -> &[T] {
+        self
+    }
+
+    fn take(self: Arc<Self>) -> Vec<T> {
+        Arc::unwrap_or_clone(self)
+    }
+}
