@@ -364,6 +364,34 @@ where
         rx.await.unwrap_or(false)
     }
 
+    /// Up to `max` entries (at least one) from the buffer, waiting while
+    /// it is empty; none once the source is closed and nothing it handed
+    /// out can come back.
+    async fn take(&self, max: usize) -> Vec<Item<T, StreamId>> {
+        let inner = &self.inner;
+        loop {
+            let ready = inner.ready.notified();
+            let taken: Vec<Item<T, StreamId>> = {
+                let mut buffer = inner.lock_buffer();
+                let n = max.max(1).min(buffer.len());
+                buffer.drain(..n).collect()
+            };
+            if !taken.is_empty() {
+                inner.in_hand.fetch_add(taken.len(), Ordering::AcqRel);
+                inner.room.notify_one();
+                return taken;
+            }
+            if inner.closed.load(Ordering::Acquire)
+                && inner.in_hand.load(Ordering::Acquire) == 0
+                && inner.lock_buffer().is_empty()
+            {
+                inner.ready.notify_waiters();
+                return taken;
+            }
+            ready.await;
+        }
+    }
+
     /// Stops reading: entries not handed out stay in the stream for other
     /// consumers (or are reclaimed), and the source ends once the entries
     /// it handed out are acknowledged or given back.
@@ -397,28 +425,21 @@ where
     type Id = StreamId;
 
     async fn next(&self) -> Option<Item<T, StreamId>> {
-        let inner = &self.inner;
-        loop {
-            let ready = inner.ready.notified();
-            let popped = inner.lock_buffer().pop_front();
-            if let Some(item) = popped {
-                inner.in_hand.fetch_add(1, Ordering::AcqRel);
-                inner.room.notify_one();
-                return Some(item);
-            }
-            if inner.closed.load(Ordering::Acquire)
-                && inner.in_hand.load(Ordering::Acquire) == 0
-                && inner.lock_buffer().is_empty()
-            {
-                inner.ready.notify_waiters();
-                return None;
-            }
-            ready.await;
-        }
+        self.take(1).await.pop()
+    }
+
+    async fn next_batch(&self, max: usize) -> Vec<Item<T, StreamId>> {
+        self.take(max).await
     }
 
     async fn ack(&self, id: StreamId) -> bool {
         self.commit(id, Commit::Ack).await
+    }
+
+    /// All at once: the commits of a batch share the script calls of the
+    /// commit lanes.
+    async fn ack_batch(&self, ids: Vec<StreamId>) -> Vec<bool> {
+        futures::future::join_all(ids.into_iter().map(|id| self.commit(id, Commit::Ack))).await
     }
 
     async fn nack(&self, item: Item<T, StreamId>) {

@@ -288,6 +288,10 @@ where
         self.inner.next().await
     }
 
+    async fn next_batch(&self, max: usize) -> Vec<Item<I, StreamId>> {
+        self.inner.next_batch(max).await
+    }
+
     async fn ack(&self, id: StreamId) -> bool {
         let stashed = lock(&self.stash).remove(&id);
         let op = match stashed {
@@ -301,6 +305,12 @@ where
             },
         };
         self.inner.commit(id, op).await
+    }
+
+    /// All at once: the commits of a batch share the script calls of the
+    /// commit lanes.
+    async fn ack_batch(&self, ids: Vec<StreamId>) -> Vec<bool> {
+        futures::future::join_all(ids.into_iter().map(|id| self.ack(id))).await
     }
 
     async fn nack(&self, item: Item<I, StreamId>) {

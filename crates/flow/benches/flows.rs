@@ -34,6 +34,8 @@ const N: u64 = 10_000_000;
 const N_ITEM: u64 = 2_000_000;
 /// Items per work-queue row.
 const QUEUE_N: u64 = 1_000_000;
+/// Items per work-queue row whose worker works about a microsecond.
+const QUEUE_CPU_N: u64 = 200_000;
 /// The batch size of every batched baseline: the flow's default.
 const BATCH: usize = 512;
 /// Batches in flight on a batched baseline's channel: the flow's default
@@ -370,7 +372,22 @@ async fn pipeline_weft(n: u64) -> Tally {
 
 // ---- work queue, trivial worker ----
 
-async fn queue_flume(n: u64, workers: usize) -> Tally {
+/// A trivial worker's work.
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// About a microsecond of work on one core: a chain of 256 rounds of a
+/// 64-bit mix, which the compiler cannot fold.
+fn spin(x: u64) -> u64 {
+    let mut h = x;
+    for _ in 0..256 {
+        h = (h ^ (h >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    std::hint::black_box(h)
+}
+
+async fn queue_flume(n: u64, workers: usize, work: fn(u64) -> u64) -> Tally {
     let (tx, rx) = flume::bounded::<u64>(1024);
     let (out_tx, out_rx) = flume::bounded::<u64>(1024);
     tokio::spawn(async move {
@@ -382,7 +399,7 @@ async fn queue_flume(n: u64, workers: usize) -> Tally {
         let (rx, out_tx) = (rx.clone(), out_tx.clone());
         tokio::spawn(async move {
             while let Ok(x) = rx.recv_async().await {
-                out_tx.send_async(x + 1).await.unwrap();
+                out_tx.send_async(work(x)).await.unwrap();
             }
         });
     }
@@ -451,14 +468,14 @@ async fn queue_mpsc(n: u64, workers: usize) -> Tally {
     tally_rx(out_rx).await
 }
 
-async fn queue_weft(n: u64, workers: usize) -> Tally {
+async fn queue_weft(n: u64, workers: usize, work: fn(u64) -> u64) -> Tally {
     let source = Arc::new(MemorySource::from_items(0..n));
     let config = QueueConfig::fixed(workers).unwrap();
     let WorkQueue {
         output, control, ..
     } = WorkQueue::spawn(
         source,
-        |x: u64| async move { Ok::<_, Infallible>(x + 1) },
+        move |x: u64| async move { Ok::<_, Infallible>(work(x)) },
         config,
     );
     let t = tally_flow(output.map(|(_, x)| x)).await;
@@ -531,6 +548,11 @@ impl Group {
     }
 
     async fn run(mut self, runs: usize) {
+        // `WEFT_BENCH_ROWS=work` keeps only the rows whose name holds it
+        // (for a profiler).
+        if let Ok(only) = std::env::var("WEFT_BENCH_ROWS") {
+            self.rows.retain(|r| r.name.contains(&only));
+        }
         for _ in 0..runs {
             for row in &mut self.rows {
                 let t = Instant::now();
@@ -594,7 +616,7 @@ fn main() {
         let t = expected(n, Some);
         (t.0 * 3, t.1.wrapping_mul(3))
     };
-    let plus_one = expected(QUEUE_N, |x| Some(x + 1));
+    let trivial = expected(QUEUE_N, |x| Some(x + 1));
     rt.block_on(async {
         if want_group("hop") {
             Group::new("One hop, edges of 1024 items (2 batches of 512)")
@@ -687,26 +709,44 @@ fn main() {
         }
         if want_group("queue") {
             Group::new("Work queue, trivial worker")
-                .baseline("flume, 2 workers, batches of 512", QUEUE_N, plus_one, |n| {
+                .baseline("flume, 2 workers, batches of 512", QUEUE_N, trivial, |n| {
                     queue_flume_batches(n, 2)
                 })
-                .baseline("flume, 2 workers, per item", QUEUE_N, plus_one, |n| {
-                    queue_flume(n, 2)
+                .baseline("flume, 2 workers, per item", QUEUE_N, trivial, |n| {
+                    queue_flume(n, 2, plus_one)
                 })
-                .baseline("flume, 1 worker, per item", QUEUE_N, plus_one, |n| {
-                    queue_flume(n, 1)
+                .baseline("flume, 1 worker, per item", QUEUE_N, trivial, |n| {
+                    queue_flume(n, 1, plus_one)
                 })
                 .baseline(
                     "tokio mpsc behind a lock, 2 workers",
                     QUEUE_N,
-                    plus_one,
+                    trivial,
                     |n| queue_mpsc(n, 2),
                 )
-                .weft("work queue, 2 workers", QUEUE_N, plus_one, |n| {
-                    queue_weft(n, 2)
+                .weft("work queue, 2 workers", QUEUE_N, trivial, |n| {
+                    queue_weft(n, 2, plus_one)
                 })
-                .weft("work queue, 1 worker", QUEUE_N, plus_one, |n| {
-                    queue_weft(n, 1)
+                .weft("work queue, 1 worker", QUEUE_N, trivial, |n| {
+                    queue_weft(n, 1, plus_one)
+                })
+                .run(runs)
+                .await;
+        }
+        if want_group("queue") {
+            let want = expected(QUEUE_CPU_N, |x| Some(spin(x)));
+            Group::new("Work queue, about 1 µs of work per item: 1 → 2 workers")
+                .baseline("flume, 1 worker", QUEUE_CPU_N, want, |n| {
+                    queue_flume(n, 1, spin)
+                })
+                .baseline("flume, 2 workers", QUEUE_CPU_N, want, |n| {
+                    queue_flume(n, 2, spin)
+                })
+                .weft("work queue, 1 worker", QUEUE_CPU_N, want, |n| {
+                    queue_weft(n, 1, spin)
+                })
+                .weft("work queue, 2 workers", QUEUE_CPU_N, want, |n| {
+                    queue_weft(n, 2, spin)
                 })
                 .run(runs)
                 .await;

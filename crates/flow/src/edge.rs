@@ -80,17 +80,30 @@ pub(crate) struct Slot<'a, T> {
 }
 
 impl<T> Slot<'_, T> {
-    /// Keeps the room for an item the caller buffers and sends later with
-    /// [`EdgeTx::send_kept`].
-    pub(crate) fn keep(self) {
-        self.permit.forget();
-    }
-
     /// Sends `item` into the reserved room; `false` if the receiver is gone.
     pub(crate) fn send(self, item: T) -> bool {
         // The receiver returns the permit when it takes the item.
         self.permit.forget();
         self.tx.tx.send(Ok(Parcel::One(item))).is_ok()
+    }
+}
+
+/// Room for up to `n` items on an edge, taken before they are sent.
+#[derive(Debug)]
+pub(crate) struct Room<'a, T> {
+    tx: &'a EdgeTx<T>,
+    permit: SemaphorePermit<'a>,
+}
+
+impl<T> Room<'_, T> {
+    /// Sends `items` (at most the room taken) and gives back the room they
+    /// do not use; `false` if the receiver is gone.
+    pub(crate) fn send(mut self, items: Vec<T>) -> bool {
+        let unused = self.permit.num_permits().saturating_sub(items.len());
+        drop(self.permit.split(unused));
+        // The receiver returns the rest when it takes the items.
+        self.permit.forget();
+        items.is_empty() || self.tx.tx.send(Ok(Parcel::Batch(items))).is_ok()
     }
 }
 
@@ -215,16 +228,22 @@ impl<T> EdgeTx<T> {
         Some(Slot { tx: self, permit })
     }
 
+    /// Waits for room for `n` items (at most the capacity); `None` if the
+    /// receiver is gone. The room is given back if it is dropped unused.
+    pub(crate) async fn reserve_many(&self, n: usize) -> Option<Room<'_, T>> {
+        let n = u32::try_from(n.min(self.capacity)).unwrap_or(u32::MAX);
+        let permit = match self.permits.try_acquire_many(n) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => self.wait_for_room(n).await?,
+        };
+        Some(Room { tx: self, permit })
+    }
+
     /// Room for one item if there is some now.
     pub(crate) fn try_reserve(&self) -> Option<Slot<'_, T>> {
         let permit = self.permits.try_acquire().ok()?;
         Some(Slot { tx: self, permit })
-    }
-
-    /// Sends items whose room was taken with [`Slot::keep`]; `false` if the
-    /// receiver is gone.
-    pub(crate) fn send_kept(&self, batch: Vec<T>) -> bool {
-        batch.is_empty() || self.tx.send(Ok(Parcel::Batch(batch))).is_ok()
     }
 
     /// Sends a failure downstream.

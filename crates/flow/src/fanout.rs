@@ -96,8 +96,21 @@ async fn send_buffers<T>(txs: &[EdgeTx<T>], buffers: &mut [Vec<T>]) -> bool {
 /// output is gone.
 async fn send_shared<T>(txs: &[EdgeTx<T>], batch: Arc<dyn Shared<T>>) -> bool {
     let mut open = false;
-    for tx in txs {
-        open |= !tx.is_closed() && tx.send_shared(batch.clone()).await;
+    let mut batch = Some(batch);
+    for (i, tx) in txs.iter().enumerate() {
+        if tx.is_closed() {
+            continue;
+        }
+        // The last output gets the stage's own hold, so that the readers,
+        // not the stage, let go of the batch last.
+        let hold = if i + 1 == txs.len() {
+            batch.take()
+        } else {
+            batch.clone()
+        };
+        if let Some(hold) = hold {
+            open |= tx.send_shared(hold).await;
+        }
     }
     open
 }

@@ -122,6 +122,84 @@ async fn a_refused_acknowledgement_gives_the_user_the_id() {
     assert_eq!(done.status.discarded, 50);
 }
 
+/// A source that hands out items in batches and answers a batch of
+/// acknowledgements short: only its first half gets an answer (`true`);
+/// the rest count as refused.
+#[derive(Default)]
+struct AnswersHalf {
+    inner: MemorySource<u64>,
+    confirmed: std::sync::Mutex<Vec<u64>>,
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+impl Source<u64> for AnswersHalf {
+    type Id = u64;
+
+    async fn next(&self) -> Option<Item<u64>> {
+        self.inner.next().await
+    }
+    async fn next_batch(&self, max: usize) -> Vec<Item<u64>> {
+        self.inner.next_batch(max).await
+    }
+    async fn ack(&self, id: u64) -> bool {
+        self.ack_batch(vec![id])
+            .await
+            .first()
+            .copied()
+            .unwrap_or(false)
+    }
+    async fn ack_batch(&self, ids: Vec<u64>) -> Vec<bool> {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let half = ids.len().div_ceil(2);
+        self.confirmed.lock().unwrap().extend(&ids[..half]);
+        let mut answers = self.inner.ack_batch(ids).await;
+        answers.truncate(half);
+        answers
+    }
+    async fn nack(&self, item: Item<u64>) {
+        self.inner.nack(item).await;
+    }
+    fn arrived(&self) -> u64 {
+        self.inner.arrived()
+    }
+}
+
+#[tokio::test]
+async fn results_committed_in_batches_leave_only_for_the_acknowledgements_confirmed() {
+    let source = Arc::new(AnswersHalf::default());
+    for i in 0..1000u64 {
+        source.inner.push(i).unwrap();
+    }
+    source.inner.close();
+    let worker = |x: u64| async move { Ok::<_, std::io::Error>(x) };
+    let done = WorkQueue::spawn(source.clone(), worker, config(64))
+        .collect_all()
+        .await
+        .unwrap();
+    let mut out: Vec<u64> = done.output.iter().map(|(id, _)| *id).collect();
+    out.sort_unstable();
+    let mut confirmed = source.confirmed.lock().unwrap().clone();
+    confirmed.sort_unstable();
+    assert_eq!(
+        out, confirmed,
+        "exactly the confirmed results leave the queue"
+    );
+    let mut all = out.clone();
+    all.extend(&done.discarded);
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..1000).collect::<Vec<_>>(),
+        "every item once: output or discarded"
+    );
+    assert_eq!(done.status.discarded as usize, done.discarded.len());
+    assert!(
+        source.batches.load(std::sync::atomic::Ordering::Relaxed) < 1000,
+        "fast results are acknowledged in batches"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn collect_all_cannot_deadlock_where_waiting_first_does() {
     let worker = |x: u64| async move { Ok::<_, std::io::Error>(x) };

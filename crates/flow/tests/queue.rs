@@ -643,3 +643,73 @@ async fn the_fixed_and_batch_presets_run_their_workers_from_the_start() {
     assert!(!done.dead_letters[0].retries_exhausted);
     assert_eq!(done.dead_letters[0].attempts, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_items_spread_over_the_workers_fast_ones_are_taken_in_batches() {
+    // Fast items: a worker takes several at a time from the source.
+    let source = Arc::new(TakeSizes {
+        inner: MemorySource::from_items(0..10_000u64),
+        largest: Default::default(),
+    });
+    let fast = |x: u64| async move { Ok::<_, std::io::Error>(x) };
+    let done = WorkQueue::spawn(source.clone(), fast, QueueConfig::fixed(2).unwrap())
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(done.output.len(), 10_000);
+    assert!(
+        source.largest.load(std::sync::atomic::Ordering::Relaxed) > 1,
+        "fast items are taken several at a time"
+    );
+
+    // Slow items (100 ms each), 4 workers, 8 items: two rounds, 200 ms.
+    // A worker that kept a second item in hand would make it three.
+    let source = Arc::new(MemorySource::from_items(0..8u64));
+    let slow = |x: u64| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(x)
+    };
+    let started = tokio::time::Instant::now();
+    let done = WorkQueue::spawn(source, slow, QueueConfig::fixed(4).unwrap())
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(done.output.len(), 8);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(250),
+        "8 slow items on 4 workers took {took:?}"
+    );
+}
+
+/// A source that records the largest batch it handed out.
+struct TakeSizes {
+    inner: MemorySource<u64>,
+    largest: std::sync::atomic::AtomicUsize,
+}
+
+impl weft_flow::queue::Source<u64> for TakeSizes {
+    type Id = u64;
+
+    async fn next(&self) -> Option<weft_flow::queue::Item<u64>> {
+        self.next_batch(1).await.pop()
+    }
+    async fn next_batch(&self, max: usize) -> Vec<weft_flow::queue::Item<u64>> {
+        let items = self.inner.next_batch(max).await;
+        self.largest
+            .fetch_max(items.len(), std::sync::atomic::Ordering::Relaxed);
+        items
+    }
+    async fn ack(&self, id: u64) -> bool {
+        self.inner.ack(id).await
+    }
+    async fn ack_batch(&self, ids: Vec<u64>) -> Vec<bool> {
+        self.inner.ack_batch(ids).await
+    }
+    async fn nack(&self, item: weft_flow::queue::Item<u64>) {
+        self.inner.nack(item).await;
+    }
+    fn arrived(&self) -> u64 {
+        self.inner.arrived()
+    }
+}

@@ -2,9 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::stop::Stop;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetter, Status};
 use crate::{Flow, FlowError};
@@ -111,8 +111,8 @@ pub(super) fn lock_ids<I>(ids: &Mutex<Vec<I>>) -> std::sync::MutexGuard<'_, Vec<
 #[derive(Debug)]
 pub struct Control<I = u64> {
     pub(super) status: watch::Receiver<Status>,
-    pub(super) drain: CancellationToken,
-    pub(super) cancel: CancellationToken,
+    pub(super) drain: Stop,
+    pub(super) cancel: Stop,
     pub(super) handle: JoinHandle<()>,
     pub(super) discarded: Arc<Mutex<Vec<I>>>,
 }
@@ -143,14 +143,14 @@ impl<I> Control<I> {
     /// Stops taking new items; items being processed finish (graceful
     /// drain). Items not taken stay in the source.
     pub fn drain(&self) {
-        self.drain.cancel();
+        self.drain.raise();
     }
 
     /// Stops at once: items being processed are returned to the source
     /// (nack), to be processed by a later queue. Nothing is lost.
     pub fn cancel(&self) {
-        self.drain.cancel();
-        self.cancel.cancel();
+        self.drain.raise();
+        self.cancel.raise();
     }
 
     /// Waits until every worker has stopped (the source is drained, or

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::stop::Stop;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::done::DoneSet;
 use super::{
@@ -39,8 +39,8 @@ where
     pub(super) dead_count: AtomicU64,
     pub(super) discarded_count: AtomicU64,
     pub(super) discarded: Arc<Mutex<Vec<S::Id>>>,
-    pub(super) drain: CancellationToken,
-    pub(super) cancel: CancellationToken,
+    pub(super) drain: Stop,
+    pub(super) cancel: Stop,
     /// Wakes idle workers when there are more than the target.
     pub(super) rescaled: Notify,
 }
@@ -63,8 +63,8 @@ where
     {
         let (out_tx, out_rx) = edge(config.output);
         let (dead_tx, dead_rx) = edge(config.output);
-        let drain = CancellationToken::new();
-        let cancel = CancellationToken::new();
+        let drain = Stop::default();
+        let cancel = Stop::default();
         let mut autoscaler = config.autoscaler.clone();
         let shared = Arc::new(Shared {
             source: source.clone(),
@@ -107,7 +107,7 @@ where
                 let spawn_up_to = |workers: &mut tokio::task::JoinSet<()>| {
                     while shared.active.load(Ordering::Acquire)
                         < shared.target.load(Ordering::Relaxed)
-                        && !shared.drain.is_cancelled()
+                        && !shared.drain.is_raised()
                     {
                         shared.active.fetch_add(1, Ordering::AcqRel);
                         workers.spawn(shared.clone().work());

@@ -11,6 +11,7 @@ mod manager;
 mod retry;
 mod source;
 mod status;
+mod stop;
 mod work;
 mod worker;
 

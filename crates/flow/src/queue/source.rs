@@ -85,6 +85,21 @@ pub trait Source<T>: Send + Sync {
     /// Must be cancel safe: an item is taken only when the future
     /// completes, so dropping it loses nothing.
     fn next(&self) -> impl Future<Output = Option<Item<T, Self::Id>>> + Send;
+    /// Up to `max` items (at least one if `max` is), waiting while none is
+    /// available; empty only when the source is closed and drained. The
+    /// queue takes items this way while they are fast to process, so a
+    /// source that can hand out several at the cost of one (one lock, one
+    /// read) should say so here; the default takes one with
+    /// [`next`](Source::next).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`next`](Source::next): items are taken only when the future
+    /// completes.
+    fn next_batch(&self, max: usize) -> impl Future<Output = Vec<Item<T, Self::Id>>> + Send {
+        let _ = max;
+        async move { self.next().await.into_iter().collect() }
+    }
     /// Marks an item done; `false` if this taker's claim on it was lost
     /// (the result must then be discarded).
     ///
@@ -94,6 +109,25 @@ pub trait Source<T>: Send + Sync {
     /// room downstream. A source whose ack is one remote write (a CAS)
     /// leaves it applied or not if a caller drops it.
     fn ack(&self, id: Self::Id) -> impl Future<Output = bool> + Send;
+    /// Marks several items done: one answer per id, in order, each as
+    /// [`ack`](Source::ack) would give it (a missing answer counts as
+    /// `false`). The queue commits the results of fast items this way, a
+    /// batch at a time, so a source that can acknowledge many at the cost
+    /// of one (one counter, one round trip) should say so here; the
+    /// default acknowledges them one by one.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`ack`](Source::ack): the queue never drops it.
+    fn ack_batch(&self, ids: Vec<Self::Id>) -> impl Future<Output = Vec<bool>> + Send {
+        async move {
+            let mut acked = Vec::with_capacity(ids.len());
+            for id in ids {
+                acked.push(self.ack(id).await);
+            }
+            acked
+        }
+    }
     /// Returns an item to the source, to be handed out again.
     ///
     /// # Cancel safety
@@ -148,12 +182,17 @@ impl<T> MemorySource<T> {
 
     /// A closed source holding `items` (ids 0, 1, …).
     pub fn from_items<I: IntoIterator<Item = T>>(items: I) -> Self {
-        let s = MemorySource::new();
-        for (id, payload) in (0u64..).zip(items) {
-            s.lock().push_back(Item { id, payload });
-            s.next_id.store(id + 1, Ordering::Relaxed);
-            s.arrived.fetch_add(1, Ordering::Relaxed);
-        }
+        let queue: VecDeque<Item<T>> = (0u64..)
+            .zip(items)
+            .map(|(id, payload)| Item { id, payload })
+            .collect();
+        let n = queue.len() as u64;
+        let s = MemorySource {
+            queue: Mutex::new(queue),
+            next_id: AtomicU64::new(n),
+            arrived: AtomicU64::new(n),
+            ..MemorySource::default()
+        };
         s.close();
         s
     }
@@ -263,6 +302,44 @@ impl<T> MemorySource<T> {
         }))
     }
 
+    /// Up to `max` items (at least one), waiting while none is there;
+    /// empty when closed, drained and nothing in hand can come back.
+    async fn take(&self, max: usize) -> Vec<Item<T>> {
+        let max = max.max(1);
+        loop {
+            let ready = self.ready.notified();
+            let (taken, done) = {
+                let mut queue = self.lock();
+                let n = max.min(queue.len());
+                let taken: Vec<Item<T>> = queue.drain(..n).collect();
+                // Closed, empty, and nothing in hand that could be nacked
+                // back; read under the lock, so no push lands after this.
+                let done = taken.is_empty()
+                    && self.closed.load(Ordering::Acquire)
+                    && self.in_hand.load(Ordering::Acquire) == 0;
+                (taken, done)
+            };
+            if !taken.is_empty() {
+                self.in_hand.fetch_add(taken.len() as u64, Ordering::AcqRel);
+                self.popped();
+                return taken;
+            }
+            if done {
+                self.ready.notify_waiters();
+                return taken;
+            }
+            ready.await;
+        }
+    }
+
+    /// `n` items in hand are done; the last one wakes takers waiting for
+    /// the end.
+    fn settled(&self, n: u64) {
+        if n > 0 && self.in_hand.fetch_sub(n, Ordering::AcqRel) == n {
+            self.ready.notify_waiters();
+        }
+    }
+
     fn popped(&self) {
         if self.feeding.load(Ordering::SeqCst) {
             self.taken.notify_waiters();
@@ -278,43 +355,21 @@ impl<T: Send> Source<T> for MemorySource<T> {
     type Id = u64;
 
     async fn next(&self) -> Option<Item<T>> {
-        loop {
-            // Fast path: an item is there.
-            let popped = self.lock().pop_front();
-            if let Some(item) = popped {
-                self.in_hand.fetch_add(1, Ordering::AcqRel);
-                self.popped();
-                return Some(item);
-            }
-            let ready = self.ready.notified();
-            let (popped, done) = {
-                let mut queue = self.lock();
-                let popped = queue.pop_front();
-                // Closed, empty, and nothing in hand that could be nacked
-                // back; read under the lock, so no push lands after this.
-                let done = popped.is_none()
-                    && self.closed.load(Ordering::Acquire)
-                    && self.in_hand.load(Ordering::Acquire) == 0;
-                (popped, done)
-            };
-            if let Some(item) = popped {
-                self.in_hand.fetch_add(1, Ordering::AcqRel);
-                self.popped();
-                return Some(item);
-            }
-            if done {
-                self.ready.notify_waiters();
-                return None;
-            }
-            ready.await;
-        }
+        self.take(1).await.pop()
+    }
+
+    async fn next_batch(&self, max: usize) -> Vec<Item<T>> {
+        self.take(max).await
     }
 
     async fn ack(&self, _id: u64) -> bool {
-        if self.in_hand.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.ready.notify_waiters();
-        }
+        self.settled(1);
         true
+    }
+
+    async fn ack_batch(&self, ids: Vec<u64>) -> Vec<bool> {
+        self.settled(ids.len() as u64);
+        vec![true; ids.len()]
     }
 
     async fn nack(&self, item: Item<T>) {

@@ -1,6 +1,7 @@
 //! One worker's loop: take, process with retries, commit (acknowledge, then
 //! send), dead-letter, batch fast results.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +14,6 @@ use weft_core::{Classify, ErrorClass};
 use super::handle::lock_ids;
 use super::manager::Shared;
 use super::{DeadLetter, Item, ItemId, MAX_DISCARDED_IDS, Source, WorkContext, Worker};
-use crate::edge::EdgeTx;
 
 /// The workers' side of the queue.
 impl<S, W, T> Shared<S, W, T>
@@ -44,42 +44,76 @@ where
     /// or is cancelled, or there are more workers than the target (the first to
     /// notice retires).
     pub(super) async fn work(self: Arc<Self>) {
-        // Results of fast items are kept here (their room on the output already
-        // taken) and sent as one batch: when the batch is full, when the source
-        // has nothing ready, when room runs out, after LINGER, and on exit.
-        let mut out = Batch {
+        // Results of fast items wait here, to be committed together (room
+        // taken, acknowledged in one batch, sent as one batch): when the
+        // batch is full, when the source has nothing ready, after LINGER,
+        // and on exit. A slow item's result is committed at once.
+        let mut out = Pending {
             items: Vec::new(),
             since: Instant::now(),
         };
+        // Items taken from the source but not started: a worker takes
+        // several at once while items are fast, doubling the take up to
+        // MAX_TAKE, and one at a time once they are slow (so that slow
+        // items spread over the workers).
+        let mut hand: VecDeque<Item<T, S::Id>> = VecDeque::new();
+        let mut take = 0usize;
         let mut taken = 0u64;
         loop {
-            if self.drain.is_cancelled() {
+            if self.drain.is_raised() {
                 break;
             }
             if self.retire_if_surplus() {
-                out.flush(&self.output);
+                self.give_back(&mut hand).await;
+                self.settle(&mut out).await;
                 return;
             }
-            let next = self.source.next();
-            tokio::pin!(next);
-            let item = match futures::poll!(next.as_mut()) {
-                std::task::Poll::Ready(item) => item,
-                std::task::Poll::Pending => {
-                    if !out.flush(&self.output) {
+            let item = match hand.pop_front() {
+                Some(item) => item,
+                None => {
+                    // Double the take while items are fast (once one has
+                    // been timed), back to one as soon as they are not.
+                    let fast = self.processing_ewma_us.load(Ordering::Relaxed) < FAST_US;
+                    take = if taken > 0 && fast {
+                        (take * 2).min(MAX_TAKE)
+                    } else {
+                        1
+                    };
+                    let next = self.source.next_batch(take);
+                    tokio::pin!(next);
+                    let items = match futures::poll!(next.as_mut()) {
+                        std::task::Poll::Ready(items) => items,
+                        std::task::Poll::Pending => {
+                            if !self.settle(&mut out).await {
+                                break;
+                            }
+                            let rescaled = self.rescaled.notified();
+                            tokio::select! {
+                                biased;
+                                () = self.drain.raised() => break,
+                                items = &mut next => items,
+                                // Too many workers: an idle one goes (sources'
+                                // `next_batch` is cancel safe).
+                                () = rescaled => continue,
+                            }
+                        }
+                    };
+                    if items.is_empty() {
                         break;
                     }
-                    let rescaled = self.rescaled.notified();
-                    tokio::select! {
-                        biased;
-                        () = self.drain.cancelled() => break,
-                        item = &mut next => item,
-                        // Too many workers: an idle one goes (sources' `next`
-                        // is cancel safe).
-                        () = rescaled => continue,
+                    // An item already done (handed out again by its
+                    // source) is acknowledged, not processed again.
+                    let done = self.done.contains_each(items.iter().map(|item| &item.id));
+                    for (item, done) in items.into_iter().zip(done) {
+                        if done {
+                            self.source.ack(item.id).await;
+                        } else {
+                            hand.push_back(item);
+                        }
                     }
+                    continue;
                 }
             };
-            let Some(item) = item else { break };
             taken += 1;
             // Time the first items, then one in TIME_EVERY (clock reads cost as
             // much as a fast item's bookkeeping).
@@ -88,15 +122,77 @@ where
                 break;
             }
             let fast = self.processing_ewma_us.load(Ordering::Relaxed) < FAST_US;
+            if !fast && !hand.is_empty() {
+                // Items turned slow: the rest of the hand goes back, for
+                // idle workers to take.
+                self.give_back(&mut hand).await;
+            }
             let flush = out.items.len() >= self.batch
                 || !fast
-                || (taken.is_multiple_of(TIME_EVERY) && out.since.elapsed() >= LINGER);
-            if flush && !out.flush(&self.output) {
+                || (taken.is_multiple_of(LINGER_EVERY) && out.since.elapsed() >= LINGER);
+            if flush && !self.settle(&mut out).await {
                 break;
             }
         }
-        out.flush(&self.output);
+        self.give_back(&mut hand).await;
+        self.settle(&mut out).await;
         self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Commits the results waiting in `out`: takes room for them
+    /// downstream first (so that nothing is acknowledged and then lost on a
+    /// full or closed edge), acknowledges them at the source in one batch,
+    /// and sends, as one batch, those whose claim held. `false` if the
+    /// worker must stop: cancelled while waiting for room, or nobody reads
+    /// the output; the items then go back to the source.
+    async fn settle(&self, out: &mut Pending<T, S::Id, W::Output>) -> bool {
+        if out.items.is_empty() {
+            return true;
+        }
+        let n = out.items.len();
+        let room = tokio::select! {
+            biased;
+            room = self.output.reserve_many(n) => room,
+            () = self.cancel.raised() => None,
+        };
+        let Some(room) = room else {
+            for (item, _) in out.items.drain(..) {
+                self.source.nack(item).await;
+            }
+            return false;
+        };
+        let ids = out.items.iter().map(|(item, _)| item.id.clone()).collect();
+        let acked = self.source.ack_batch(ids).await;
+        let mut results = Vec::with_capacity(n);
+        for (i, (item, output)) in out.items.drain(..).enumerate() {
+            if acked.get(i).copied().unwrap_or(false) {
+                results.push((item.id, output));
+            } else {
+                self.discard(item.id);
+            }
+        }
+        self.done.insert_each(results.iter().map(|(id, _)| id));
+        self.done_count
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
+        room.send(results)
+    }
+
+    /// A result whose acknowledgement the source refused: the claim was
+    /// lost (another taker owns the item now), so it must not count.
+    fn discard(&self, id: S::Id) {
+        self.discarded_count.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%id, "claim lost before commit; result discarded");
+        let mut ids = lock_ids(&self.discarded);
+        if ids.len() < MAX_DISCARDED_IDS {
+            ids.push(id);
+        }
+    }
+
+    /// Returns the items a stopping worker took but did not start.
+    async fn give_back(&self, hand: &mut VecDeque<Item<T, S::Id>>) {
+        for item in hand.drain(..) {
+            self.source.nack(item).await;
+        }
     }
 
     /// Processes one item to its end; `false` if the worker must stop
@@ -104,13 +200,9 @@ where
     async fn process_one(
         &self,
         item: Item<T, S::Id>,
-        out: &mut Batch<(S::Id, W::Output)>,
+        out: &mut Pending<T, S::Id, W::Output>,
         timed: bool,
     ) -> bool {
-        if self.done.contains(&item.id) {
-            self.source.ack(item.id).await;
-            return true;
-        }
         let seed = item.id.seed();
         let mut attempt = 0u32;
         loop {
@@ -146,7 +238,7 @@ where
             let result = tokio::select! {
                 biased;
                 r = call => Some(r),
-                () = self.cancel.cancelled() => {
+                () = self.cancel.raised() => {
                     drop(permit);
                     self.source.nack(item).await;
                     return false;
@@ -163,9 +255,8 @@ where
             // A failure: its message and class, whatever ended the attempt.
             let (error, class) = match result {
                 Some(Ok(Ok(output))) => {
-                    return self
-                        .commit(&self.output, item, Some(out), |item| (item.id, output))
-                        .await;
+                    out.push(item, output);
+                    return true;
                 }
                 Some(Ok(Err(e))) => (e.to_string(), e.class()),
                 Some(Err(panic)) => {
@@ -189,7 +280,7 @@ where
             {
                 tokio::select! {
                     biased;
-                    () = self.cancel.cancelled() => {
+                    () = self.cancel.raised() => {
                         self.source.nack(item).await;
                         return false;
                     }
@@ -197,7 +288,7 @@ where
                 }
             }
             return self
-                .commit(&self.dead, item, None, |item| DeadLetter {
+                .commit_dead(item, |item| DeadLetter {
                     item,
                     error,
                     class,
@@ -208,106 +299,70 @@ where
         }
     }
 
-    /// Commits an item's result: takes room downstream first (so that nothing
-    /// is acknowledged and then lost on a full or closed edge), acknowledges
-    /// the item at the source, and sends the result only if the source
-    /// confirmed the claim. `false` if the worker must stop.
-    ///
-    /// Results go into `out` (to be sent in a batch); dead letters (`out` is
-    /// `None`) are sent at once. A dead letter whose reader is gone is still
-    /// committed, counted and logged; a result whose reader is gone is given
-    /// back to the source (no one can receive it) and stops the worker.
-    async fn commit<X>(
+    /// Commits a dead letter: takes room on the dead-letter edge first,
+    /// acknowledges the item at the source, and sends the letter only if
+    /// the source confirmed the claim. `false` if the worker must stop
+    /// (cancelled while waiting for room). A dead letter whose reader is
+    /// gone is still committed, counted and logged.
+    async fn commit_dead(
         &self,
-        edge: &EdgeTx<X>,
         item: Item<T, S::Id>,
-        mut out: Option<&mut Batch<X>>,
-        value: impl FnOnce(Item<T, S::Id>) -> X,
+        letter: impl FnOnce(Item<T, S::Id>) -> DeadLetter<T, S::Id>,
     ) -> bool {
         let id = item.id.clone();
-        let dead = out.is_none();
-        let slot = match edge.try_reserve() {
+        let slot = match self.dead.try_reserve() {
             Some(slot) => Some(slot),
-            None => {
-                // Waiting for room: send what this worker holds first, so that
-                // workers never wait on room their own batches occupy.
-                if let Some(out) = out.as_deref_mut()
-                    && !out.flush(edge)
-                {
+            None => tokio::select! {
+                biased;
+                () = self.cancel.raised() => {
                     self.source.nack(item).await;
                     return false;
                 }
-                tokio::select! {
-                    biased;
-                    () = self.cancel.cancelled() => {
-                        self.source.nack(item).await;
-                        return false;
-                    }
-                    slot = edge.reserve() => slot,
-                }
-            }
+                slot = self.dead.reserve() => slot,
+            },
         };
-        if slot.is_none() && !dead {
-            // Nobody reads the output: give the item back.
-            self.source.nack(item).await;
-            return false;
-        }
         if !self.source.ack(id.clone()).await {
-            // The claim was lost (another taker owns the item now): this
-            // result must not count.
-            self.discarded_count.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%id, "claim lost before commit; result discarded");
-            let mut ids = lock_ids(&self.discarded);
-            if ids.len() < MAX_DISCARDED_IDS {
-                ids.push(id);
-            }
-            drop(ids);
+            self.discard(id);
             return true;
         }
         self.done.insert(&id);
         self.done_count.fetch_add(1, Ordering::Relaxed);
-        if dead {
-            self.dead_count.fetch_add(1, Ordering::Relaxed);
-        }
-        match (slot, out) {
-            (Some(slot), Some(out)) => {
-                slot.keep();
-                out.push(value(item));
-                true
+        self.dead_count.fetch_add(1, Ordering::Relaxed);
+        match slot {
+            Some(slot) => {
+                slot.send(letter(item));
             }
-            (Some(slot), None) => slot.send(value(item)) || dead,
-            (None, _) => {
-                tracing::warn!(%id, "dead letter dropped: its reader is gone");
-                true
-            }
+            None => tracing::warn!(%id, "dead letter dropped: its reader is gone"),
         }
+        true
     }
 }
 
 /// Items under this mean processing time (µs) have their results batched.
 const FAST_US: u64 = 50;
 /// How long a batched result may wait for its batch (checked every
-/// TIME_EVERY items, so the bound is LINGER + TIME_EVERY × FAST_US).
+/// LINGER_EVERY items, so the bound is LINGER + LINGER_EVERY × FAST_US).
 const LINGER: Duration = Duration::from_millis(1);
+/// The most items a worker takes from the source at once.
+const MAX_TAKE: usize = 64;
 /// One item in this many is timed for the processing-time average.
-const TIME_EVERY: u64 = 8;
+const TIME_EVERY: u64 = 32;
+/// Every this many items, a worker looks whether its results have waited
+/// LINGER.
+const LINGER_EVERY: u64 = 8;
 
-/// A worker's results waiting to be sent together.
-struct Batch<X> {
-    items: Vec<X>,
+/// A worker's results waiting to be committed together, with their items
+/// (given back to the source if the commit cannot happen).
+struct Pending<T, I, O> {
+    items: Vec<(Item<T, I>, O)>,
     since: Instant,
 }
 
-impl<X> Batch<X> {
-    fn push(&mut self, item: X) {
+impl<T, I, O> Pending<T, I, O> {
+    fn push(&mut self, item: Item<T, I>, output: O) {
         if self.items.is_empty() {
             self.since = Instant::now();
         }
-        self.items.push(item);
-    }
-
-    /// `false` if the receiver is gone.
-    fn flush(&mut self, edge: &EdgeTx<X>) -> bool {
-        edge.send_kept(std::mem::take(&mut self.items))
+        self.items.push((item, output));
     }
 }
