@@ -30,6 +30,9 @@ pub(super) enum Ended<T, E> {
     Cancelled,
 }
 
+/// An attempt's index and how it ended.
+pub(super) type AttemptEnd<T, E> = (usize, Ended<T, E>);
+
 /// Bookkeeping for one attempt (the call's, not the future's).
 #[derive(Clone, Copy)]
 pub(super) struct AttemptInfo {
@@ -109,7 +112,7 @@ where
         // attempt, as one that panics while polled does.
         let request = run.request.clone();
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| root.leaf.call(request, cx))).ok();
-        self.inflight.push(Attempt {
+        self.fresh.push(Box::pin(Attempt {
             slot: &self.slots[index],
             index,
             acquire: root
@@ -118,7 +121,7 @@ where
                 .map(|s| Box::pin(s.acquire()) as Acquire<'a>),
             permit: None,
             call,
-        });
+        }));
         self.timers.unarmed.push(index);
         true
     }
@@ -186,7 +189,7 @@ impl<F, T, E> Future for Attempt<'_, F>
 where
     F: Future<Output = Result<T, E>>,
 {
-    type Output = (usize, Ended<T, E>);
+    type Output = AttemptEnd<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();

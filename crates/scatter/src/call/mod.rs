@@ -17,8 +17,9 @@ mod hedge;
 mod retry;
 mod timers;
 
-use std::pin::pin;
-use std::task::Poll;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use weft_core::{Classify, Combine, ErrorClass, ShardId};
 
 pub(crate) use attempts::Slot;
-use attempts::{Attempt, AttemptInfo, Ended, Kind};
+use attempts::{Attempt, AttemptEnd, AttemptInfo, Ended, Kind};
 use timers::{Clock, Event, Timers};
 
 use crate::{
@@ -74,7 +75,13 @@ where
     asked: Vec<usize>,
     runs: Vec<Run<Req, C::Input>>,
     info: Vec<AttemptInfo>,
-    inflight: FuturesUnordered<Attempt<'a, L::Future>>,
+    /// Attempts launched and not polled yet: each is polled once where it
+    /// is, and joins `inflight` only if it is not ready at once, so leaves
+    /// that answer at once never pay for the set.
+    fresh: Vec<Pin<Box<Attempt<'a, L::Future>>>>,
+    /// Ended fresh attempts, waiting for their bookkeeping.
+    ready: Vec<AttemptEnd<C::Input, L::Error>>,
+    inflight: FuturesUnordered<Pin<Box<Attempt<'a, L::Future>>>>,
     timers: Timers,
     acc: C::Acc,
     answered: usize,
@@ -198,6 +205,8 @@ where
             max_attempts,
             asked,
             info: Vec::with_capacity(slots.len()),
+            fresh: Vec::with_capacity(slots.len()),
+            ready: Vec::new(),
             inflight: FuturesUnordered::new(),
             timers: Timers::with_capacity(runs.len() * quorum),
             runs,
@@ -217,7 +226,23 @@ where
         loop {
             // Every pending shard has an attempt in flight or a retry
             // waiting, so when neither is left every shard is resolved.
-            if self.policy_met() || (self.inflight.is_empty() && self.timers.retries_waiting == 0) {
+            if self.policy_met() {
+                break;
+            }
+            if !self.fresh.is_empty() {
+                std::future::poll_fn(|cx| {
+                    self.poll_fresh(cx);
+                    Poll::Ready(())
+                })
+                .await;
+                let mut ready = std::mem::take(&mut self.ready);
+                for (index, ended) in ready.drain(..) {
+                    self.ended(index, ended);
+                }
+                self.ready = ready;
+                continue;
+            }
+            if self.inflight.is_empty() && self.timers.retries_waiting == 0 {
                 break;
             }
             // Completions that are ready now, without arming anything.
@@ -263,6 +288,17 @@ where
             self.ended(index, ended);
         }
         self.finish()
+    }
+
+    /// Polls each fresh attempt once: the ended ones go to `ready`, the
+    /// others into `inflight` (which polls them again, with its own waker).
+    fn poll_fresh(&mut self, cx: &mut Context<'_>) {
+        for mut attempt in self.fresh.drain(..) {
+            match attempt.as_mut().poll(cx) {
+                Poll::Ready(ended) => self.ready.push(ended),
+                Poll::Pending => self.inflight.push(attempt),
+            }
+        }
     }
 
     /// First attempts (a quorum's worth) for every shard.
@@ -427,6 +463,7 @@ where
             }
             self.stop_run(r, false);
         }
+        self.fresh.clear();
         self.inflight.clear();
         let lines = self
             .asked
