@@ -1,9 +1,11 @@
 //! weft's default consistent hash: jump-hash placement in O(1).
 
+use std::hint::select_unpredictable;
+
 use weft_core::{ShardId, Sharder};
 
 use crate::ShardError;
-use crate::mix::{below, draw};
+use crate::mix::{DRAW_FACTOR, GAMMA, below, draw};
 
 /// weft's default sharding function: the placement of jump consistent hash,
 /// computed in expected O(1) with integer arithmetic only.
@@ -69,6 +71,13 @@ impl LevelJump {
     }
 
     /// The bucket of `hash` among `n` (`0` when `n` is 0 or 1).
+    ///
+    /// The coin flip (does the level of `n − 1` hold a jump point?) and the
+    /// first step down that level are not branches: both candidates and
+    /// the lower levels' answer are computed (three multiplies) and one is
+    /// selected, because a key hash is random and a branch on it is
+    /// mispredicted half the time. Only the rare walk past the first step
+    /// (a few % of keys) branches.
     #[inline]
     pub fn bucket(hash: u64, n: u32) -> u32 {
         if n <= 1 {
@@ -77,31 +86,87 @@ impl LevelJump {
         let last = n - 1;
         let top = 31 - last.leading_zeros(); // 2^top <= last < 2^(top+1)
         let floor = 1u32 << top;
-        if (hash >> top) & 1 == 1 {
-            // The level of `last` has jump points: walk down them.
-            let mut point = floor | (draw(hash, stream(top, 0)) as u32 & (floor - 1));
-            let mut step = 1;
-            while point > last {
-                point = below(draw(hash, stream(top, step)), u64::from(point)) as u32;
-                if point < floor {
-                    break;
-                }
-                step += 1;
+        // The level of `last`: its highest jump point.
+        let first = floor | (draw(hash, stream(top, 0)) as u32 & (floor - 1));
+        let has_point = (hash >> top) & 1 == 1;
+        let lower = lower_levels(hash, floor);
+        // Points of the level above `last`: how often the first one is.
+        let above = floor - 1 - (last - floor);
+        if above <= floor / 8 {
+            // At most 1 key in 16 goes past the first point: a branch
+            // that is nearly always predicted.
+            // One compare, not a branch on the coin flip: the first point
+            // masked off (0) when the level has none never walks.
+            let gate = 0u32.wrapping_sub(((hash >> top) & 1) as u32);
+            if first & gate > last {
+                return walk_down(hash, top, first, 1, last).unwrap_or(lower);
             }
-            if point >= floor {
-                return point;
-            }
+            return select_unpredictable(has_point, first, lower);
         }
-        // The highest lower level with a jump point, and its highest point.
-        let lower = (hash as u32) & (floor - 1);
-        if lower == 0 {
-            return 0;
+        // Often past it: the next two points down are computed too, and
+        // one of the three is selected.
+        let second = below(draw(hash, stream(top, 1)), u64::from(first)) as u32;
+        let third = below(draw(hash, stream(top, 2)), u64::from(second)) as u32;
+        // `third < second < first`: above `last`, all are (masked as above).
+        let gate = 0u32.wrapping_sub(((hash >> top) & 1) as u32);
+        if third & gate > last {
+            // All three above `n`: walk further down (about 1 key in 50).
+            return walk_down(hash, top, third, 3, last).unwrap_or(lower);
         }
-        let level = 31 - lower.leading_zeros();
-        let base = 1u32 << level;
-        base | (draw(hash, stream(level, 0)) as u32 & (base - 1))
+        let in_level = select_unpredictable(
+            first <= last,
+            first,
+            select_unpredictable(second <= last, second, third),
+        );
+        let found = has_point
+            & ((first <= last) | ((second >= floor) & ((second <= last) | (third >= floor))));
+        select_unpredictable(found, in_level, lower)
     }
 }
+
+/// Below `point` (a jump point of level `top` above `last`, followed by
+/// the level's step `step`), the next jump points of the level until one
+/// is at most `last`; `None` once they leave the level.
+#[cold]
+fn walk_down(hash: u64, top: u32, mut point: u32, mut step: u32, last: u32) -> Option<u32> {
+    let floor = 1u32 << top;
+    while point > last {
+        point = below(draw(hash, stream(top, step)), u64::from(point)) as u32;
+        if point < floor {
+            return None;
+        }
+        step += 1;
+    }
+    Some(point)
+}
+
+/// The highest jump point below level `floor`: the highest lower level
+/// with one (a bit of the hash each), and its highest point; 0 if none.
+#[inline]
+fn lower_levels(hash: u64, floor: u32) -> u32 {
+    let lower = (hash as u32) & (floor - 1);
+    let level = 31 - (lower | 1).leading_zeros();
+    let base = 1u32 << level;
+    let (offset, factor) = LEVEL_DRAW[level as usize];
+    let p = u128::from(hash ^ offset) * u128::from(factor);
+    let word = (p as u64) ^ ((p >> 64) as u64);
+    let point = base | (word as u32 & (base - 1));
+    select_unpredictable(lower == 0, 0, point)
+}
+
+/// `draw(hash, stream(level, 0))` is `fold((hash ^ offset) × factor)`
+/// with the pair of its level: a table, so that the lower levels' draw,
+/// whose level depends on the key, needs no multiply to make its stream.
+const LEVEL_DRAW: [(u64, u64); 32] = {
+    let mut table = [(0u64, 0u64); 32];
+    let mut level = 0;
+    while level < 32 {
+        let stream = (level as u64) + 1; // stream(level, 0)
+        table[level] = (GAMMA.wrapping_mul(stream), DRAW_FACTOR ^ stream);
+        level += 1;
+    }
+    table
+};
 
 /// A distinct stream number per (level, step), never 0.
 #[inline]
@@ -117,5 +182,74 @@ impl Sharder for LevelJump {
     #[inline]
     fn shard_for_hash(&self, hash: u64) -> ShardId {
         ShardId::new(LevelJump::bucket(hash, self.n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The placement as first written: a branch per step. The selecting
+    /// form must give the same bucket for every hash and `n`.
+    fn reference(hash: u64, n: u32) -> u32 {
+        if n <= 1 {
+            return 0;
+        }
+        let last = n - 1;
+        let top = 31 - last.leading_zeros();
+        let floor = 1u32 << top;
+        if (hash >> top) & 1 == 1 {
+            let mut point = floor | (draw(hash, stream(top, 0)) as u32 & (floor - 1));
+            let mut step = 1;
+            while point > last {
+                point = below(draw(hash, stream(top, step)), u64::from(point)) as u32;
+                if point < floor {
+                    break;
+                }
+                step += 1;
+            }
+            if point >= floor {
+                return point;
+            }
+        }
+        let lower = (hash as u32) & (floor - 1);
+        if lower == 0 {
+            return 0;
+        }
+        let level = 31 - lower.leading_zeros();
+        let base = 1u32 << level;
+        base | (draw(hash, stream(level, 0)) as u32 & (base - 1))
+    }
+
+    proptest! {
+        #[test]
+        fn the_selecting_form_places_every_key_as_the_branching_one(hash: u64, n: u32) {
+            prop_assert_eq!(LevelJump::bucket(hash, n), reference(hash, n));
+        }
+
+        #[test]
+        fn small_and_power_of_two_counts_place_as_the_branching_one(
+            hash: u64,
+            shift in 0u32..32,
+            delta in 0u32..3,
+        ) {
+            let n = (1u32 << shift).saturating_add(delta).saturating_sub(1).max(1);
+            prop_assert_eq!(LevelJump::bucket(hash, n), reference(hash, n));
+        }
+    }
+
+    #[test]
+    fn every_hash_of_a_dense_sweep_places_as_the_branching_one() {
+        for n in (1..=300u32).chain([1000, 1023, 1024, 1025, 65_537, u32::MAX]) {
+            for i in 0..2000u64 {
+                let hash = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i << 7);
+                assert_eq!(
+                    LevelJump::bucket(hash, n),
+                    reference(hash, n),
+                    "hash {hash}, n {n}"
+                );
+            }
+        }
     }
 }

@@ -3,14 +3,16 @@
 
 pub(crate) use weft_core::mix::{GAMMA, mix64};
 
+/// The odd constant of [`draw`], offset by the stream.
+pub(crate) const DRAW_FACTOR: u64 = 0xa076_1d64_78bd_642f;
+
 /// The `stream`-th pseudo-random word derived from `hash`: the folded
 /// 128-bit product ("mum", as in wyhash) of the hash, offset by a
 /// per-stream SplitMix64 constant, and a fixed odd constant. One multiply;
 /// every output bit depends on every input bit.
 #[inline]
 pub(crate) fn draw(hash: u64, stream: u64) -> u64 {
-    let p = u128::from(hash ^ GAMMA.wrapping_mul(stream))
-        * u128::from(0xa076_1d64_78bd_642f_u64 ^ stream);
+    let p = u128::from(hash ^ GAMMA.wrapping_mul(stream)) * u128::from(DRAW_FACTOR ^ stream);
     (p as u64) ^ ((p >> 64) as u64)
 }
 
