@@ -51,6 +51,18 @@ impl Budget {
             });
     }
 
+    /// Takes one extra attempt's worth if the balance keeps at least half
+    /// of its cap after it: early hedges use only the top half, so that
+    /// late ones (the true stragglers) always find the rest.
+    pub(crate) fn take_above_reserve(&self) -> bool {
+        let reserve = self.cap / 2;
+        self.milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                m.checked_sub(TOKEN).filter(|&left| left >= reserve)
+            })
+            .is_ok()
+    }
+
     /// Takes one extra attempt's worth, if the balance allows.
     pub(crate) fn take(&self) -> bool {
         self.milli
@@ -194,5 +206,20 @@ mod tests {
         let none = Budget::new(0.0, 100);
         none.earn(1000);
         assert!(!none.take());
+    }
+
+    #[test]
+    fn early_hedges_leave_half_the_cap_for_late_ones() {
+        // Half an attempt per event, ten events' worth banked: 5 attempts.
+        let b = Budget::new(0.5, 10);
+        b.earn(100);
+        let early = (0..10).filter(|_| b.take_above_reserve()).count();
+        assert_eq!(
+            early, 2,
+            "5 → 4 → 3 attempts left; a third would leave 2 < 2.5"
+        );
+        let late = (0..10).filter(|_| b.take()).count();
+        assert_eq!(late, 3, "the reserve goes to late hedges");
+        assert!(!b.take_above_reserve());
     }
 }

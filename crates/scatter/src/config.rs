@@ -278,6 +278,12 @@ impl ScatterConfig {
         (100.0 * (1.0 - self.max_extra_load * 2.0 / 3.0)).clamp(50.0, 99.9)
     }
 
+    /// The early hedges' percentile: the one whose hedges would spend the
+    /// whole budget, `100 · (1 − max_extra_load)`.
+    pub(crate) fn early_percentile(&self) -> f64 {
+        (100.0 * (1.0 - self.max_extra_load)).clamp(50.0, 99.9)
+    }
+
     /// The most attempts a call makes at a shard under `quorum`.
     pub(crate) fn attempts_per_shard(&self, quorum: usize) -> usize {
         (self.retry.max_attempts() as usize)

@@ -93,7 +93,10 @@ impl Hedging {
     /// By default it derives from the budget, `100 · (1 − ⅔ ·
     /// max_extra_load)` (p96.7 at 5 %), so that the hedges the delay
     /// triggers stay within the budget and the budget is not spent before
-    /// the stragglers that need it.
+    /// the stragglers that need it; and an attempt is hedged earlier, at
+    /// `100 · (1 − max_extra_load)` (p95 at 5 %), while the budget holds
+    /// more than half of its bank. A percentile set here is the only
+    /// delay: no early hedges.
     #[must_use]
     pub fn percentile(mut self, percentile: f64) -> Self {
         self.percentile = Some(percentile);
@@ -150,6 +153,8 @@ impl Hedging {
 pub(crate) struct Hedger {
     settings: Hedging,
     percentile: f64,
+    /// The early hedges' percentile, when the percentile is the budget's.
+    early: Option<f64>,
     latency: LatencyWindow,
     /// The sample count the cached delay was computed at.
     cached_at: AtomicU64,
@@ -158,10 +163,16 @@ pub(crate) struct Hedger {
 }
 
 impl Hedger {
-    /// `percentile` is the one to follow when the settings name none.
-    pub(crate) fn new(settings: Hedging, default_percentile: f64) -> Self {
+    /// `percentile` is the one to follow when the settings name none;
+    /// `early`, the early hedges' then.
+    pub(crate) fn new(settings: Hedging, default_percentile: f64, early: f64) -> Self {
         Hedger {
             percentile: settings.percentile.unwrap_or(default_percentile),
+            early: settings
+                .percentile
+                .is_none()
+                .then_some(early)
+                .filter(|&e| e < default_percentile),
             latency: LatencyWindow::new(settings.window),
             settings,
             cached_at: AtomicU64::new(0),
@@ -178,6 +189,16 @@ impl Hedger {
     #[inline]
     pub(crate) fn record(&self, latency: Duration) {
         self.latency.record(latency);
+    }
+
+    /// The early hedge delay a call starting now uses, if it hedges early
+    /// (the budget's percentiles, enough samples); never above
+    /// [`delay`](Hedger::delay).
+    pub(crate) fn early_delay(&self, late: Duration) -> Option<Duration> {
+        let h = &self.settings;
+        let p = self.early?;
+        let at = self.latency.percentile(p, h.min_samples)?;
+        Some(at.clamp(h.floor, h.ceiling).min(late))
     }
 
     /// The hedge delay a call starting now uses.

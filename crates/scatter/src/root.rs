@@ -71,7 +71,11 @@ impl<L> Scatter<L> {
                 config.probation,
                 config.seed,
             ),
-            hedger: Hedger::new(config.hedging, config.budget_percentile()),
+            hedger: Hedger::new(
+                config.hedging,
+                config.budget_percentile(),
+                config.early_percentile(),
+            ),
             budget: Budget::new(config.max_extra_load, config.budget_window),
             retry_budget: config
                 .retry_budget

@@ -945,3 +945,77 @@ async fn a_fresh_root_fails_over_from_a_down_replica_on_every_one_of_its_first_q
     assert_eq!(failovers, 0);
     assert!(complete < 50);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_budget_to_spare_a_straggler_is_hedged_early_not_at_the_hedge_delay() {
+    use std::sync::atomic::AtomicU64;
+    // Leaf latencies: 96 % take 10 ms, 1.5 % 200 ms, 2.5 % 1 s. With a
+    // 3 % budget the hedge delay follows p98 (the 1 s leaves) and the
+    // early hedges p97 (the 200 ms ones).
+    let call_no = Arc::new(AtomicU64::new(0));
+    let hedged_at = Arc::new(Mutex::new(Vec::new()));
+    let (calls, hedges) = (call_no.clone(), hedged_at.clone());
+    let leaf = move |_: (), cx: LeafContext| {
+        let n = calls.load(Ordering::SeqCst);
+        let hedges = hedges.clone();
+        async move {
+            if cx.hedge {
+                hedges
+                    .lock()
+                    .unwrap()
+                    .push((n, cx.shard.get(), Instant::now()));
+                sleep(ms(1)).await;
+                return Ok::<u64, LeafError>(1);
+            }
+            let d = match (n.wrapping_mul(100) + u64::from(cx.shard.get())) % 200 {
+                _ if n == u64::MAX && cx.shard.get() == 0 => 10_000,
+                0..=191 => 10,
+                192..=194 => 200,
+                _ => 1000,
+            };
+            sleep(ms(d)).await;
+            Ok(1)
+        }
+    };
+    let config = ScatterConfig::new(ms(5000))
+        .max_extra_load(0.03)
+        .hedging(Hedging::adaptive().fallback(ms(5000), 200));
+    let root = Scatter::new(Topology::sharded(100, 2).unwrap(), leaf, config).unwrap();
+    // Warm up without hedging, so that the latency window holds exactly
+    // the leaves' latencies (and the budget fills).
+    for n in 0..100 {
+        call_no.store(n, Ordering::SeqCst);
+        root.gather_with(
+            Plan::broadcast(100, ()),
+            &Count::new(),
+            CallOptions::default().no_hedge(),
+        )
+        .await
+        .unwrap();
+    }
+    let late = root.hedge_delay();
+    assert!(
+        late >= ms(900),
+        "the hedge delay follows the 1 s leaves: {late:?}"
+    );
+    // A straggler (shard 0 takes 10 s): hedged at the early delay.
+    call_no.store(u64::MAX, Ordering::SeqCst);
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(100, ()), &Count::new())
+        .await
+        .unwrap();
+    assert!(g.report.complete());
+    let at = hedged_at
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(n, shard, _)| *n == u64::MAX && *shard == 0)
+        .map(|(_, _, at)| *at - start)
+        .expect("the straggler was hedged");
+    // At the early delay (the 200 ms leaves), not at the hedge delay.
+    assert!(
+        at >= ms(190) && at < ms(400),
+        "hedged {at:?} after the start, hedge delay {late:?}"
+    );
+}

@@ -48,6 +48,9 @@ pub(super) struct AttemptInfo {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     First,
+    /// While another attempt is in flight, early: from the extra-load
+    /// budget above its reserve.
+    EarlyHedge,
     /// While another attempt is in flight (extra-load budget).
     Hedge,
     /// After an attempt timed out (extra-load budget).
@@ -80,9 +83,10 @@ where
         };
         match kind {
             Kind::First => {}
+            Kind::EarlyHedge if !root.budget.take_above_reserve() => return false,
             Kind::Hedge | Kind::Retry if !root.budget.take() => return false,
             Kind::Failover if !root.retry_budget.take() => return false,
-            Kind::Hedge => run.hedges += 1,
+            Kind::Hedge | Kind::EarlyHedge => run.hedges += 1,
             Kind::Retry => run.retries += 1,
             Kind::Failover => {
                 run.retries += 1;
@@ -105,7 +109,7 @@ where
             shard: run.shard,
             replica,
             attempt: run.attempts,
-            hedge: kind == Kind::Hedge,
+            hedge: matches!(kind, Kind::Hedge | Kind::EarlyHedge),
             deadline: self.deadline,
         };
         // A leaf that panics before it returns its future fails its

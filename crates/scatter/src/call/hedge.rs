@@ -21,7 +21,26 @@ where
     pub(super) fn arm_hedge(&mut self, index: usize) {
         let a = self.info[index];
         if self.hedging && (self.runs[a.run].attempts as usize) < self.max_attempts {
-            let at = self.clock.start + a.issued + capped(self.hedge_delay);
+            let (delay, event) = match self.early_delay {
+                Some(early) => (early, Event::EarlyHedge(index)),
+                None => (self.hedge_delay, Event::Hedge(index)),
+            };
+            let at = self.clock.start + a.issued + capped(delay);
+            self.timers.push(at, event);
+        }
+    }
+
+    /// The early hedge timer of attempt `index` fired: hedge from the
+    /// budget above its reserve, or wait for the hedge delay.
+    pub(super) fn on_early_hedge_timer(&mut self, index: usize) {
+        if !self.hedge_due(index) {
+            return;
+        }
+        let r = self.info[index].run;
+        if self.launch(r, Kind::EarlyHedge) {
+            tracing::debug!(shard = self.runs[r].shard.get(), "early hedge sent");
+        } else {
+            let at = self.clock.start + self.info[index].issued + capped(self.hedge_delay);
             self.timers.push(at, Event::Hedge(index));
         }
     }

@@ -69,6 +69,8 @@ where
     deadline: Instant,
     hedging: bool,
     hedge_delay: Duration,
+    /// The early hedge delay, below `hedge_delay`, if the call hedges early.
+    early_delay: Option<Duration>,
     quorum: usize,
     max_attempts: usize,
     /// Shard index → its run (`usize::MAX`: not asked).
@@ -192,6 +194,7 @@ where
                 finished: Duration::ZERO,
             })
             .collect();
+        let hedge_delay = root.hedger.delay();
         Call {
             root,
             combine,
@@ -200,7 +203,11 @@ where
             clock: start,
             deadline,
             hedging: root.hedger.enabled() && !options.no_hedge,
-            hedge_delay: root.hedger.delay(),
+            hedge_delay,
+            early_delay: root
+                .hedger
+                .early_delay(hedge_delay)
+                .filter(|e| *e < hedge_delay),
             quorum,
             max_attempts,
             asked,
@@ -350,6 +357,7 @@ where
     fn fire_timers(&mut self) {
         while let Some(event) = self.timers.pop_due(self.clock.now()) {
             match event {
+                Event::EarlyHedge(index) => self.on_early_hedge_timer(index),
                 Event::Hedge(index) => self.on_hedge_timer(index),
                 Event::Timeout(index) => self.on_timeout(index),
                 Event::Retry(r) => self.on_retry_timer(r),

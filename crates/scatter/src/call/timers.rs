@@ -11,6 +11,9 @@ use tokio::time::Instant;
 /// What a timer does when it fires.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Event {
+    /// Maybe hedge attempt `index` early, from the budget above its
+    /// reserve (see `Call::hedge_due`).
+    EarlyHedge(usize),
     /// Maybe hedge attempt `index` (see `Call::hedge_due`).
     Hedge(usize),
     /// Attempt `index` took too long.
