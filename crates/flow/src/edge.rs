@@ -152,15 +152,8 @@ impl<T> EdgeTx<T> {
             } else {
                 Vec::new()
             };
-            // invariant: a batch is at most the capacity, at most 2³⁰.
-            let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
-            let permit = match self.permits.try_acquire_many(n) {
-                Ok(permit) => permit,
-                Err(TryAcquireError::Closed) => return false,
-                Err(TryAcquireError::NoPermits) => match self.wait_for_room(n).await {
-                    Some(permit) => permit,
-                    None => return false,
-                },
+            let Some(permit) = self.room(batch.len()).await else {
+                return false;
             };
             // The receiver returns the permits when it takes the batch.
             permit.forget();
@@ -192,21 +185,30 @@ impl<T> EdgeTx<T> {
     }
 
     /// Sends a batch that other edges hold too, waiting for room; `false`
-    /// if the receiver is gone. The batch must fit the edge (at most its
-    /// capacity): it cannot be split without copying.
+    /// if the receiver is gone. A batch larger than the edge's capacity
+    /// cannot travel shared: it is taken apart and sent in parts.
     pub(crate) async fn send_shared(&self, batch: Arc<dyn Shared<T>>) -> bool {
-        debug_assert!(batch.len() <= self.capacity);
-        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
-        let permit = match self.permits.try_acquire_many(n) {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return false,
-            Err(TryAcquireError::NoPermits) => match self.wait_for_room(n).await {
-                Some(permit) => permit,
-                None => return false,
-            },
+        if batch.len() > self.capacity {
+            return self.send(batch.take()).await;
+        }
+        let Some(permit) = self.room(batch.len()).await else {
+            return false;
         };
+        // The receiver returns the permits when it takes the batch.
         permit.forget();
         self.tx.send(Ok(Parcel::Shared(batch))).is_ok()
+    }
+
+    /// Room for `n` items (at most the capacity), at once if there is
+    /// some, else waiting for it; `None` if the receiver is gone.
+    async fn room(&self, n: usize) -> Option<SemaphorePermit<'_>> {
+        // invariant: `n` is at most the capacity, at most 2³⁰.
+        let n = u32::try_from(n.min(self.capacity)).unwrap_or(u32::MAX);
+        match self.permits.try_acquire_many(n) {
+            Ok(permit) => Some(permit),
+            Err(TryAcquireError::Closed) => None,
+            Err(TryAcquireError::NoPermits) => self.wait_for_room(n).await,
+        }
     }
 
     /// Waits for room for `n` items: the slow path of a send, watched
@@ -220,23 +222,14 @@ impl<T> EdgeTx<T> {
     /// Waits for room for one item; `None` if the receiver is gone. The
     /// room is given back if the slot is dropped unused.
     pub(crate) async fn reserve(&self) -> Option<Slot<'_, T>> {
-        let permit = match self.permits.try_acquire() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return None,
-            Err(TryAcquireError::NoPermits) => self.wait_for_room(1).await?,
-        };
+        let permit = self.room(1).await?;
         Some(Slot { tx: self, permit })
     }
 
     /// Waits for room for `n` items (at most the capacity); `None` if the
     /// receiver is gone. The room is given back if it is dropped unused.
     pub(crate) async fn reserve_many(&self, n: usize) -> Option<Room<'_, T>> {
-        let n = u32::try_from(n.min(self.capacity)).unwrap_or(u32::MAX);
-        let permit = match self.permits.try_acquire_many(n) {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return None,
-            Err(TryAcquireError::NoPermits) => self.wait_for_room(n).await?,
-        };
+        let permit = self.room(n).await?;
         Some(Room { tx: self, permit })
     }
 

@@ -563,3 +563,17 @@ async fn items_sent_one_at_a_time_move_on_as_batches_in_order_with_the_failure_l
         "waiting single items are taken together, up to the batch size, and a batch stays whole"
     );
 }
+
+#[tokio::test]
+async fn a_shared_batch_larger_than_the_next_edge_still_arrives_whole() {
+    // The merge takes the small flow's configuration: the copier's shared
+    // batches of 512 meet a boundary edge of 64 items.
+    let [a, b] = Flow::from_iter(0..2000u64, cfg(1024, 512))
+        .copy_n()
+        .unwrap();
+    let small = Flow::from_iter(std::iter::empty::<u64>(), cfg(64, 16));
+    let merged = Flow::merge(vec![small, a]).unwrap().boundary();
+    let (got, other) = tokio::join!(merged.collect(), b.collect());
+    assert_eq!(got.unwrap(), (0..2000).collect::<Vec<_>>());
+    assert_eq!(other.unwrap().len(), 2000);
+}
