@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 /// A batch of items in a flow.
 pub(crate) enum Batch<T> {
+    /// One item, sent alone and alone when read: no allocation.
+    One(T),
     /// Items this stage owns.
     Owned(Vec<T>),
     /// Items other outputs of a copier hold too: read in place, and
@@ -24,6 +26,7 @@ impl<T> Batch<T> {
 
     pub(crate) fn as_slice(&self) -> &[T] {
         match self {
+            Batch::One(item) => std::slice::from_ref(item),
             Batch::Owned(items) => items,
             Batch::Shared(shared) => shared.items(),
         }
@@ -33,6 +36,7 @@ impl<T> Batch<T> {
     /// holds it any more, else copied.
     pub(crate) fn into_vec(self) -> Vec<T> {
         match self {
+            Batch::One(item) => vec![item],
             Batch::Owned(items) => items,
             Batch::Shared(shared) => shared.take(),
         }
@@ -43,6 +47,7 @@ impl<T: Clone + Send + Sync + 'static> Batch<T> {
     /// The batch as one several outputs can hold.
     pub(crate) fn into_shared(self) -> Arc<dyn Shared<T>> {
         match self {
+            Batch::One(item) => Arc::new(vec![item]),
             Batch::Owned(items) => Arc::new(items),
             Batch::Shared(shared) => shared,
         }
@@ -63,15 +68,46 @@ impl<T> FromIterator<T> for Batch<T> {
 
 impl<T> IntoIterator for Batch<T> {
     type Item = T;
-    type IntoIter = std::vec::IntoIter<T>;
+    type IntoIter = BatchIter<T>;
     fn into_iter(self) -> Self::IntoIter {
-        self.into_vec().into_iter()
+        match self {
+            Batch::One(item) => BatchIter::One(Some(item)),
+            batch => BatchIter::Many(batch.into_vec().into_iter()),
+        }
+    }
+}
+
+/// The items of a batch, by value.
+pub(crate) enum BatchIter<T> {
+    One(Option<T>),
+    Many(std::vec::IntoIter<T>),
+}
+
+impl<T> Iterator for BatchIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            BatchIter::One(item) => item.take(),
+            BatchIter::Many(items) => items.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            BatchIter::One(item) => (
+                usize::from(item.is_some()),
+                Some(usize::from(item.is_some())),
+            ),
+            BatchIter::Many(items) => items.size_hint(),
+        }
     }
 }
 
 impl<T> std::fmt::Debug for Batch<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let how = match self {
+            Batch::One(_) => "one",
             Batch::Owned(_) => "owned",
             Batch::Shared(_) => "shared",
         };

@@ -169,6 +169,7 @@ impl<T> EdgeTx<T> {
     /// if the receiver is gone.
     pub(crate) async fn send_batch(&self, batch: Batch<T>) -> bool {
         match batch {
+            Batch::One(item) => self.send_one(item).await,
             Batch::Shared(shared) if shared.len() <= self.capacity => {
                 self.send_shared(shared).await
             }
@@ -270,6 +271,8 @@ impl<T> EdgeRx<T> {
             Err(e) => return Poll::Ready(Some(Err(*e))),
             Ok(Parcel::Batch(items)) => Batch::Owned(items),
             Ok(Parcel::Shared(items)) => Batch::Shared(items),
+            // Alone on the edge: read alone, without an allocation.
+            Ok(Parcel::One(item)) if self.rx.is_empty() || self.batch == 1 => Batch::One(item),
             Ok(Parcel::One(item)) => {
                 let mut items = Vec::with_capacity((self.rx.len() + 1).min(self.batch));
                 items.push(item);
