@@ -160,6 +160,9 @@ pub(crate) struct Hedger {
     cached_at: AtomicU64,
     /// The cached delay (µs); `u64::MAX` when none is cached.
     cached_us: AtomicU64,
+    /// The cached early delay (µs), computed with the delay; `u64::MAX`
+    /// when there is none.
+    cached_early_us: AtomicU64,
 }
 
 impl Hedger {
@@ -177,6 +180,7 @@ impl Hedger {
             settings,
             cached_at: AtomicU64::new(0),
             cached_us: AtomicU64::new(u64::MAX),
+            cached_early_us: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -191,24 +195,25 @@ impl Hedger {
         self.latency.record(latency);
     }
 
-    /// The early hedge delay a call starting now uses, if it hedges early
-    /// (the budget's percentiles, enough samples); never above
-    /// [`delay`](Hedger::delay).
-    pub(crate) fn early_delay(&self, late: Duration) -> Option<Duration> {
-        let h = &self.settings;
-        let p = self.early?;
-        let at = self.latency.percentile(p, h.min_samples)?;
-        Some(at.clamp(h.floor, h.ceiling).min(late))
-    }
-
     /// The hedge delay a call starting now uses.
     pub(crate) fn delay(&self) -> Duration {
+        self.delays().0
+    }
+
+    /// The hedge delay a call starting now uses, and its early hedge delay
+    /// if it hedges early (the budget's percentiles, enough samples),
+    /// always below the hedge delay. Both are recomputed together and
+    /// cached between.
+    pub(crate) fn delays(&self) -> (Duration, Option<Duration>) {
         let samples = self.latency.samples();
         let at = self.cached_at.load(Ordering::Relaxed);
         let cached = self.cached_us.load(Ordering::Relaxed);
         let every = (self.settings.window / 16).max(16);
         if cached != u64::MAX && samples >= at && samples - at < every {
-            return Duration::from_micros(cached);
+            let late = Duration::from_micros(cached);
+            let early = self.cached_early_us.load(Ordering::Relaxed);
+            let early = (early != u64::MAX).then(|| Duration::from_micros(early));
+            return (late, early.filter(|e| *e < late));
         }
         let h = &self.settings;
         let delay = self
@@ -216,9 +221,18 @@ impl Hedger {
             .percentile(self.percentile, h.min_samples)
             .unwrap_or(h.fallback)
             .clamp(h.floor, h.ceiling);
+        let early = self
+            .early
+            .and_then(|p| self.latency.percentile(p, h.min_samples))
+            .map(|d| d.clamp(h.floor, h.ceiling))
+            .filter(|e| *e < delay);
         self.cached_at.store(samples, Ordering::Relaxed);
         self.cached_us
             .store(micros(delay).min(u64::MAX - 1), Ordering::Relaxed);
-        delay
+        self.cached_early_us.store(
+            early.map_or(u64::MAX, |e| micros(e).min(u64::MAX - 1)),
+            Ordering::Relaxed,
+        );
+        (delay, early)
     }
 }

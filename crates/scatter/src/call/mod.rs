@@ -194,7 +194,7 @@ where
                 finished: Duration::ZERO,
             })
             .collect();
-        let hedge_delay = root.hedger.delay();
+        let (hedge_delay, early_delay) = root.hedger.delays();
         Call {
             root,
             combine,
@@ -204,10 +204,7 @@ where
             deadline,
             hedging: root.hedger.enabled() && !options.no_hedge,
             hedge_delay,
-            early_delay: root
-                .hedger
-                .early_delay(hedge_delay)
-                .filter(|e| *e < hedge_delay),
+            early_delay,
             quorum,
             max_attempts,
             asked,
