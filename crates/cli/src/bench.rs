@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use weft_core::{ShardId, Sharder, key_hash};
 use weft_shard::analysis::{Change, balance, movement};
+use weft_shard::compat::{
+    Distribution, Groupcache, Haproxy, HaproxyServer, NginxHash, NginxHashMode, NginxServer,
+    Twemproxy, TwemproxyHash, TwemproxyServer,
+};
 use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
 
 use crate::args::Args;
@@ -23,7 +27,26 @@ enum Algo {
     Rendezvous,
     Ring,
     Maglev,
+    TwemproxyKetama,
+    TwemproxyModula,
+    HaproxyMap,
+    HaproxyConsistent,
+    Nginx,
+    NginxConsistent,
+    Groupcache,
 }
+
+/// Placements of real systems, each with its own key hash on the key's
+/// bytes: measured only when asked for (`--algos compat` or by name).
+const COMPAT: [Algo; 7] = [
+    Algo::TwemproxyKetama,
+    Algo::TwemproxyModula,
+    Algo::HaproxyMap,
+    Algo::HaproxyConsistent,
+    Algo::Nginx,
+    Algo::NginxConsistent,
+    Algo::Groupcache,
+];
 
 const ALL: [Algo; 8] = [
     Algo::Floor,
@@ -47,14 +70,27 @@ impl Algo {
             Algo::Rendezvous => "rendezvous",
             Algo::Ring => "ring",
             Algo::Maglev => "maglev",
+            Algo::TwemproxyKetama => "twemproxy-ketama",
+            Algo::TwemproxyModula => "twemproxy-modula",
+            Algo::HaproxyMap => "haproxy-map",
+            Algo::HaproxyConsistent => "haproxy-consistent",
+            Algo::Nginx => "nginx",
+            Algo::NginxConsistent => "nginx-consistent",
+            Algo::Groupcache => "groupcache",
         }
     }
 
     fn parse(s: &str) -> Result<Algo, String> {
         let s = if s == "default" { "level-jump" } else { s };
         ALL.into_iter()
+            .chain(COMPAT)
             .find(|a| a.name() == s)
             .ok_or_else(|| format!("unknown algorithm {s:?} in --algos"))
+    }
+
+    /// A real system's placement, hashing key bytes its own way.
+    fn compat(self) -> bool {
+        COMPAT.contains(&self)
     }
 
     /// Cost grows with n per lookup: sample fewer keys.
@@ -79,14 +115,153 @@ fn names(n: u32) -> impl Iterator<Item = String> {
     (0..n).map(|i| format!("node-{i}"))
 }
 
-/// A built function with its memory estimate (bytes per member, names
-/// excluded).
+/// Where a function places a key's bytes: the member's index in the full
+/// list.
+type Place = Box<dyn Fn(&[u8]) -> u32>;
+
+/// A built function: the member (by its index in the full list) it places
+/// a key on, and its memory estimate (bytes per member, names excluded).
 struct Built {
-    sharder: Box<dyn Sharder>,
+    place: Place,
     bytes_per_member: f64,
 }
 
+impl Built {
+    /// A weft [`Sharder`] over weft's key hash.
+    fn hashed(
+        algo: Algo,
+        sharder: impl Sharder + 'static,
+        without: Option<u32>,
+        bytes: f64,
+    ) -> Built {
+        Built {
+            place: Box::new(move |k| {
+                let id = sharder.shard_for_hash(key_hash(k));
+                without.map_or(id.get(), |w| full_label(algo, id, w))
+            }),
+            bytes_per_member: bytes,
+        }
+    }
+}
+
+/// A real system's pool of `n` members, each named `node-i` (or at the
+/// `i`-th address), placing key bytes as the system does; `without` is
+/// what the system does when that member fails: twemproxy ejects it,
+/// HAProxy and nginx mark it down (keeping every server's id and place),
+/// groupcache's peer list drops it.
+fn build_compat(algo: Algo, n: u32, without: Option<u32>) -> Result<Built, String> {
+    let err = |e: weft_shard::ShardError| e.to_string();
+    let marks_down = matches!(
+        algo,
+        Algo::HaproxyMap | Algo::HaproxyConsistent | Algo::Nginx | Algo::NginxConsistent
+    );
+    let kept: Vec<u32> = (0..n)
+        .filter(|&i| marks_down || Some(i) != without)
+        .collect();
+    let address = |i: u32| format!("10.{}.{}.{}:6379", i >> 16, (i >> 8) & 255, i & 255);
+    let labels = kept.clone();
+    let by_name = |name: &str| -> u32 {
+        name.strip_prefix("node-")
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(u32::MAX)
+    };
+    Ok(match algo {
+        Algo::TwemproxyKetama | Algo::TwemproxyModula => {
+            let servers = kept
+                .iter()
+                .map(|&i| TwemproxyServer::new(&address(i), 1, Some(&format!("node-{i}"))))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let d = if algo == Algo::TwemproxyKetama {
+                Distribution::Ketama
+            } else {
+                Distribution::Modula
+            };
+            let pool = Twemproxy::new(servers, d, TwemproxyHash::Fnv1a_64).map_err(err)?;
+            Built {
+                place: Box::new(move |k| by_name(pool.server_for(k).point_name())),
+                bytes_per_member: if d == Distribution::Ketama {
+                    160.0 * 8.0
+                } else {
+                    4.0
+                },
+            }
+        }
+        Algo::HaproxyMap | Algo::HaproxyConsistent => {
+            let servers = kept
+                .iter()
+                .map(|&i| HaproxyServer::new(&format!("node-{i}"), &address(i), 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let line = if algo == Algo::HaproxyMap {
+                "map-based"
+            } else {
+                "consistent"
+            };
+            let mut backend = Haproxy::new(servers, line.parse().map_err(err)?).map_err(err)?;
+            if let Some(w) = without {
+                backend = backend.with_down(&format!("node-{w}")).map_err(err)?;
+            }
+            Built {
+                place: Box::new(move |k| {
+                    backend
+                        .server_for(k)
+                        .map_or(u32::MAX, |s| by_name(s.name()))
+                }),
+                bytes_per_member: if algo == Algo::HaproxyMap {
+                    4.0
+                } else {
+                    16.0 * 8.0
+                },
+            }
+        }
+        Algo::Nginx | Algo::NginxConsistent => {
+            let servers = kept
+                .iter()
+                .map(|&i| NginxServer::new(&address(i), 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let mode = if algo == Algo::Nginx {
+                NginxHashMode::Plain
+            } else {
+                NginxHashMode::Consistent
+            };
+            let mut upstream = NginxHash::new(servers, mode).map_err(err)?;
+            if let Some(w) = without {
+                upstream = upstream.with_down(&address(w)).map_err(err)?;
+            }
+            Built {
+                place: Box::new(move |k| {
+                    upstream
+                        .shard_for(k)
+                        .map_or(u32::MAX, |id| labels[id.index()])
+                }),
+                bytes_per_member: if algo == Algo::Nginx {
+                    8.0
+                } else {
+                    160.0 * 8.0
+                },
+            }
+        }
+        Algo::Groupcache => {
+            let pool = Groupcache::new(
+                kept.iter().map(|i| format!("node-{i}")),
+                Groupcache::DEFAULT_REPLICAS,
+            )
+            .map_err(err)?;
+            Built {
+                place: Box::new(move |k| by_name(pool.peer_for(k))),
+                bytes_per_member: 50.0 * 8.0,
+            }
+        }
+        _ => return Err(format!("{} is not a compatible placement", algo.name())),
+    })
+}
+
 fn build(algo: Algo, n: u32, without: Option<u32>) -> Result<Built, String> {
+    if algo.compat() {
+        return build_compat(algo, n, without);
+    }
     let err = |e: weft_shard::ShardError| e.to_string();
     let list = || -> Result<Members, String> {
         Members::named(
@@ -99,52 +274,29 @@ fn build(algo: Algo, n: u32, without: Option<u32>) -> Result<Built, String> {
     };
     let n_live = n - u32::from(without.is_some());
     Ok(match algo {
-        Algo::Floor => Built {
-            sharder: Box::new(Floor(n_live)),
-            bytes_per_member: 0.0,
-        },
-        Algo::Modulo => Built {
-            sharder: Box::new(Modulo::new(n_live).map_err(err)?),
-            bytes_per_member: 0.0,
-        },
-        Algo::Jump => Built {
-            sharder: Box::new(Jump::new(n_live).map_err(err)?),
-            bytes_per_member: 0.0,
-        },
-        Algo::LevelJump => Built {
-            sharder: Box::new(LevelJump::new(n_live).map_err(err)?),
-            bytes_per_member: 0.0,
-        },
+        Algo::Floor => Built::hashed(algo, Floor(n_live), without, 0.0),
+        Algo::Modulo => Built::hashed(algo, Modulo::new(n_live).map_err(err)?, without, 0.0),
+        Algo::Jump => Built::hashed(algo, Jump::new(n_live).map_err(err)?, without, 0.0),
+        Algo::LevelJump => Built::hashed(algo, LevelJump::new(n_live).map_err(err)?, without, 0.0),
         Algo::Memento => {
             let mut set = Memento::new(names(n)).map_err(err)?;
             if let Some(w) = without {
                 set.remove(&format!("node-{w}")).map_err(err)?;
             }
-            Built {
-                sharder: Box::new(set),
-                bytes_per_member: 16.0,
-            }
+            Built::hashed(algo, set, without, 16.0)
         }
-        Algo::Rendezvous => Built {
-            sharder: Box::new(Rendezvous::new(list()?)),
-            bytes_per_member: 16.0,
-        },
+        Algo::Rendezvous => Built::hashed(algo, Rendezvous::new(list()?), without, 16.0),
         Algo::Ring => {
             let ring = Ring::new(list()?, Ring::DEFAULT_VNODES).map_err(err)?;
             let bytes = ring.point_count() as f64 * 12.0 / f64::from(n_live);
-            Built {
-                sharder: Box::new(ring),
-                bytes_per_member: bytes,
-            }
+            Built::hashed(algo, ring, without, bytes)
         }
         Algo::Maglev => {
             let m = Maglev::new(list()?, Maglev::DEFAULT_TABLE_SIZE).map_err(err)?;
             let bytes = m.table_size() as f64 * 4.0 / f64::from(n_live);
-            Built {
-                sharder: Box::new(m),
-                bytes_per_member: bytes,
-            }
+            Built::hashed(algo, m, without, bytes)
         }
+        _ => return Err(format!("{} is not a weft function", algo.name())),
     })
 }
 
@@ -180,39 +332,46 @@ fn measure(algo: Algo, n: u32, keys: &[[u8; 16]]) -> Result<Row, String> {
     let started = Instant::now();
     let built = build(algo, n, None)?;
     let build_time = started.elapsed();
-    let f = &built.sharder;
+    let f = &built.place;
 
     // Lookup cost, key hashing included.
     let started = Instant::now();
     let mut acc = 0u32;
     for k in keys {
-        acc = acc.wrapping_add(f.shard_for_hash(key_hash(black_box(k))).get());
+        acc = acc.wrapping_add(f(black_box(k)));
     }
     black_box(acc);
     let ns = started.elapsed().as_nanos() as f64 / keys.len() as f64;
 
-    let hashes: Vec<u64> = keys.iter().map(key_hash).collect();
+    // Movement is counted over key indices, so each function places the
+    // key's bytes its own way.
+    let at = |i: u64| &keys[i as usize][..];
+    let hashes: Vec<u64> = (0..keys.len() as u64).collect();
     let mut counts = vec![0u64; n as usize];
-    for &h in &hashes {
-        counts[f.shard_for_hash(h).index()] += 1;
+    for &i in &hashes {
+        let label = f(at(i));
+        let slot = counts
+            .get_mut(label as usize)
+            .ok_or_else(|| format!("{} left a key unplaced", algo.name()))?;
+        *slot += 1;
     }
     let b = balance(&counts);
 
     let (add, remove) = if algo == Algo::Floor {
         (None, None)
     } else {
-        let grown: Box<dyn Sharder> = match algo {
+        let grown = match algo {
             Algo::Memento => {
                 let mut set = Memento::new(names(n)).map_err(|e| e.to_string())?;
                 set.add(format!("node-{n}")).map_err(|e| e.to_string())?;
-                Box::new(set)
+                Built::hashed(algo, set, None, 0.0).place
             }
-            _ => build(algo, n + 1, None)?.sharder,
+            _ => build(algo, n + 1, None)?.place,
         };
         let added = movement(
             &hashes,
-            |h| f.shard_for_hash(h).get(),
-            |h| grown.shard_for_hash(h).get(),
+            |i| f(at(i)),
+            |i| grown(at(i)),
             Change::Added {
                 label: n,
                 ideal_share: 1.0 / f64::from(n + 1),
@@ -227,11 +386,11 @@ fn measure(algo: Algo, n: u32, keys: &[[u8; 16]]) -> Result<Row, String> {
                 Algo::Modulo | Algo::Jump | Algo::LevelJump => n - 1,
                 _ => n / 2,
             };
-            let shrunk = build(algo, n, Some(victim))?.sharder;
+            let shrunk = build(algo, n, Some(victim))?.place;
             let m = movement(
                 &hashes,
-                |h| f.shard_for_hash(h).get(),
-                |h| full_label(algo, shrunk.shard_for_hash(h), victim),
+                |i| f(at(i)),
+                |i| shrunk(at(i)),
                 Change::Removed { label: victim },
             );
             Some((m.ratio, m.stray))
@@ -258,10 +417,16 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
         return Err(format!("bench-hash takes no arguments, got {extra:?}"));
     }
     let mut algos: Vec<Algo> = match args.list::<String>("algos")? {
-        Some(list) => list
-            .iter()
-            .map(|s| Algo::parse(s))
-            .collect::<Result<_, _>>()?,
+        Some(list) => {
+            let mut algos = Vec::new();
+            for s in &list {
+                match s.as_str() {
+                    "compat" => algos.extend(COMPAT),
+                    _ => algos.push(Algo::parse(s)?),
+                }
+            }
+            algos
+        }
         None => ALL.to_vec(),
     };
     // The floor is always measured, first, as the baseline of the run.
@@ -328,7 +493,8 @@ fn print_table(rows: &[Row], key_count: usize) {
     let mut out = stdout.lock();
     let _ = writeln!(
         out,
-        "{key_count} keys of 16 bytes, hashed with weft's key hash (included in ns/lookup); \
+        "{key_count} keys of 16 bytes, hashed with weft's key hash (included in ns/lookup; \
+         the real systems' placements hash the key's bytes their own way); \
          floor = key hash + multiply-shift, measured first in this run.\n\
          Movement is ÷ the ideal (1/(n+1) on add; the removed member's share on remove); \
          stray = keys moved between members that stayed.\n"

@@ -14,6 +14,12 @@ usage:
              [--key-format utf8|hex|u64] [KEY ...]
   weft route --scheme twemproxy --servers LINES [--distribution ketama|modula]
              [--hash HASH] [--hash-tag XY] [KEY ...]
+  weft route --scheme haproxy --servers LINES [--hash-type 'consistent djb2 avalanche']
+             [--balance key|source] [KEY ...]
+  weft route --scheme nginx --servers LINES [--hash-type plain|consistent] [KEY ...]
+  weft route --scheme groupcache --peers LIST [--replicas 50] [KEY ...]
+  weft route --scheme couchbase [--vbuckets 1024 | --vbucket-map FILE] [KEY ...]
+  weft route --scheme scylla --shards N [--ignore-msb 12] [KEY ...]
   weft bench-hash [--algos LIST] [--shards 10,100,1000,10000] [--keys N] [--svg PATH]
 
 route prints one line per key: the key as given, a tab, the result. Keys come
@@ -38,13 +44,36 @@ schemes:
                         ('10.0.0.1:6379:1 a,10.0.0.2:6379:2 b'); default
                         distribution ketama, hash fnv1a_64 (any of twemproxy's
                         twelve); random is refused
+  haproxy               HAProxy 2.6's server (name) for a key's bytes (balance
+                        hdr()/url_param/uri) or, with --balance source, for a
+                        client address; --servers is server lines joined by
+                        commas ('server a 10.0.0.1:80 weight 2,...'), with
+                        weight, id and disabled; --hash-type as the backend's
+                        line (default map-based sdbm); 'none' when no server
+                        is up
+  nginx                 nginx's upstream server (address) under hash $key
+                        (--hash-type plain, the default) or hash $key
+                        consistent; --servers is server lines ('server
+                        10.0.0.1:80 weight=2; server 10.0.0.2:80 down');
+                        'round-robin' where nginx does not hash
+  groupcache            groupcache's peer (consistenthash, CRC-32, --replicas
+                        default 50); --peers as given to HTTPPool.Set
+  couchbase             the key's vBucket (--vbuckets, default 1024); with
+                        --vbucket-map FILE (a bucket config's JSON) the vBucket,
+                        a tab and its active server ('none' if it has none)
+  scylla                the shard of the node owning the key's Murmur3 token
+                        (--shards: the node's shard count; --ignore-msb
+                        default 12)
   guava                 Guava consistentHash (bucket; key is a decimal u64)
   cassandra             Murmur3Partitioner token (signed decimal)
   elasticsearch         document shard (--shards, optional --routing-shards)
 
 --members is a comma-separated list of name or name=weight.
 bench-hash algorithms: floor, modulo, jump, level-jump, memento, rendezvous,
-ring, maglev (default: all).";
+ring, maglev (default: all of these); the real systems' placements, each
+hashing the key bytes its own way: twemproxy-ketama, twemproxy-modula,
+haproxy-map, haproxy-consistent, nginx, nginx-consistent, groupcache (or
+'compat' for all of them).";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();

@@ -4,8 +4,10 @@ use std::io::{BufRead, Write};
 
 use weft_core::{Sharder, key_hash};
 use weft_shard::compat::{
-    Distribution, Elasticsearch, Ketama, Twemproxy, TwemproxyServer, cassandra_token,
-    guava_consistent_hash, kafka_partition, librdkafka_consistent_random, redis_slot, sarama_hash,
+    COUCHBASE_VBUCKETS, CouchbaseMap, Distribution, Elasticsearch, Groupcache, Haproxy,
+    HaproxyServer, Ketama, NginxHash, NginxHashMode, ScyllaNode, Twemproxy, TwemproxyServer,
+    cassandra_token, couchbase_vbucket, guava_consistent_hash, kafka_partition,
+    librdkafka_consistent_random, redis_slot, sarama_hash,
 };
 use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
 
@@ -40,6 +42,13 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
             "distribution",
             "hash",
             "hash-tag",
+            "hash-type",
+            "balance",
+            "peers",
+            "replicas",
+            "vbuckets",
+            "vbucket-map",
+            "ignore-msb",
         ],
     )?;
     let scheme = args
@@ -162,14 +171,37 @@ fn named_route<S: Sharder + 'static>(sharder: S, members: Members) -> Route {
     })
 }
 
+/// Flags that only some schemes take.
+const SCHEME_FLAGS: &[(&str, &[&str])] = &[
+    ("routing-shards", &["elasticsearch"]),
+    ("servers", &["twemproxy", "haproxy", "nginx"]),
+    ("distribution", &["twemproxy"]),
+    ("hash", &["twemproxy"]),
+    ("hash-tag", &["twemproxy"]),
+    ("hash-type", &["haproxy", "nginx"]),
+    ("balance", &["haproxy"]),
+    ("peers", &["groupcache"]),
+    ("replicas", &["groupcache"]),
+    ("vbuckets", &["couchbase"]),
+    ("vbucket-map", &["couchbase"]),
+    ("ignore-msb", &["scylla"]),
+];
+
+/// `--servers`: the system's server lines, separated by commas (or, for
+/// nginx, its own `;`).
+fn server_lines<'a>(args: &'a Args, scheme: &str, example: &str) -> Result<&'a str, String> {
+    args.get("servers")
+        .ok_or_else(|| format!("scheme {scheme} needs --servers {example}"))
+}
+
 fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String> {
     let err = |e: weft_shard::ShardError| e.to_string();
-    if args.get("routing-shards").is_some() && scheme != "elasticsearch" {
-        return Err("--routing-shards only applies to --scheme elasticsearch".into());
-    }
-    for flag in ["servers", "distribution", "hash", "hash-tag"] {
-        if args.get(flag).is_some() && scheme != "twemproxy" {
-            return Err(format!("--{flag} only applies to --scheme twemproxy"));
+    for (flag, schemes) in SCHEME_FLAGS {
+        if args.get(flag).is_some() && !schemes.contains(&scheme) {
+            return Err(format!(
+                "--{flag} only applies to --scheme {}",
+                schemes.join(" or ")
+            ));
         }
     }
     Ok(match scheme {
@@ -291,6 +323,139 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
                 pool = pool.hash_tag(tag).map_err(|e| format!("--hash-tag: {e}"))?;
             }
             Box::new(move |k| Ok(pool.server_for(&k.bytes).point_name().to_string()))
+        }
+        "haproxy" => {
+            fixed_slots(args, scheme, "the server of --servers")?;
+            let lines = server_lines(
+                args,
+                scheme,
+                "'server a 10.0.0.1:80 weight 2,server b 10.0.0.2:80' (server lines)",
+            )?;
+            let servers = lines
+                .split(',')
+                .map(|line| line.parse::<HaproxyServer>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--servers: {e}"))?;
+            let hash_type = args
+                .get("hash-type")
+                .unwrap_or("map-based")
+                .parse()
+                .map_err(|e| format!("--hash-type: {e}"))?;
+            let backend = Haproxy::new(servers, hash_type).map_err(err)?;
+            let answer = |s: Option<&HaproxyServer>| {
+                s.map_or_else(|| "none".to_string(), |s| s.name().to_string())
+            };
+            match args.get("balance").unwrap_or("key") {
+                "key" => {
+                    bytes_only(scheme, format)?;
+                    Box::new(move |k| Ok(answer(backend.server_for(&k.bytes))))
+                }
+                "source" => {
+                    if format != KeyFormat::Utf8 {
+                        return Err("--balance source takes client addresses as text keys".into());
+                    }
+                    Box::new(move |k| {
+                        let text = String::from_utf8_lossy(&k.bytes);
+                        let addr: std::net::IpAddr = text.trim().parse().map_err(|_| {
+                            format!("key {text:?} is not an IP address (--balance source)")
+                        })?;
+                        Ok(answer(backend.server_for_source(addr)))
+                    })
+                }
+                other => {
+                    return Err(format!(
+                        "unknown --balance {other:?} (key: the bytes hdr()/url_param/uri hash; source: client addresses)"
+                    ));
+                }
+            }
+        }
+        "nginx" => {
+            bytes_only(scheme, format)?;
+            fixed_slots(args, scheme, "the server of --servers")?;
+            let lines = server_lines(
+                args,
+                scheme,
+                "'server 10.0.0.1:80 weight=2; server 10.0.0.2:80' (server lines)",
+            )?;
+            let mode = match args.get("hash-type").unwrap_or("plain") {
+                "plain" => NginxHashMode::Plain,
+                "consistent" => NginxHashMode::Consistent,
+                other => {
+                    return Err(format!(
+                        "--hash-type: unknown nginx hash {other:?} (plain: hash $key; consistent: hash $key consistent)"
+                    ));
+                }
+            };
+            let upstream = NginxHash::parse_servers(&lines.replace(',', ";"), mode)
+                .map_err(|e| format!("--servers: {e}"))?;
+            Box::new(move |k| {
+                Ok(upstream
+                    .server_for(&k.bytes)
+                    .map_or_else(|| "round-robin".to_string(), |s| s.address().to_string()))
+            })
+        }
+        "groupcache" => {
+            bytes_only(scheme, format)?;
+            fixed_slots(args, scheme, "the peer of --peers")?;
+            let peers = args.get("peers").ok_or(
+                "scheme groupcache needs --peers 'http://10.0.0.1:8080,http://10.0.0.2:8080'",
+            )?;
+            let replicas = args
+                .parsed::<usize>("replicas")?
+                .unwrap_or(Groupcache::DEFAULT_REPLICAS);
+            let pool = Groupcache::new(peers.split(',').map(str::trim), replicas).map_err(err)?;
+            Box::new(move |k| Ok(pool.peer_for(&k.bytes).to_string()))
+        }
+        "couchbase" => {
+            bytes_only(scheme, format)?;
+            fixed_slots(args, scheme, "a vBucket (or its server with --vbucket-map)")?;
+            match args.get("vbucket-map") {
+                Some(path) => {
+                    if args.get("vbuckets").is_some() {
+                        return Err(
+                            "give --vbuckets or --vbucket-map, not both: the map has its own count"
+                                .into(),
+                        );
+                    }
+                    let json = std::fs::read_to_string(path)
+                        .map_err(|e| format!("--vbucket-map {path}: {e}"))?;
+                    let map = CouchbaseMap::from_json(&json)
+                        .map_err(|e| format!("--vbucket-map {path}: {e}"))?;
+                    Box::new(move |k| {
+                        Ok(format!(
+                            "{}\t{}",
+                            map.vbucket(&k.bytes),
+                            map.server_for(&k.bytes).unwrap_or("none")
+                        ))
+                    })
+                }
+                None => {
+                    let n = args
+                        .parsed::<u32>("vbuckets")?
+                        .unwrap_or(COUCHBASE_VBUCKETS);
+                    couchbase_vbucket(b"", n).map_err(err)?;
+                    Box::new(move |k| {
+                        couchbase_vbucket(&k.bytes, n)
+                            .map(|v| v.to_string())
+                            .map_err(err)
+                    })
+                }
+            }
+        }
+        "scylla" => {
+            bytes_only(scheme, format)?;
+            if args.get("members").is_some() {
+                return Err(
+                    "--members does not apply to --scheme scylla: give the node's --shards".into(),
+                );
+            }
+            let node = ScyllaNode::new(
+                shards(args, scheme)?,
+                args.parsed::<u32>("ignore-msb")?
+                    .unwrap_or(ScyllaNode::DEFAULT_IGNORE_MSB),
+            )
+            .map_err(err)?;
+            Box::new(move |k| Ok(node.shard_for_key(&k.bytes).to_string()))
         }
         "guava" => {
             if format != KeyFormat::U64 {

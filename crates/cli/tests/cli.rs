@@ -427,3 +427,265 @@ fn route_twemproxy_matches_nutcrackers_recorded_placement_and_refuses_bad_pools(
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn route_proxy_and_system_schemes_match_their_vectors_and_refuse_bad_settings() {
+    // crates/shard/tests/data: libcouchbase, scylla-driver, groupcache.
+    let cases: &[(&[&str], &str)] = &[
+        (&["route", "--scheme", "couchbase", "foo"], "foo\t115\n"),
+        (
+            &["route", "--scheme", "couchbase", "--vbuckets", "64", "foo"],
+            "foo\t51\n",
+        ),
+        (
+            &["route", "--scheme", "scylla", "--shards", "4", "key"],
+            "key\t2\n",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "groupcache",
+                "--peers",
+                "http://127.0.0.1:9001,http://127.0.0.1:9002",
+                "--replicas",
+                "160",
+                "key",
+                "key-0",
+            ],
+            "key\thttp://127.0.0.1:9001\nkey-0\thttp://127.0.0.1:9002\n",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "nginx",
+                "--servers",
+                "server 10.0.0.1:8080; server 10.0.0.2:8080 weight=2; server 10.0.0.3:8080",
+                "--hash-type",
+                "consistent",
+                "/img/42.png",
+                "",
+            ],
+            "/img/42.png\t10.0.0.1:8080\n\tround-robin\n",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a 10.0.0.1:80 weight 10,server b 10.0.0.2:80 weight 10,server c 10.0.0.3:80 weight 20",
+                "--hash-type",
+                "consistent",
+                "session-42",
+            ],
+            "session-42\tc\n",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a 10.0.0.1:80 disabled",
+                "k",
+            ],
+            "k\tnone\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = weft(args, None);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(stdout(&o), *want, "{args:?}");
+    }
+    let bad: &[(&[&str], &str)] = &[
+        (
+            &["route", "--scheme", "couchbase", "--vbuckets", "1000", "k"],
+            "1000 is not a power of two",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "couchbase",
+                "--vbucket-map",
+                "/nonexistent/map.json",
+                "k",
+            ],
+            "/nonexistent/map.json",
+        ),
+        (
+            &["route", "--scheme", "scylla", "--shards", "0", "k"],
+            "shard count 0",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "scylla",
+                "--shards",
+                "4",
+                "--ignore-msb",
+                "64",
+                "k",
+            ],
+            "sharding_ignore_msb 64",
+        ),
+        (
+            &["route", "--scheme", "scylla", "--members", "a,b", "k"],
+            "--members does not apply",
+        ),
+        (&["route", "--scheme", "groupcache", "k"], "needs --peers"),
+        (
+            &["route", "--scheme", "groupcache", "--peers", "a,", "k"],
+            "empty",
+        ),
+        (&["route", "--scheme", "haproxy", "k"], "needs --servers"),
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a x:1 weight 257",
+                "k",
+            ],
+            "0 to 256",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a x:1",
+                "--hash-type",
+                "consistent md5",
+                "k",
+            ],
+            "\"md5\"",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a x:1",
+                "--balance",
+                "random",
+                "k",
+            ],
+            "--balance",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a x:1",
+                "--balance",
+                "source",
+                "10.0.0.300",
+            ],
+            "not an IP address",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "nginx",
+                "--servers",
+                "server a:1 weight=0",
+                "k",
+            ],
+            "weight=",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "nginx",
+                "--servers",
+                "server a:1",
+                "--hash-type",
+                "map-based",
+                "k",
+            ],
+            "unknown nginx hash",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "kafka",
+                "--shards",
+                "3",
+                "--hash-type",
+                "consistent",
+                "k",
+            ],
+            "only applies to --scheme haproxy or nginx",
+        ),
+    ];
+    for (args, needle) in bad {
+        let o = weft(args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bench_hash_measures_the_real_systems_placements() {
+    let o = weft(
+        &[
+            "bench-hash",
+            "--algos",
+            "compat",
+            "--shards",
+            "12",
+            "--keys",
+            "4000",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let row = |name: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(&format!("| {name} | 12 |")))
+            .unwrap_or_else(|| panic!("no {name} row in\n{out}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    // Columns: 8 add moved ÷ ideal, 9 add stray, 10 remove moved ÷ ideal,
+    // 11 remove stray.
+    for name in [
+        "twemproxy-ketama",
+        "haproxy-consistent",
+        "nginx-consistent",
+        "groupcache",
+    ] {
+        assert_eq!(
+            row(name)[9],
+            "0",
+            "{name}: consistent adds move no key between old members"
+        );
+    }
+    // A modula pool reshuffles nearly everything when a server goes.
+    let modula: f64 = row("twemproxy-modula")[10].parse().unwrap();
+    assert!(modula > 5.0, "{modula}");
+    // nginx's plain hash rehashes only the down server's keys; HAProxy's
+    // map-based rebuilds the map.
+    assert_eq!(row("nginx")[11], "0");
+    assert_ne!(row("haproxy-map")[11], "0");
+}

@@ -156,6 +156,18 @@ pub enum ShardError {
         /// The scheme.
         scheme: &'static str,
     },
+    /// A system setting outside what that system accepts (a Scylla shard
+    /// count of zero, a Couchbase vBucket count that is not a power of
+    /// two, an HAProxy weight above 256, …).
+    #[error("{what} {value} {must}")]
+    BadSetting {
+        /// The setting, in the system's own words.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What the system requires of it.
+        must: &'static str,
+    },
     /// A release for a shard that holds no load.
     #[error("shard {0} holds no load to release")]
     NothingToRelease(weft_core::ShardId),

@@ -47,7 +47,9 @@
 //! is a pure function of its membership (except [`BoundedLoad`], which
 //! assigns by live load, and [`Memento`], which depends on the order of
 //! removals). [`compat`] reproduces the partitioners of Kafka, librdkafka,
-//! Sarama, Redis Cluster, libmemcached, Guava, Cassandra and Elasticsearch.
+//! Sarama, Redis Cluster, libmemcached, Guava, Cassandra, Elasticsearch,
+//! Couchbase and ScyllaDB, and the placements of the proxies twemproxy,
+//! HAProxy and nginx and of groupcache.
 //!
 //! # Not guaranteed
 //!

@@ -320,3 +320,140 @@ fn twemproxy_matches_nutcrackers_recorded_placements() {
     }
     assert_eq!((pools, keys), (26, 26 * 153));
 }
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The rows of a vector file, without its comment lines.
+fn rows_of(data: &str) -> impl Iterator<Item = Vec<&str>> {
+    data.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').collect())
+}
+
+/// ScyllaDB, computed by scylla-driver 3.29.3's own Python code
+/// (data/scylla.tsv cites the functions): the key's token and its shard
+/// for shard counts 1–65535 and `ignore_msb` 0–63, and edge tokens.
+#[test]
+fn scylla_shards_match_the_python_driver() {
+    let mut n = 0;
+    for f in rows_of(include_str!("data/scylla.tsv")) {
+        let token: i64 = f[1].parse().unwrap();
+        if f[0] != "-" {
+            assert_eq!(cassandra_token(&unhex(f[0])), token, "key {}", f[0]);
+        }
+        let node = ScyllaNode::new(f[2].parse().unwrap(), f[3].parse().unwrap()).unwrap();
+        let want: u16 = f[4].parse().unwrap();
+        assert_eq!(node.shard_of_token(token), want, "{f:?}");
+        if f[0] != "-" {
+            assert_eq!(node.shard_for_key(&unhex(f[0])), want, "{f:?}");
+        }
+        n += 1;
+    }
+    assert_eq!(n, 53 * 14 + 9 * 14);
+}
+
+/// Couchbase, computed by libcouchbase 3.3.19's own `hash_crc32` and
+/// `lcbvb_k2vb` (data/couchbase.tsv); "foo" is vBucket 115 of 1024, the
+/// example Couchbase's documentation gives.
+#[test]
+fn couchbase_vbuckets_match_libcouchbase() {
+    let counts = [1, 2, 64, 128, 1024, 4096, 32768];
+    let mut n = 0;
+    for f in rows_of(include_str!("data/couchbase.tsv")) {
+        let key = if f[0] == "-" { Vec::new() } else { unhex(f[0]) };
+        for (count, want) in counts.iter().zip(&f[2..]) {
+            assert_eq!(
+                couchbase_vbucket(&key, *count).unwrap(),
+                want.parse::<u16>().unwrap(),
+                "key {} of {count}",
+                f[0]
+            );
+        }
+        n += 1;
+    }
+    assert_eq!(n, 50);
+    assert_eq!(couchbase_vbucket(b"foo", COUCHBASE_VBUCKETS).unwrap(), 115);
+}
+
+/// groupcache, computed by its own `consistenthash` package
+/// (data/groupcache.tsv): four peer lists, 1, 3, 50 and 160 replicas.
+#[test]
+fn groupcache_peers_match_consistenthash() {
+    let pools: [&[&str]; 4] = [
+        &[
+            "http://10.0.0.1:8080",
+            "http://10.0.0.2:8080",
+            "http://10.0.0.3:8080",
+        ],
+        &["a", "b", "c", "d", "e"],
+        &["peer-1"],
+        &["http://127.0.0.1:9001", "http://127.0.0.1:9002"],
+    ];
+    let mut n = 0;
+    for f in rows_of(include_str!("data/groupcache.tsv")) {
+        let pool = Groupcache::new(
+            pools[f[0].parse::<usize>().unwrap()].iter().copied(),
+            f[1].parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(pool.peer_for(&unhex(f[2])), f[3], "{f:?}");
+        n += 1;
+    }
+    assert_eq!(n, 4 * 4 * 64);
+}
+
+/// nginx 1.22.1 and HAProxy 2.6.12, as recorded from the running proxies
+/// by tests/proxies_live.rs (`WEFT_RECORD_PROXIES`): each case's server
+/// lines, then the port that answered each key (`-` where nginx used
+/// round robin, which weft reports as `None`).
+#[test]
+fn nginx_and_haproxy_match_their_recorded_placements() {
+    let port = |address: &str| address.rsplit_once(':').unwrap().1.to_string();
+    let mut upstream: Option<NginxHash> = None;
+    let (mut cases, mut rows) = (0, 0);
+    for f in rows_of(include_str!("data/nginx.tsv")) {
+        if f[0] == "upstream" {
+            let mode = match f[1] {
+                "plain" => NginxHashMode::Plain,
+                _ => NginxHashMode::Consistent,
+            };
+            upstream = Some(NginxHash::parse_servers(&f[2].replace('|', "\n"), mode).unwrap());
+            cases += 1;
+            continue;
+        }
+        let got = upstream.as_ref().unwrap().server_for(&unhex(f[0]));
+        let got = got.map_or("-".to_string(), |s| port(s.address()));
+        assert_eq!(got, f[1], "nginx case {cases}: key {}", f[0]);
+        rows += 1;
+    }
+    assert_eq!((cases, rows), (8, 8 * 1079));
+    let mut backend: Option<(bool, Haproxy)> = None;
+    let (mut cases, mut rows) = (0, 0);
+    for f in rows_of(include_str!("data/haproxy.tsv")) {
+        if f[0] == "backend" || f[0] == "source" {
+            let b = Haproxy::parse_servers(&f[2].replace('|', "\n"), f[1].parse().unwrap());
+            backend = Some((f[0] == "source", b.unwrap()));
+            cases += 1;
+            continue;
+        }
+        let (source, b) = backend.as_ref().unwrap();
+        let got = if *source {
+            b.server_for_source(f[0].parse().unwrap())
+        } else {
+            b.server_for(&unhex(f[0]))
+        };
+        assert_eq!(
+            port(got.unwrap().address()),
+            f[1],
+            "HAProxy case {cases}: key {}",
+            f[0]
+        );
+        rows += 1;
+    }
+    assert_eq!((cases, rows), (13, 11 * 1079 + 2 * 120));
+}

@@ -1,5 +1,5 @@
-//! Test support for weft: starts real etcd, Redis and twemproxy
-//! (nutcracker) servers on loopback for integration tests.
+//! Test support for weft: starts real etcd, Redis, twemproxy (nutcracker),
+//! nginx and HAProxy servers on loopback for integration tests.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -40,6 +40,7 @@ pub mod faults;
 mod http;
 mod nutcracker;
 mod process;
+mod proxy;
 mod redis;
 pub mod scenario;
 pub mod sim;
@@ -48,4 +49,5 @@ pub use etcd::{Etcd, EtcdCluster, etcd, etcd_cluster};
 pub use http::{HttpResponse, http};
 pub use nutcracker::{Nutcracker, nutcracker};
 pub use process::HarnessError;
+pub use proxy::{HttpProxy, ProxyKind, http_proxy};
 pub use redis::{Redis, RedisCluster, Reply, redis, redis_cluster};

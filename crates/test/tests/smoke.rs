@@ -64,3 +64,32 @@ async fn a_dropped_server_is_stopped_by_its_pid() {
     assert!(!dir.exists());
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn nginx_and_haproxy_answer_and_stop_by_their_pid() {
+    let nginx = weft_test::http_proxy(weft_test::ProxyKind::Nginx, 1, 1, |p| {
+        format!(
+            "  server {{ listen 127.0.0.1:{}; return 200 \"nginx\"; }}",
+            p[0]
+        )
+    });
+    let haproxy = weft_test::http_proxy(weft_test::ProxyKind::Haproxy, 1, 1, |p| {
+        format!(
+            "defaults\n  mode http\n  timeout client 5s\n  timeout connect 5s\n  timeout server 5s\n\
+             frontend f\n  bind 127.0.0.1:{}\n  http-request return status 200 content-type text/plain string haproxy\n",
+            p[0]
+        )
+    });
+    for (proxy, name) in [(nginx.await, "nginx"), (haproxy.await, "haproxy")] {
+        let Some(proxy) = proxy else {
+            continue;
+        };
+        let addr = format!("127.0.0.1:{}", proxy.port(0));
+        let reply = weft_test::http(&addr, "GET", "/", None).await.unwrap();
+        assert_eq!((reply.status, reply.body.trim()), (200, name));
+        let pid = proxy.pid();
+        drop(proxy);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+    }
+}

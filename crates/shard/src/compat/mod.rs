@@ -11,25 +11,42 @@
 //! | Redis Cluster | [`redis_slot`] | `CRC16-XMODEM(key or hash tag) mod 16384`; the tag is the bytes between the first `{` and the next `}`, if not empty | |
 //! | libmemcached | [`Ketama`] | weighted ketama (`KETAMA_WEIGHTED`): MD5 key hash, 4 points per MD5 of `host-i` (port omitted when 11211), libmemcached's float rounding of the point count | libketama and spymemcached (other point strings); twemproxy unless `hash: md5` and no server names; unweighted ketama (100 points per server) |
 //! | twemproxy | [`Twemproxy`] | nutcracker 0.5.0 on x86-64: `distribution: ketama` and `modula`, all twelve `hash:` functions, `hash_tag`, server names and weights, pool order by name, ejected hosts ([`Twemproxy::without`]) | `distribution: random` (refused: not reproducible); builds where C `char` is unsigned, for keys with bytes ≥ 0x80 under the hashes that read them signed |
+//! | HAProxy | [`Haproxy`] | HAProxy 2.6 `hash-type map-based` and `consistent` with `sdbm`, `djb2`, `wt6`, `crc32` and `avalanche`; weights (0–256, divided by their gcd for the map) and ids as HAProxy numbers them; `balance source`'s address XOR ([`Haproxy::server_for_source`]); disabled and failed servers | `backup` servers (refused), `hash-balance-factor` (depends on live load), `hash-key addr` / `addr-port` (3.0+) |
+//! | nginx | [`NginxHash`] | nginx 1.22 `upstream { hash $key; }` (Cache::Memcached's `(crc32 >> 16) & 0x7fff` over weighted servers, rehashing past `down` ones) and `hash $key consistent;` (160 CRC-32 points per weight from `host\0port` as written); `None` where nginx falls back to round robin | an upstream whose server name resolves to several addresses (nginx picks among them by round robin) |
 //! | Guava | [`guava_consistent_hash`] | `Hashing.consistentHash(long, int)` | |
 //! | Cassandra | [`cassandra_token`], [`TokenRing`] | `Murmur3Partitioner`: MurmurHash3 x64-128 `h1` with Cassandra's sign-extended tail bytes; owner = first token ≥ key token | canonical MurmurHash3 on keys whose tail holds a byte ≥ 0x80 |
+//! | ScyllaDB | [`ScyllaNode`] | shard-aware drivers' shard of a Murmur3 token (`biased-token-round-robin`, `SCYLLA_NR_SHARDS`, `SCYLLA_SHARDING_IGNORE_MSB`, default 12): Scylla's `dht::shard_of`, the Rust driver 1.8, gocql, the Python driver 3.29 | |
+//! | Couchbase | [`couchbase_vbucket`], [`CouchbaseMap`] | `(crc32(key) >> 16 & 0x7fff) mod vBuckets` (libcouchbase `lcbvb_k2vb`, the Java SDK, gocbcore); the active server from the bucket's `vBucketServerMap` | |
+//! | groupcache | [`Groupcache`] | `consistenthash` with the default CRC-32: `replicas` points `crc32("{i}{peer}")` per peer (50 in `HTTPPool`), the later peer on equal points | rings built with `consistenthash.New(n, fn)` and another `fn` |
 //! | Elasticsearch | [`Elasticsearch`] | document routing: MurmurHash3 x86-32 of the routing string's UTF-16 code units, `number_of_routing_shards`, routing factor and partition offset; the 7.0+ default routing-shard count | indices created before 7.0 (routing shards = shards) unless given explicitly |
 
 mod cassandra;
+mod couchbase;
 mod elasticsearch;
+mod groupcache;
+mod haproxy;
 mod kafka;
 mod ketama;
+mod nginx;
 mod redis;
+mod scylla;
 mod twemproxy;
 
 pub use cassandra::{TokenRing, cassandra_token, murmur3_x64_128_cassandra};
+pub use couchbase::{COUCHBASE_VBUCKETS, Couchbase, CouchbaseMap, couchbase_vbucket};
 pub use elasticsearch::{Elasticsearch, murmur3_x86_32, routing_hash};
+pub use groupcache::Groupcache;
+pub use haproxy::{
+    Haproxy, HaproxyHashFn, HaproxyHashType, HaproxyMethod, HaproxyServer, haproxy_full_hash,
+};
 pub use kafka::{
     fnv1a_32, kafka_partition, librdkafka_consistent_random, librdkafka_murmur2_random, murmur2,
     sarama_hash, sarama_reference_hash,
 };
 pub use ketama::{Ketama, ketama_hash};
+pub use nginx::{NginxHash, NginxHashMode, NginxServer};
 pub use redis::{REDIS_SLOTS, redis_slot};
+pub use scylla::ScyllaNode;
 pub use twemproxy::{Distribution, Twemproxy, TwemproxyHash, TwemproxyServer};
 
 use crate::{Jump, ShardError};
