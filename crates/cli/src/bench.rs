@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use weft_core::{ShardId, Sharder, key_hash};
 use weft_shard::analysis::{Change, balance, movement};
 use weft_shard::compat::{
-    Distribution, Groupcache, Haproxy, HaproxyServer, NginxHash, NginxHashMode, NginxServer,
-    Twemproxy, TwemproxyHash, TwemproxyServer,
+    Distribution, EnvoyHost, EnvoyMaglev, EnvoyRing, EnvoyRingHashFn, Groupcache, Haproxy,
+    HaproxyServer, NginxHash, NginxHashMode, NginxServer, Twemproxy, TwemproxyHash,
+    TwemproxyServer,
 };
 use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
 
@@ -34,11 +35,13 @@ enum Algo {
     Nginx,
     NginxConsistent,
     Groupcache,
+    EnvoyRing,
+    EnvoyMaglev,
 }
 
 /// Placements of real systems, each with its own key hash on the key's
 /// bytes: measured only when asked for (`--algos compat` or by name).
-const COMPAT: [Algo; 7] = [
+const COMPAT: [Algo; 9] = [
     Algo::TwemproxyKetama,
     Algo::TwemproxyModula,
     Algo::HaproxyMap,
@@ -46,6 +49,8 @@ const COMPAT: [Algo; 7] = [
     Algo::Nginx,
     Algo::NginxConsistent,
     Algo::Groupcache,
+    Algo::EnvoyRing,
+    Algo::EnvoyMaglev,
 ];
 
 const ALL: [Algo; 8] = [
@@ -77,6 +82,8 @@ impl Algo {
             Algo::Nginx => "nginx",
             Algo::NginxConsistent => "nginx-consistent",
             Algo::Groupcache => "groupcache",
+            Algo::EnvoyRing => "envoy-ring",
+            Algo::EnvoyMaglev => "envoy-maglev",
         }
     }
 
@@ -148,7 +155,7 @@ impl Built {
 /// `i`-th address), placing key bytes as the system does; `without` is
 /// what the system does when that member fails: twemproxy ejects it,
 /// HAProxy and nginx mark it down (keeping every server's id and place),
-/// groupcache's peer list drops it.
+/// groupcache's peer list and Envoy's healthy hosts drop it.
 fn build_compat(algo: Algo, n: u32, without: Option<u32>) -> Result<Built, String> {
     let err = |e: weft_shard::ShardError| e.to_string();
     let marks_down = matches!(
@@ -252,6 +259,43 @@ fn build_compat(algo: Algo, n: u32, without: Option<u32>) -> Result<Built, Strin
             Built {
                 place: Box::new(move |k| by_name(pool.peer_for(k))),
                 bytes_per_member: 50.0 * 8.0,
+            }
+        }
+        Algo::EnvoyRing | Algo::EnvoyMaglev => {
+            let hosts = kept
+                .iter()
+                .map(|&i| EnvoyHost::new(&address(i), 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            if algo == Algo::EnvoyRing {
+                let ring = EnvoyRing::new(
+                    hosts,
+                    EnvoyRing::DEFAULT_MIN_SIZE,
+                    EnvoyRing::DEFAULT_MAX_SIZE,
+                    EnvoyRingHashFn::XxHash,
+                )
+                .map_err(err)?;
+                let bytes = ring.len() as f64 * 16.0 / kept.len() as f64;
+                Built {
+                    place: Box::new(move |k| {
+                        labels[ring
+                            .shard_for_request_hash(weft_shard::compat::xxhash64(k, 0))
+                            .index()]
+                    }),
+                    bytes_per_member: bytes,
+                }
+            } else {
+                let table =
+                    EnvoyMaglev::new(hosts, EnvoyMaglev::DEFAULT_TABLE_SIZE).map_err(err)?;
+                Built {
+                    place: Box::new(move |k| {
+                        labels[table
+                            .shard_for_request_hash(weft_shard::compat::xxhash64(k, 0))
+                            .index()]
+                    }),
+                    bytes_per_member: EnvoyMaglev::DEFAULT_TABLE_SIZE as f64 * 4.0
+                        / kept.len() as f64,
+                }
             }
         }
         _ => return Err(format!("{} is not a compatible placement", algo.name())),

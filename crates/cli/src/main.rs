@@ -20,6 +20,9 @@ usage:
   weft route --scheme groupcache --peers LIST [--replicas 50] [KEY ...]
   weft route --scheme couchbase [--vbuckets 1024 | --vbucket-map FILE] [KEY ...]
   weft route --scheme scylla --shards N [--ignore-msb 12] [KEY ...]
+  weft route --scheme envoy-ring --hosts LIST [--min-ring-size 1024] [--max-ring-size 8388608]
+             [--hash-function xx_hash|murmur_hash_2] [KEY ...]
+  weft route --scheme envoy-maglev --hosts LIST [--table-size 65537] [KEY ...]
   weft bench-hash [--algos LIST] [--shards 10,100,1000,10000] [--keys N] [--svg PATH]
 
 route prints one line per key: the key as given, a tab, the result. Keys come
@@ -64,6 +67,11 @@ schemes:
   scylla                the shard of the node owning the key's Murmur3 token
                         (--shards: the node's shard count; --ignore-msb
                         default 12)
+  envoy-ring,           Envoy's ring_hash and maglev host (the key it hashes);
+  envoy-maglev          --hosts is key=weight,... with each host's address
+                        (10.0.0.1:80), hostname or hash_key; keys are the
+                        hashed value (xxHash64), or with --key-format u64 the
+                        request hash itself
   guava                 Guava consistentHash (bucket; key is a decimal u64)
   cassandra             Murmur3Partitioner token (signed decimal)
   elasticsearch         document shard (--shards, optional --routing-shards)
@@ -72,8 +80,8 @@ schemes:
 bench-hash algorithms: floor, modulo, jump, level-jump, memento, rendezvous,
 ring, maglev (default: all of these); the real systems' placements, each
 hashing the key bytes its own way: twemproxy-ketama, twemproxy-modula,
-haproxy-map, haproxy-consistent, nginx, nginx-consistent, groupcache (or
-'compat' for all of them).";
+haproxy-map, haproxy-consistent, nginx, nginx-consistent, groupcache,
+envoy-ring, envoy-maglev (or 'compat' for all of them).";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();

@@ -4,10 +4,10 @@ use std::io::{BufRead, Write};
 
 use weft_core::{Sharder, key_hash};
 use weft_shard::compat::{
-    COUCHBASE_VBUCKETS, CouchbaseMap, Distribution, Elasticsearch, Groupcache, Haproxy,
-    HaproxyServer, Ketama, NginxHash, NginxHashMode, ScyllaNode, Twemproxy, TwemproxyServer,
-    cassandra_token, couchbase_vbucket, guava_consistent_hash, kafka_partition,
-    librdkafka_consistent_random, redis_slot, sarama_hash,
+    COUCHBASE_VBUCKETS, CouchbaseMap, Distribution, Elasticsearch, EnvoyMaglev, EnvoyRing,
+    EnvoyRingHashFn, Groupcache, Haproxy, HaproxyServer, Ketama, NginxHash, NginxHashMode,
+    ScyllaNode, Twemproxy, TwemproxyServer, cassandra_token, couchbase_vbucket,
+    guava_consistent_hash, kafka_partition, librdkafka_consistent_random, redis_slot, sarama_hash,
 };
 use weft_shard::{Jump, LevelJump, Maglev, Members, Memento, Modulo, Rendezvous, Ring};
 
@@ -49,6 +49,11 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
             "vbuckets",
             "vbucket-map",
             "ignore-msb",
+            "hosts",
+            "min-ring-size",
+            "max-ring-size",
+            "hash-function",
+            "table-size",
         ],
     )?;
     let scheme = args
@@ -185,6 +190,11 @@ const SCHEME_FLAGS: &[(&str, &[&str])] = &[
     ("vbuckets", &["couchbase"]),
     ("vbucket-map", &["couchbase"]),
     ("ignore-msb", &["scylla"]),
+    ("hosts", &["envoy-ring", "envoy-maglev"]),
+    ("min-ring-size", &["envoy-ring"]),
+    ("max-ring-size", &["envoy-ring"]),
+    ("hash-function", &["envoy-ring"]),
+    ("table-size", &["envoy-maglev"]),
 ];
 
 /// `--servers`: the system's server lines, separated by commas (or, for
@@ -456,6 +466,50 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
             )
             .map_err(err)?;
             Box::new(move |k| Ok(node.shard_for_key(&k.bytes).to_string()))
+        }
+        "envoy-ring" | "envoy-maglev" => {
+            fixed_slots(args, scheme, "the host of --hosts")?;
+            let hosts = args.get("hosts").ok_or_else(|| {
+                format!("scheme {scheme} needs --hosts '10.0.0.1:80=2,10.0.0.2:80' (the key Envoy hashes for each host, =weight)")
+            })?;
+            let hosts = weft_shard::compat::parse_envoy_hosts(hosts)
+                .map_err(|e| format!("--hosts: {e}"))?;
+            let pick: Box<dyn Fn(u64) -> String> = if scheme == "envoy-ring" {
+                let hash = match args.get("hash-function").unwrap_or("xx_hash") {
+                    "xx_hash" | "XX_HASH" => EnvoyRingHashFn::XxHash,
+                    "murmur_hash_2" | "MURMUR_HASH_2" => EnvoyRingHashFn::MurmurHash2,
+                    other => {
+                        return Err(format!(
+                            "--hash-function: unknown Envoy ring hash {other:?} (xx_hash or murmur_hash_2)"
+                        ));
+                    }
+                };
+                let ring = EnvoyRing::new(
+                    hosts,
+                    args.parsed::<u64>("min-ring-size")?
+                        .unwrap_or(EnvoyRing::DEFAULT_MIN_SIZE),
+                    args.parsed::<u64>("max-ring-size")?
+                        .unwrap_or(EnvoyRing::DEFAULT_MAX_SIZE),
+                    hash,
+                )
+                .map_err(err)?;
+                Box::new(move |h| ring.host_for_hash(h).key().to_string())
+            } else {
+                let table = EnvoyMaglev::new(
+                    hosts,
+                    args.parsed::<u64>("table-size")?
+                        .unwrap_or(EnvoyMaglev::DEFAULT_TABLE_SIZE),
+                )
+                .map_err(err)?;
+                Box::new(move |h| table.host_for_hash(h).key().to_string())
+            };
+            // u64 keys are request hashes as Envoy computed them; other keys
+            // are the hashed value, through xxHash64.
+            Box::new(move |k| {
+                Ok(pick(k.int.unwrap_or_else(|| {
+                    weft_shard::compat::xxhash64(&k.bytes, 0)
+                })))
+            })
         }
         "guava" => {
             if format != KeyFormat::U64 {

@@ -493,6 +493,40 @@ fn route_proxy_and_system_schemes_match_their_vectors_and_refuse_bad_settings() 
             ],
             "k\tnone\n",
         ),
+        // Envoy's ring_hash_lb_test.cc "Basic" and maglev_lb_test.cc
+        // "Weighted", by request hash.
+        (
+            &[
+                "route",
+                "--scheme",
+                "envoy-ring",
+                "--hosts",
+                "127.0.0.1:90,127.0.0.1:91,127.0.0.1:92,127.0.0.1:93,127.0.0.1:94,127.0.0.1:95",
+                "--min-ring-size",
+                "12",
+                "--key-format",
+                "u64",
+                "0",
+                "3551244743356806948",
+            ],
+            "0\t127.0.0.1:94\n3551244743356806948\t127.0.0.1:93\n",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "envoy-maglev",
+                "--hosts",
+                "127.0.0.1:90=1,127.0.0.1:91=2",
+                "--table-size",
+                "17",
+                "--key-format",
+                "u64",
+                "1",
+                "17",
+            ],
+            "1\t127.0.0.1:90\n17\t127.0.0.1:91\n",
+        ),
     ];
     for (args, want) in cases {
         let o = weft(args, None);
@@ -633,6 +667,37 @@ fn route_proxy_and_system_schemes_match_their_vectors_and_refuse_bad_settings() 
             ],
             "only applies to --scheme haproxy or nginx",
         ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "envoy-maglev",
+                "--hosts",
+                "a:1",
+                "--table-size",
+                "65536",
+                "k",
+            ],
+            "table_size 65536",
+        ),
+        (
+            &[
+                "route",
+                "--scheme",
+                "envoy-ring",
+                "--hosts",
+                "a:1",
+                "--min-ring-size",
+                "0",
+                "k",
+            ],
+            "minimum_ring_size 0",
+        ),
+        (
+            &["route", "--scheme", "envoy-ring", "--hosts", "a:1=0", "k"],
+            "weight",
+        ),
+        (&["route", "--scheme", "envoy-ring", "k"], "needs --hosts"),
     ];
     for (args, needle) in bad {
         let o = weft(args, None);

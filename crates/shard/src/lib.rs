@@ -49,7 +49,7 @@
 //! removals). [`compat`] reproduces the partitioners of Kafka, librdkafka,
 //! Sarama, Redis Cluster, libmemcached, Guava, Cassandra, Elasticsearch,
 //! Couchbase and ScyllaDB, and the placements of the proxies twemproxy,
-//! HAProxy and nginx and of groupcache.
+//! HAProxy, nginx and Envoy and of groupcache.
 //!
 //! # Not guaranteed
 //!

@@ -457,3 +457,198 @@ fn nginx_and_haproxy_match_their_recorded_placements() {
     }
     assert_eq!((cases, rows), (13, 11 * 1079 + 2 * 120));
 }
+
+/// Envoy, test/extensions/load_balancing_policies/ring_hash/ring_hash_lb_test.cc
+/// (main, 2026): the rings its tests print and the hosts they expect.
+#[test]
+fn envoy_rings_match_ring_hash_lb_test() {
+    let ports = |ps: &[u32]| -> String {
+        ps.iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let ring = |hosts: &str, min: u64, max: u64, f: EnvoyRingHashFn| {
+        EnvoyRing::new(parse_envoy_hosts(hosts).unwrap(), min, max, f).unwrap()
+    };
+    let positions = |r: &EnvoyRing| -> Vec<(u64, String)> {
+        r.entries()
+            .map(|(h, host)| (h, host.key().to_string()))
+            .collect()
+    };
+    let listed = |rows: &[(&str, u64)]| -> Vec<(u64, String)> {
+        rows.iter().map(|&(k, h)| (h, k.to_string())).collect()
+    };
+    let max = EnvoyRing::DEFAULT_MAX_SIZE;
+    // "Basic" (and "BasicWithRetryHostPredicate").
+    let basic = ring(
+        &ports(&[90, 91, 92, 93, 94, 95]),
+        12,
+        max,
+        EnvoyRingHashFn::XxHash,
+    );
+    assert_eq!(
+        positions(&basic),
+        listed(&[
+            ("127.0.0.1:94", 833437586790550860),
+            ("127.0.0.1:92", 928266305478181108),
+            ("127.0.0.1:90", 1033482794131418490),
+            ("127.0.0.1:95", 3551244743356806947),
+            ("127.0.0.1:93", 3851675632748031481),
+            ("127.0.0.1:91", 5583722120771150861),
+            ("127.0.0.1:91", 6311230543546372928),
+            ("127.0.0.1:93", 7700377290971790572),
+            ("127.0.0.1:95", 13144177310400110813),
+            ("127.0.0.1:92", 13444792449719432967),
+            ("127.0.0.1:94", 15516499411664133160),
+            ("127.0.0.1:90", 16117243373044804889),
+        ])
+    );
+    for (hash, port) in [
+        (0, 94),
+        (u64::MAX, 94),
+        (3551244743356806947, 95),
+        (3551244743356806948, 93),
+        (16117243373044804880, 90),
+    ] {
+        assert_eq!(basic.host_for_hash(hash).key(), format!("127.0.0.1:{port}"));
+    }
+    // "BasicWithMurmur2".
+    let murmur = ring(
+        &ports(&[80, 81, 82, 83, 84, 85]),
+        12,
+        max,
+        EnvoyRingHashFn::MurmurHash2,
+    );
+    assert_eq!(
+        positions(&murmur),
+        listed(&[
+            ("127.0.0.1:85", 1358027074129602068),
+            ("127.0.0.1:83", 4361834613929391114),
+            ("127.0.0.1:84", 7224494972555149682),
+            ("127.0.0.1:81", 7701421856454313576),
+            ("127.0.0.1:82", 8649315368077433379),
+            ("127.0.0.1:84", 8739448859063030639),
+            ("127.0.0.1:81", 9887544217113020895),
+            ("127.0.0.1:82", 10150910876324007731),
+            ("127.0.0.1:83", 15168472011420622455),
+            ("127.0.0.1:80", 15427156902705414897),
+            ("127.0.0.1:85", 16375050414328759093),
+            ("127.0.0.1:80", 17613279263364193813),
+        ])
+    );
+    assert_eq!(
+        murmur.host_for_hash(1358027074129602069).key(),
+        "127.0.0.1:83"
+    );
+    assert_eq!(
+        murmur.host_for_hash(10150910876324007730).key(),
+        "127.0.0.1:82"
+    );
+    // "BasicWithHostname": hosts hashed by hostname.
+    let named = ring("90,91,92,93,94,95", 12, max, EnvoyRingHashFn::XxHash);
+    assert_eq!(
+        positions(&named),
+        listed(&[
+            ("95", 1975508444536362413),
+            ("95", 2376063919839173711),
+            ("93", 2386806903309390596),
+            ("94", 6749904478991551885),
+            ("93", 6803900775736438537),
+            ("92", 7225015537174310577),
+            ("90", 8787465352164086522),
+            ("92", 11282020843382717940),
+            ("91", 13723418369486627818),
+            ("90", 13776502110861797421),
+            ("91", 14338313586354474791),
+            ("94", 15364271037087512980),
+        ])
+    );
+    // "UnevenHosts": a minimum of 3 over 2 hosts makes a ring of 4.
+    let uneven = ring(&ports(&[80, 81]), 3, max, EnvoyRingHashFn::XxHash);
+    assert_eq!(
+        positions(&uneven),
+        listed(&[
+            ("127.0.0.1:80", 5454692015285649509),
+            ("127.0.0.1:81", 7859399908942313493),
+            ("127.0.0.1:80", 13838424394637650569),
+            ("127.0.0.1:81", 16064866803292627174),
+        ])
+    );
+    let moved = ring(&ports(&[81, 82]), 3, max, EnvoyRingHashFn::XxHash);
+    assert_eq!(
+        positions(&moved),
+        listed(&[
+            ("127.0.0.1:81", 7859399908942313493),
+            ("127.0.0.1:82", 8241336090459785962),
+            ("127.0.0.1:82", 12882406409176325258),
+            ("127.0.0.1:81", 16064866803292627174),
+        ])
+    );
+    // "HostWeightedTinyRing": weights 1, 2, 3 on a ring of exactly 6.
+    let tiny = ring(
+        "127.0.0.1:90=1,127.0.0.1:91=2,127.0.0.1:92=3",
+        6,
+        6,
+        EnvoyRingHashFn::XxHash,
+    );
+    assert_eq!(tiny.len(), 6);
+    for (hash, port) in [
+        (928266305478181108, 92),
+        (4443673547860492590, 92),
+        (5583722120771150861, 91),
+        (6311230543546372928, 91),
+        (13444792449719432967, 92),
+        (16117243373044804889, 90),
+    ] {
+        assert_eq!(tiny.host_for_hash(hash).key(), format!("127.0.0.1:{port}"));
+    }
+}
+
+/// Envoy, test/extensions/load_balancing_policies/maglev/maglev_lb_test.cc
+/// (main, 2026): the tables its tests print, by request hash.
+#[test]
+fn envoy_maglev_tables_match_maglev_lb_test() {
+    let check = |hosts: &str, size: u64, want: &[&str]| {
+        let table = EnvoyMaglev::new(parse_envoy_hosts(hosts).unwrap(), size).unwrap();
+        for i in 0..3 * want.len() as u64 {
+            assert_eq!(
+                table.host_for_hash(i).key(),
+                want[i as usize % want.len()],
+                "{hosts}: {i}"
+            );
+        }
+    };
+    let p = |n: u32| format!("127.0.0.1:{n}");
+    let basic: Vec<String> = [92, 94, 90, 91, 95, 90, 93].map(p).to_vec();
+    let hosts = "127.0.0.1:90,127.0.0.1:91,127.0.0.1:92,127.0.0.1:93,127.0.0.1:94,127.0.0.1:95";
+    check(
+        hosts,
+        7,
+        &basic.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // The table does not depend on host order ("BasicStability").
+    let shuffled = "127.0.0.1:93,127.0.0.1:95,127.0.0.1:90,127.0.0.1:94,127.0.0.1:91,127.0.0.1:92";
+    check(
+        shuffled,
+        7,
+        &basic.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // "BasicWithHostName".
+    check(
+        "90,91,92,93,94,95",
+        7,
+        &["92", "95", "90", "93", "94", "91", "90"],
+    );
+    // "Weighted": weights 1 and 2, table size 17.
+    let weighted: Vec<String> = [1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 1]
+        .map(|i| p(90 + i))
+        .to_vec();
+    check(
+        "127.0.0.1:90=1,127.0.0.1:91=2",
+        17,
+        &weighted.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // "SingleHost" and "WeightedSingleHost".
+    check("127.0.0.1:90=7", 17, &["127.0.0.1:90"]);
+}

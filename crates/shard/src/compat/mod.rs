@@ -17,12 +17,14 @@
 //! | Cassandra | [`cassandra_token`], [`TokenRing`] | `Murmur3Partitioner`: MurmurHash3 x64-128 `h1` with Cassandra's sign-extended tail bytes; owner = first token ≥ key token | canonical MurmurHash3 on keys whose tail holds a byte ≥ 0x80 |
 //! | ScyllaDB | [`ScyllaNode`] | shard-aware drivers' shard of a Murmur3 token (`biased-token-round-robin`, `SCYLLA_NR_SHARDS`, `SCYLLA_SHARDING_IGNORE_MSB`, default 12): Scylla's `dht::shard_of`, the Rust driver 1.8, gocql, the Python driver 3.29 | |
 //! | Couchbase | [`couchbase_vbucket`], [`CouchbaseMap`] | `(crc32(key) >> 16 & 0x7fff) mod vBuckets` (libcouchbase `lcbvb_k2vb`, the Java SDK, gocbcore); the active server from the bucket's `vBucketServerMap` | |
+//! | Envoy | [`EnvoyRing`], [`EnvoyMaglev`] | `ring_hash` (xxHash or `MURMUR_HASH_2`, `minimum_ring_size` default 1024, `maximum_ring_size` default 8M, `"{key}_{i}"` entries from Envoy's running weighted sums) and `maglev` (prime `table_size`, default 65537, hosts sorted by key, Envoy's weighted fill); request hash = xxHash64 of the hashed value | locality-weighted clusters, priorities, `hash_balance_factor` (live load), several `hash_policy` entries combined |
 //! | groupcache | [`Groupcache`] | `consistenthash` with the default CRC-32: `replicas` points `crc32("{i}{peer}")` per peer (50 in `HTTPPool`), the later peer on equal points | rings built with `consistenthash.New(n, fn)` and another `fn` |
 //! | Elasticsearch | [`Elasticsearch`] | document routing: MurmurHash3 x86-32 of the routing string's UTF-16 code units, `number_of_routing_shards`, routing factor and partition offset; the 7.0+ default routing-shard count | indices created before 7.0 (routing shards = shards) unless given explicitly |
 
 mod cassandra;
 mod couchbase;
 mod elasticsearch;
+mod envoy;
 mod groupcache;
 mod haproxy;
 mod kafka;
@@ -35,6 +37,9 @@ mod twemproxy;
 pub use cassandra::{TokenRing, cassandra_token, murmur3_x64_128_cassandra};
 pub use couchbase::{COUCHBASE_VBUCKETS, Couchbase, CouchbaseMap, couchbase_vbucket};
 pub use elasticsearch::{Elasticsearch, murmur3_x86_32, routing_hash};
+pub use envoy::{
+    EnvoyHost, EnvoyMaglev, EnvoyRing, EnvoyRingHashFn, envoy_murmur2, parse_envoy_hosts, xxhash64,
+};
 pub use groupcache::Groupcache;
 pub use haproxy::{
     Haproxy, HaproxyHashFn, HaproxyHashType, HaproxyMethod, HaproxyServer, haproxy_full_hash,
