@@ -20,9 +20,11 @@ usage:
   weft route --scheme groupcache --peers LIST [--replicas 50] [KEY ...]
   weft route --scheme couchbase [--vbuckets 1024 | --vbucket-map FILE] [KEY ...]
   weft route --scheme scylla --shards N [--ignore-msb 12] [KEY ...]
-  weft route --scheme envoy-ring --hosts LIST [--min-ring-size 1024] [--max-ring-size 8388608]
+  weft route --scheme envoy-ring (--hosts LIST | --load-assignment FILE)
+             [--min-ring-size 1024] [--max-ring-size 8388608]
              [--hash-function xx_hash|murmur_hash_2] [KEY ...]
-  weft route --scheme envoy-maglev --hosts LIST [--table-size 65537] [KEY ...]
+  weft route --scheme envoy-maglev (--hosts LIST | --load-assignment FILE)
+             [--table-size 65537] [KEY ...]
   weft bench-hash [--algos LIST] [--shards 10,100,1000,10000] [--keys N] [--svg PATH]
 
 route prints one line per key: the key as given, a tab, the result. Keys come
@@ -71,7 +73,9 @@ schemes:
   envoy-maglev          --hosts is key=weight,... with each host's address
                         (10.0.0.1:80), hostname or hash_key; keys are the
                         hashed value (xxHash64), or with --key-format u64 the
-                        request hash itself
+                        request hash itself; or --load-assignment FILE, a
+                        ClusterLoadAssignment as JSON (healthy hosts; keys by
+                        hash_key metadata, else --hash-by address|hostname)
   guava                 Guava consistentHash (bucket; key is a decimal u64)
   cassandra             Murmur3Partitioner token (signed decimal)
   elasticsearch         document shard (--shards, optional --routing-shards)

@@ -54,6 +54,8 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
             "max-ring-size",
             "hash-function",
             "table-size",
+            "load-assignment",
+            "hash-by",
         ],
     )?;
     let scheme = args
@@ -195,6 +197,8 @@ const SCHEME_FLAGS: &[(&str, &[&str])] = &[
     ("max-ring-size", &["envoy-ring"]),
     ("hash-function", &["envoy-ring"]),
     ("table-size", &["envoy-maglev"]),
+    ("load-assignment", &["envoy-ring", "envoy-maglev"]),
+    ("hash-by", &["envoy-ring", "envoy-maglev"]),
 ];
 
 /// `--servers`: the system's server lines, separated by commas (or, for
@@ -469,11 +473,38 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
         }
         "envoy-ring" | "envoy-maglev" => {
             fixed_slots(args, scheme, "the host of --hosts")?;
-            let hosts = args.get("hosts").ok_or_else(|| {
-                format!("scheme {scheme} needs --hosts '10.0.0.1:80=2,10.0.0.2:80' (the key Envoy hashes for each host, =weight)")
-            })?;
-            let hosts = weft_shard::compat::parse_envoy_hosts(hosts)
-                .map_err(|e| format!("--hosts: {e}"))?;
+            let by_hostname = match args.get("hash-by").unwrap_or("address") {
+                "address" => false,
+                "hostname" => true,
+                other => {
+                    return Err(format!(
+                        "unknown --hash-by {other:?} (address, or hostname for use_hostname_for_hashing)"
+                    ));
+                }
+            };
+            let hosts = match (args.get("hosts"), args.get("load-assignment")) {
+                (Some(_), Some(_)) => {
+                    return Err("give --hosts or --load-assignment, not both".into());
+                }
+                (Some(list), None) => {
+                    if args.get("hash-by").is_some() {
+                        return Err("--hash-by applies to --load-assignment; --hosts already gives the keys".into());
+                    }
+                    weft_shard::compat::parse_envoy_hosts(list)
+                        .map_err(|e| format!("--hosts: {e}"))?
+                }
+                (None, Some(path)) => {
+                    let json = std::fs::read_to_string(path)
+                        .map_err(|e| format!("--load-assignment {path}: {e}"))?;
+                    weft_shard::compat::parse_envoy_load_assignment(&json, by_hostname)
+                        .map_err(|e| format!("--load-assignment {path}: {e}"))?
+                }
+                (None, None) => {
+                    return Err(format!(
+                        "scheme {scheme} needs --hosts '10.0.0.1:80=2,10.0.0.2:80' (the key Envoy hashes for each host, =weight) or --load-assignment FILE (a ClusterLoadAssignment as JSON)"
+                    ));
+                }
+            };
             let pick: Box<dyn Fn(u64) -> String> = if scheme == "envoy-ring" {
                 let hash = match args.get("hash-function").unwrap_or("xx_hash") {
                     "xx_hash" | "XX_HASH" => EnvoyRingHashFn::XxHash,

@@ -754,3 +754,58 @@ fn bench_hash_measures_the_real_systems_placements() {
     assert_eq!(row("nginx")[11], "0");
     assert_ne!(row("haproxy-map")[11], "0");
 }
+
+#[test]
+fn route_envoy_reads_a_load_assignment() {
+    let dir = std::env::temp_dir().join(format!("weft-cli-envoy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cla.json");
+    // maglev_lb_test.cc "Weighted" as a ClusterLoadAssignment, plus a
+    // draining host that Envoy leaves out of the table.
+    std::fs::write(
+        &path,
+        r#"{"cluster_name": "c", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 90}}}},
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.9", "port_value": 99}}},
+             "health_status": "DRAINING"},
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 91}}},
+             "load_balancing_weight": 2}]}]}"#,
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "envoy-maglev",
+            "--load-assignment",
+            file,
+            "--table-size",
+            "17",
+            "--key-format",
+            "u64",
+            "1",
+            "17",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "1\t127.0.0.1:90\n17\t127.0.0.1:91\n");
+    let o = weft(
+        &[
+            "route",
+            "--scheme",
+            "envoy-ring",
+            "--load-assignment",
+            file,
+            "--hash-by",
+            "hostname",
+            "k",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no hostname"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

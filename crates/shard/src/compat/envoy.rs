@@ -177,6 +177,139 @@ pub fn parse_envoy_hosts(list: &str) -> Result<Vec<EnvoyHost>, ShardError> {
         .collect()
 }
 
+/// The healthy hosts of a `ClusterLoadAssignment` in its JSON form (an
+/// EDS response, a `config_dump`, or the `load_assignment` of a static
+/// cluster written as JSON), each keyed as Envoy keys it: its `envoy.lb`
+/// metadata `hash_key` if it has one, else its `hostname` when
+/// `use_hostname_for_hashing`, else its address as Envoy prints it
+/// (`10.0.0.1:80`, `[2001:db8::1]:80`).
+///
+/// Hosts come in the order of `endpoints` then `lb_endpoints`; those whose
+/// `health_status` is not `UNKNOWN` or `HEALTHY` are left out, as Envoy
+/// builds its ring and table from healthy hosts. Field names may be
+/// snake_case or camelCase, as Envoy accepts both.
+///
+/// # Errors
+///
+/// [`ShardError::MemberSyntax`] for JSON that is not a load assignment, an
+/// endpoint without an address, a port outside 1–65535, an address that is
+/// not an IP, or a `priority` above 0 (priorities are not modelled); and as
+/// [`EnvoyHost::new`].
+///
+/// # Examples
+///
+/// ```
+/// use weft_shard::compat::parse_envoy_load_assignment;
+///
+/// let hosts = parse_envoy_load_assignment(r#"{"cluster_name": "web", "endpoints": [{"lb_endpoints": [
+///     {"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}}},
+///      "load_balancing_weight": 2},
+///     {"endpoint": {"address": {"socket_address": {"address": "2001:db8::1", "port_value": 80}}},
+///      "metadata": {"filter_metadata": {"envoy.lb": {"hash_key": "web-2"}}}},
+///     {"endpoint": {"address": {"socket_address": {"address": "10.0.0.3", "port_value": 80}}},
+///      "health_status": "UNHEALTHY"}]}]}"#, false)?;
+/// let keys: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+/// assert_eq!(keys, ["10.0.0.1:80=2", "web-2=1"]);
+/// # Ok::<(), weft_shard::ShardError>(())
+/// ```
+pub fn parse_envoy_load_assignment(
+    json: &str,
+    use_hostname_for_hashing: bool,
+) -> Result<Vec<EnvoyHost>, ShardError> {
+    let bad = |reason| ShardError::MemberSyntax {
+        input: json.chars().take(80).collect(),
+        reason,
+    };
+    let root: serde_json::Value = serde_json::from_str(json)
+        .map_err(|_| bad("not JSON: expected a ClusterLoadAssignment"))?;
+    // A field by its snake_case or camelCase name.
+    let field = |v: &'_ serde_json::Value, snake: &str| -> Option<serde_json::Value> {
+        let camel: String = snake
+            .split('_')
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    w.to_string()
+                } else {
+                    w[..1].to_uppercase() + &w[1..]
+                }
+            })
+            .collect();
+        v.get(snake).or_else(|| v.get(&camel)).cloned()
+    };
+    let groups = field(&root, "endpoints")
+        .and_then(|e| e.as_array().cloned())
+        .ok_or_else(|| bad("a ClusterLoadAssignment has an endpoints list"))?;
+    let mut hosts = Vec::new();
+    for group in &groups {
+        if field(group, "priority")
+            .and_then(|p| p.as_u64())
+            .unwrap_or(0)
+            != 0
+        {
+            return Err(bad("endpoints of priority above 0 are not modelled"));
+        }
+        let endpoints = field(group, "lb_endpoints")
+            .and_then(|e| e.as_array().cloned())
+            .unwrap_or_default();
+        for lb in &endpoints {
+            let health = field(lb, "health_status");
+            let health = health
+                .as_ref()
+                .and_then(|h| h.as_str())
+                .unwrap_or("UNKNOWN");
+            if health != "UNKNOWN" && health != "HEALTHY" {
+                continue;
+            }
+            let endpoint =
+                field(lb, "endpoint").ok_or_else(|| bad("an lb_endpoint has no endpoint"))?;
+            let socket = field(&endpoint, "address")
+                .and_then(|a| field(&a, "socket_address"))
+                .ok_or_else(|| bad("an endpoint has no address.socket_address"))?;
+            let ip = field(&socket, "address")
+                .and_then(|a| a.as_str().map(str::to_string))
+                .ok_or_else(|| bad("a socket_address has no address"))?;
+            let port = field(&socket, "port_value")
+                .and_then(|p| p.as_u64())
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| bad("a socket_address needs a port_value from 1 to 65535"))?;
+            let address = match ip.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(v4)) => format!("{v4}:{port}"),
+                Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+                Err(_) => return Err(bad("a socket_address is not an IP address")),
+            };
+            let hash_key = field(lb, "metadata")
+                .and_then(|m| field(&m, "filter_metadata"))
+                .and_then(|f| f.get("envoy.lb").cloned())
+                .and_then(|lb| field(&lb, "hash_key"))
+                .and_then(|k| k.as_str().map(str::to_string))
+                .filter(|k| !k.is_empty());
+            let hostname =
+                field(&endpoint, "hostname").and_then(|h| h.as_str().map(str::to_string));
+            let key = match (hash_key, use_hostname_for_hashing) {
+                (Some(k), _) => k,
+                (None, true) => hostname.filter(|h| !h.is_empty()).ok_or_else(|| {
+                    bad("an endpoint has no hostname to hash by (use_hostname_for_hashing)")
+                })?,
+                (None, false) => address,
+            };
+            let weight = match field(lb, "load_balancing_weight") {
+                None => 1,
+                Some(w) => {
+                    let w = w
+                        .as_u64()
+                        .or_else(|| w.get("value").and_then(|v| v.as_u64()));
+                    w.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| {
+                        bad("load_balancing_weight must be a whole number from 1 to 4294967295")
+                    })?
+                }
+            };
+            hosts.push(EnvoyHost::new(&key, weight)?);
+        }
+    }
+    Ok(hosts)
+}
+
 /// Which hash builds an Envoy ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EnvoyRingHashFn {
@@ -192,10 +325,9 @@ fn check_hosts(hosts: &[EnvoyHost]) -> Result<u64, ShardError> {
     if hosts.is_empty() {
         return Err(ShardError::EmptyMembers);
     }
-    for (i, h) in hosts.iter().enumerate() {
-        if hosts[..i].iter().any(|o| o.key == h.key) {
-            return Err(ShardError::DuplicateMember(h.key.clone()));
-        }
+    let mut seen = std::collections::HashSet::with_capacity(hosts.len());
+    if let Some(h) = hosts.iter().find(|h| !seen.insert(h.key.as_str())) {
+        return Err(ShardError::DuplicateMember(h.key.clone()));
     }
     let sum: u64 = hosts.iter().map(|h| u64::from(h.weight)).sum();
     if sum > u64::from(u32::MAX) {
@@ -569,6 +701,53 @@ mod tests {
             EnvoyMaglev::new(Vec::new(), 7).unwrap_err(),
             ShardError::EmptyMembers
         );
+    }
+
+    #[test]
+    fn load_assignments_are_read_as_envoy_reads_them() {
+        let json = r#"{"clusterName": "c", "endpoints": [
+            {"lbEndpoints": [
+                {"endpoint": {"address": {"socketAddress": {"address": "::ffff:10.0.0.1", "portValue": 8080}},
+                              "hostname": "h1"},
+                 "loadBalancingWeight": {"value": 3}},
+                {"endpoint": {"address": {"socket_address": {"address": "10.0.0.2", "port_value": 8080}},
+                              "hostname": "h2"}, "health_status": "DRAINING"}]},
+            {"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "2001:0db8::0001", "port_value": 1}},
+                              "hostname": "h3"}, "health_status": "HEALTHY"}]}]}"#;
+        let by_address: Vec<String> = parse_envoy_load_assignment(json, false)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            by_address,
+            ["[::ffff:10.0.0.1]:8080=3", "[2001:db8::1]:1=1"]
+        );
+        let by_name: Vec<String> = parse_envoy_load_assignment(json, true)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(by_name, ["h1=3", "h3=1"]);
+        for bad in [
+            "",
+            "{}",
+            r#"{"endpoints": [{"priority": 1, "lb_endpoints": []}]}"#,
+            r#"{"endpoints": [{"lb_endpoints": [{"endpoint": {}}]}]}"#,
+            r#"{"endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 0}}}}]}]}"#,
+            r#"{"endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "web", "port_value": 80}}}}]}]}"#,
+            r#"{"endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}}}, "load_balancing_weight": 0}]}]}"#,
+        ] {
+            assert!(parse_envoy_load_assignment(bad, true).is_err(), "{bad}");
+        }
+        // No hostname to hash by: refused.
+        let nameless = r#"{"endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "10.0.0.1", "port_value": 80}}}}]}]}"#;
+        assert!(matches!(
+            parse_envoy_load_assignment(nameless, true),
+            Err(ShardError::MemberSyntax { .. })
+        ));
+        assert!(parse_envoy_load_assignment(nameless, false).is_ok());
     }
 
     #[test]

@@ -86,17 +86,15 @@ impl Groupcache {
             });
         }
         let mut peers: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         // (point, write order, peer): the last write of a point wins.
         let mut entries: Vec<(u32, u32, u32)> = Vec::with_capacity(total);
         let mut label = Vec::new();
         for peer in &listed {
-            let id = match peers.iter().position(|p| p == peer) {
-                Some(i) => i,
-                None => {
-                    peers.push(peer.clone());
-                    peers.len() - 1
-                }
-            };
+            let id = *index.entry(peer.as_str()).or_insert_with(|| {
+                peers.push(peer.clone());
+                peers.len() - 1
+            });
             for i in 0..replicas {
                 label.clear();
                 label.extend_from_slice(i.to_string().as_bytes());

@@ -397,13 +397,21 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
+    /// The most consistent-hash nodes (`16 × Σweights`) a backend may have.
+    pub const MAX_NODES: u64 = 1 << 24;
+    /// The most map-building steps (map slots × servers, after the weights'
+    /// gcd) a map-based backend may take: HAProxy's own loop is quadratic.
+    pub const MAX_MAP_WORK: u64 = 1 << 28;
+
     /// A backend of `servers` in declaration order with its `hash-type`.
     ///
     /// # Errors
     ///
     /// [`ShardError::EmptyMembers`] for no servers,
     /// [`ShardError::DuplicateMember`] for two servers with one name or one
-    /// `id` (HAProxy refuses both).
+    /// `id` (HAProxy refuses both), and [`ShardError::TooManyPoints`] above
+    /// [`MAX_NODES`](Haproxy::MAX_NODES) or
+    /// [`MAX_MAP_WORK`](Haproxy::MAX_MAP_WORK).
     pub fn new(
         servers: Vec<HaproxyServer>,
         hash_type: HaproxyHashType,
@@ -411,12 +419,14 @@ impl Haproxy {
         if servers.is_empty() {
             return Err(ShardError::EmptyMembers);
         }
-        for (i, s) in servers.iter().enumerate() {
-            if servers[..i].iter().any(|t| t.name == s.name) {
+        let mut names = std::collections::HashSet::with_capacity(servers.len());
+        let mut ids = std::collections::HashSet::new();
+        for s in &servers {
+            if !names.insert(s.name.as_str()) {
                 return Err(ShardError::DuplicateMember(s.name.clone()));
             }
             if let Some(id) = s.id
-                && servers[..i].iter().any(|t| t.id == Some(id))
+                && !ids.insert(id)
             {
                 return Err(ShardError::DuplicateMember(format!("id {id}")));
             }
@@ -428,6 +438,22 @@ impl Haproxy {
             .filter(|&w| w > 0)
             .fold(0, gcd)
             .max(1);
+        // The work to build: map slots times servers (HAProxy's loop), or
+        // tree nodes.
+        let total: u64 = servers.iter().map(|s| u64::from(s.weight / divisor)).sum();
+        let (work, max) = match hash_type.method {
+            HaproxyMethod::MapBased => (total * servers.len() as u64, Haproxy::MAX_MAP_WORK),
+            HaproxyMethod::Consistent => (
+                servers.iter().map(|s| u64::from(s.weight) * 16).sum(),
+                Haproxy::MAX_NODES,
+            ),
+        };
+        if work > max {
+            return Err(ShardError::TooManyPoints {
+                points: work as f64,
+                max: max as usize,
+            });
+        }
         let down = servers.iter().map(|s| s.disabled).collect();
         let mut backend = Haproxy {
             servers,
@@ -786,6 +812,26 @@ mod tests {
             "consistent sdbm fast",
         ] {
             assert!(bad.parse::<HaproxyHashType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backends_too_large_to_build_are_refused() {
+        // 20,000 servers of weights 255 and 256 (gcd 1): 5.1 M slots × 20,000.
+        let lines: String = (0..20_000)
+            .map(|i| format!("server s{i} x:{i} weight {}\n", 255 + i % 2))
+            .collect();
+        for t in ["map-based", "consistent"] {
+            let err = Haproxy::parse_servers(&lines, t.parse().unwrap()).unwrap_err();
+            assert!(
+                matches!(err, ShardError::TooManyPoints { .. }),
+                "{t}: {err}"
+            );
+        }
+        // 2,000 servers of weight 1 build in both.
+        let lines: String = (0..2_000).map(|i| format!("server s{i} x:{i}\n")).collect();
+        for t in ["map-based", "consistent"] {
+            assert!(Haproxy::parse_servers(&lines, t.parse().unwrap()).is_ok());
         }
     }
 

@@ -38,7 +38,8 @@ pub use cassandra::{TokenRing, cassandra_token, murmur3_x64_128_cassandra};
 pub use couchbase::{COUCHBASE_VBUCKETS, Couchbase, CouchbaseMap, couchbase_vbucket};
 pub use elasticsearch::{Elasticsearch, murmur3_x86_32, routing_hash};
 pub use envoy::{
-    EnvoyHost, EnvoyMaglev, EnvoyRing, EnvoyRingHashFn, envoy_murmur2, parse_envoy_hosts, xxhash64,
+    EnvoyHost, EnvoyMaglev, EnvoyRing, EnvoyRingHashFn, envoy_murmur2, parse_envoy_hosts,
+    parse_envoy_load_assignment, xxhash64,
 };
 pub use groupcache::Groupcache;
 pub use haproxy::{

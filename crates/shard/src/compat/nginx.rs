@@ -203,10 +203,9 @@ impl NginxHash {
         if servers.is_empty() {
             return Err(ShardError::EmptyMembers);
         }
-        for (i, s) in servers.iter().enumerate() {
-            if servers[..i].iter().any(|t| t.address == s.address) {
-                return Err(ShardError::DuplicateMember(s.address.clone()));
-            }
+        let mut seen = std::collections::HashSet::with_capacity(servers.len());
+        if let Some(s) = servers.iter().find(|s| !seen.insert(s.address.as_str())) {
+            return Err(ShardError::DuplicateMember(s.address.clone()));
         }
         let total: u64 = servers.iter().map(|s| u64::from(s.weight)).sum();
         let mut up = NginxHash {
