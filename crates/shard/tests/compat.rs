@@ -413,7 +413,16 @@ fn groupcache_peers_match_consistenthash() {
 /// round robin, which weft reports as `None`).
 #[test]
 fn nginx_and_haproxy_match_their_recorded_placements() {
-    let port = |address: &str| address.rsplit_once(':').unwrap().1.to_string();
+    // host:port, [::1]:port, or unix:<dir>/<port>.sock.
+    let port = |address: &str| match address.strip_prefix("unix:") {
+        Some(path) => path
+            .rsplit_once('/')
+            .unwrap()
+            .1
+            .trim_end_matches(".sock")
+            .to_string(),
+        None => address.rsplit_once(':').unwrap().1.to_string(),
+    };
     let mut upstream: Option<NginxHash> = None;
     let (mut cases, mut rows) = (0, 0);
     for f in rows_of(include_str!("data/nginx.tsv")) {
@@ -431,7 +440,7 @@ fn nginx_and_haproxy_match_their_recorded_placements() {
         assert_eq!(got, f[1], "nginx case {cases}: key {}", f[0]);
         rows += 1;
     }
-    assert_eq!((cases, rows), (8, 8 * 1079));
+    assert_eq!((cases, rows), (10, 10 * 1079));
     let mut backend: Option<(bool, Haproxy)> = None;
     let (mut cases, mut rows) = (0, 0);
     for f in rows_of(include_str!("data/haproxy.tsv")) {

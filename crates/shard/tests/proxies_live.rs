@@ -134,8 +134,33 @@ fn hex(key: &[u8]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The backend port an upstream address names: `host:port`,
+/// `[::1]:port`, or `unix:<dir>/<port>.sock`.
 fn port_of(address: &str) -> u16 {
-    address.rsplit_once(':').unwrap().1.parse().unwrap()
+    match address.strip_prefix("unix:") {
+        Some(path) => path
+            .rsplit_once('/')
+            .unwrap()
+            .1
+            .trim_end_matches(".sock")
+            .parse()
+            .unwrap(),
+        None => address.rsplit_once(':').unwrap().1.parse().unwrap(),
+    }
+}
+
+/// An nginx `server` line for backend port `b`: `params` may start with
+/// `v6 ` (written `[::1]:b`) or `unix ` (a socket in `dir`), which changes
+/// the address consistent hashing hashes.
+fn nginx_line(b: u16, params: &str, dir: &str) -> String {
+    let (address, params) = if let Some(p) = params.strip_prefix("v6 ") {
+        (format!("[::1]:{b}"), p)
+    } else if let Some(p) = params.strip_prefix("unix ") {
+        (format!("unix:{dir}/{b}.sock"), p)
+    } else {
+        (format!("127.0.0.1:{b}"), params)
+    };
+    format!("server {address} {params};\n")
 }
 
 /// nginx upstreams under test: mode and `server` line parameters per
@@ -163,6 +188,17 @@ fn nginx_cases() -> Vec<(NginxHashMode, Vec<Option<&'static str>>)> {
             vec![Some("down"), Some("down weight=9"), Some("down"), Some("")],
         ),
         (Consistent, all("")),
+        (
+            Consistent,
+            vec![
+                Some("v6 "),
+                Some("v6 weight=2"),
+                Some(""),
+                Some("unix "),
+                Some("unix weight=3"),
+            ],
+        ),
+        (Plain, vec![Some("unix "), Some("v6 down"), Some("v6 ")]),
         (
             Consistent,
             vec![
@@ -194,12 +230,16 @@ fn nginx_cases() -> Vec<(NginxHashMode, Vec<Option<&'static str>>)> {
 async fn weft_routes_every_key_as_nginx_does() {
     let cases = nginx_cases();
     let upstreams = cases.len();
+    // Backends also listen on [::1] and on a unix socket named by the port.
+    let dir = std::env::temp_dir().join(format!("weft-nginx-sockets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.display().to_string();
     // Ports: one front per upstream, then the backends.
     let config = |ports: &[u16]| {
         let mut conf = String::from("  keepalive_requests 100000;\n");
         for b in &ports[upstreams..] {
             conf.push_str(&format!(
-                "  server {{ listen 127.0.0.1:{b}; return 200 \"{b}\"; }}\n"
+                "  server {{ listen 127.0.0.1:{b}; listen [::1]:{b}; listen unix:{dir}/{b}.sock; return 200 \"{b}\"; }}\n"
             ));
         }
         for (i, (mode, params)) in cases.iter().enumerate() {
@@ -210,7 +250,7 @@ async fn weft_routes_every_key_as_nginx_does() {
             conf.push_str(&format!("  upstream u{i} {{\n    {hash}\n"));
             for (b, p) in ports[upstreams..].iter().zip(params) {
                 if let Some(p) = p {
-                    conf.push_str(&format!("    server 127.0.0.1:{b} {p};\n"));
+                    conf.push_str(&format!("    {}", nginx_line(*b, p, &dir)));
                 }
             }
             conf.push_str(&format!(
@@ -233,7 +273,7 @@ async fn weft_routes_every_key_as_nginx_does() {
         let lines: String = nginx.ports()[upstreams..]
             .iter()
             .zip(params)
-            .filter_map(|(b, p)| p.map(|p| format!("server 127.0.0.1:{b} {p};\n")))
+            .filter_map(|(b, p)| p.map(|p| nginx_line(*b, p, &dir)))
             .collect();
         let weft = NginxHash::parse_servers(&lines, *mode).unwrap();
         let answers = ask(nginx.port(i), Ipv4Addr::LOCALHOST, &keys).await;
@@ -271,6 +311,8 @@ async fn weft_routes_every_key_as_nginx_does() {
         );
     }
     record.save();
+    drop(nginx);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// HAProxy backends under test: `hash-type` and `server` line parameters
