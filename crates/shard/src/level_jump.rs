@@ -107,20 +107,21 @@ impl LevelJump {
         // one of the three is selected.
         let second = below(draw(hash, stream(top, 1)), u64::from(first)) as u32;
         let third = below(draw(hash, stream(top, 2)), u64::from(second)) as u32;
-        // `third < second < first`: above `last`, all are (masked as above).
+        // `third < second < first`. The walk stops at the first of them at
+        // most `last`; it left the level (and the answer is below it) if
+        // that point is under `floor`. The gate makes it 0, under `floor`,
+        // when the level has no point at all.
         let gate = 0u32.wrapping_sub(((hash >> top) & 1) as u32);
-        if third & gate > last {
-            // All three above `n`: walk further down (about 1 key in 50).
-            return walk_down(hash, top, third, 3, last).unwrap_or(lower);
-        }
-        let in_level = select_unpredictable(
+        let stop = select_unpredictable(
             first <= last,
             first,
             select_unpredictable(second <= last, second, third),
-        );
-        let found = has_point
-            & ((first <= last) | ((second >= floor) & ((second <= last) | (third >= floor))));
-        select_unpredictable(found, in_level, lower)
+        ) & gate;
+        if stop > last {
+            // All three above `n`: walk further down (about 1 key in 50).
+            return walk_down(hash, top, third, 3, last).unwrap_or(lower);
+        }
+        select_unpredictable(stop >= floor, stop, lower)
     }
 }
 
@@ -145,24 +146,32 @@ fn walk_down(hash: u64, top: u32, mut point: u32, mut step: u32, last: u32) -> O
 #[inline]
 fn lower_levels(hash: u64, floor: u32) -> u32 {
     let lower = (hash as u32) & (floor - 1);
-    let level = 31 - (lower | 1).leading_zeros();
-    let base = 1u32 << level;
-    let (offset, factor) = LEVEL_DRAW[level as usize];
+    let level = (31 - (lower | 1).leading_zeros()) as usize;
+    // The level's mask (`2^level − 1`) from the table too: a shift by a
+    // variable count is three micro-operations on x86.
+    let [offset, factor, mask] = LEVEL_DRAW[level];
+    let mask = mask as u32;
     let p = u128::from(hash ^ offset) * u128::from(factor);
     let word = (p as u64) ^ ((p >> 64) as u64);
-    let point = base | (word as u32 & (base - 1));
+    let point = (mask + 1) | (word as u32 & mask);
     select_unpredictable(lower == 0, 0, point)
 }
 
 /// `draw(hash, stream(level, 0))` is `fold((hash ^ offset) × factor)`
-/// with the pair of its level: a table, so that the lower levels' draw,
-/// whose level depends on the key, needs no multiply to make its stream.
-const LEVEL_DRAW: [(u64, u64); 32] = {
-    let mut table = [(0u64, 0u64); 32];
+/// with the offset and factor of its level, and its points are
+/// `2^level | (word & mask)`: one row per level, so that the lower
+/// levels' draw, whose level depends on the key, needs no multiply to make
+/// its stream and no shift by a variable count.
+const LEVEL_DRAW: [[u64; 3]; 32] = {
+    let mut table = [[0u64; 3]; 32];
     let mut level = 0;
     while level < 32 {
-        let stream = (level as u64) + 1; // stream(level, 0)
-        table[level] = (GAMMA.wrapping_mul(stream), DRAW_FACTOR ^ stream);
+        let stream = level as u64 + 1; // stream(level, 0)
+        table[level] = [
+            GAMMA.wrapping_mul(stream),
+            DRAW_FACTOR ^ stream,
+            (1u64 << level) - 1,
+        ];
         level += 1;
     }
     table
