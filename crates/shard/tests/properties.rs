@@ -564,3 +564,74 @@ proptest! {
         named_changes_move_only_the_changed_members_keys::<weft_shard::compat::Ketama>(&changes, seed);
     }
 }
+
+/// Bytes and text of any shape, for the parsers of real systems' configs.
+fn junk() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ".*",
+        "[ -~]{0,40}",
+        "(server )?[a-z0-9é日:.\\[\\]/_=-]{0,12}( (weight|id|down|disabled|backup)[ =]?[0-9x-]{0,12}){0,3};?",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The config parsers and placements of the real systems never panic,
+    /// and what they place lands on a member they were given.
+    #[test]
+    fn compat_parsers_and_placements_never_panic(
+        lines in proptest::collection::vec(junk(), 1..5),
+        key in proptest::collection::vec(any::<u8>(), 0..40),
+        hash: u64,
+        size in 0u64..2000,
+    ) {
+        use weft_core::Sharder;
+        use weft_shard::compat::*;
+        let text = lines.join("\n");
+        for mode in [NginxHashMode::Plain, NginxHashMode::Consistent] {
+            if let Ok(up) = NginxHash::parse_servers(&text, mode) {
+                if let Some(id) = up.shard_for(&key) {
+                    prop_assert!(id.index() < up.servers().len());
+                }
+                prop_assert!(up.shard_for_hash(hash).index() < up.servers().len());
+            }
+        }
+        for t in ["map-based", "consistent", "consistent wt6", "map-based crc32 avalanche"] {
+            if let Ok(b) = Haproxy::parse_servers(&text, t.parse().unwrap()) {
+                if let Some(id) = b.shard_for(&key) {
+                    prop_assert!(id.index() < b.servers().len());
+                }
+                prop_assert!(b.shard_for_hash(hash).index() < b.servers().len());
+            }
+        }
+        let _ = text.parse::<HaproxyHashType>();
+        let _ = CouchbaseMap::from_json(&text);
+        let _ = parse_envoy_load_assignment(&text, hash & 1 == 1);
+        if let Ok(hosts) = parse_envoy_hosts(&lines.join(","))
+            && !hosts.is_empty()
+        {
+            if let Ok(r) = EnvoyRing::new(hosts.clone(), size.max(1), 4096, EnvoyRingHashFn::XxHash) {
+                let _ = r.host_for_key(&key);
+                prop_assert!(r.shard_for_hash(hash).index() < r.hosts().len());
+            }
+            if let Ok(m) = EnvoyMaglev::new(hosts, size) {
+                let _ = m.host_for_key(&key);
+            }
+        }
+        if let Ok(g) = Groupcache::new(lines.iter().cloned(), (size % 64) as usize) {
+            prop_assert!(g.shard_for(&key).index() < g.peers().len());
+        }
+        for line in &lines {
+            let _ = line.parse::<TwemproxyServer>();
+            let _ = line.parse::<NginxServer>();
+            let _ = line.parse::<HaproxyServer>();
+        }
+        if let Ok(node) = ScyllaNode::new((hash % 70_000) as u32, (size % 70) as u32) {
+            prop_assert!(node.shard_for_key(&key) < node.shards());
+        }
+        if let Ok(v) = couchbase_vbucket(&key, size as u32) {
+            prop_assert!(u32::from(v) < size as u32);
+        }
+    }
+}

@@ -361,7 +361,12 @@ fn continuum(servers: &[NginxServer]) -> (Vec<u32>, Vec<u32>) {
 /// port; otherwise the digits after the last `:`, if all that follows it
 /// is digits.
 fn host_and_port(address: &str) -> (&str, &str) {
-    if address.len() >= 5 && address[..5].eq_ignore_ascii_case("unix:") {
+    // Bytes, not a `str` slice: the fifth byte need not end a character.
+    if address
+        .as_bytes()
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"unix:"))
+    {
         return (&address[5..], "");
     }
     let digits = address.bytes().rev().take_while(u8::is_ascii_digit).count();
@@ -420,6 +425,9 @@ mod tests {
         assert_eq!(host_and_port("UNIX:/tmp/s"), ("/tmp/s", ""));
         assert_eq!(host_and_port("host8080"), ("host8080", ""));
         assert_eq!(host_and_port("h:"), ("h", ""));
+        // A character across the fifth byte: no slice inside it.
+        assert_eq!(host_and_port("abcdé:80"), ("abcdé", "80"));
+        assert_eq!(host_and_port("日本"), ("日本", ""));
     }
 
     #[test]
