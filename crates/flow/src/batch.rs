@@ -66,6 +66,36 @@ impl<T> FromIterator<T> for Batch<T> {
     }
 }
 
+impl<T> Batch<T> {
+    /// The batch with `f` applied to each item: one stays one, and a
+    /// vector is mapped in place where the item types allow.
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Batch<U> {
+        let mut f = f;
+        match self {
+            Batch::One(item) => Batch::One(f(item)),
+            batch => Batch::Owned(batch.into_vec().into_iter().map(f).collect()),
+        }
+    }
+}
+
+impl<T> Batch<T> {
+    /// Moves the items to the end of `out` (a copy of the vector's memory,
+    /// not an item-by-item push).
+    pub(crate) fn append_to(self, out: &mut Vec<T>) {
+        match self {
+            Batch::One(item) => out.push(item),
+            batch => {
+                let mut items = batch.into_vec();
+                if out.is_empty() {
+                    std::mem::swap(out, &mut items);
+                } else {
+                    out.append(&mut items);
+                }
+            }
+        }
+    }
+}
+
 impl<T> IntoIterator for Batch<T> {
     type Item = T;
     type IntoIter = BatchIter<T>;
@@ -90,6 +120,19 @@ impl<T> Iterator for BatchIter<T> {
         match self {
             BatchIter::One(item) => item.take(),
             BatchIter::Many(items) => items.next(),
+        }
+    }
+
+    /// One dispatch per batch, not per item, so that the loop over a
+    /// batch's items is the vector's own (`for_each` and the adapters
+    /// that fold go through here).
+    fn fold<B, F>(self, init: B, f: F) -> B
+    where
+        F: FnMut(B, T) -> B,
+    {
+        match self {
+            BatchIter::One(item) => item.into_iter().fold(init, f),
+            BatchIter::Many(items) => items.fold(init, f),
         }
     }
 

@@ -268,7 +268,7 @@ impl<T: Send + 'static> Flow<T> {
         Flow {
             stream: self
                 .stream
-                .map(move |m| m.map(|batch| batch.into_iter().map(&mut f).collect()))
+                .map(move |m| m.map(|batch| batch.map(&mut f)))
                 .boxed(),
             config: self.config,
             probe: self.probe,
@@ -286,7 +286,13 @@ impl<T: Send + 'static> Flow<T> {
         Flow {
             stream: self
                 .stream
-                .map(move |m| m.map(|batch| batch.into_iter().flat_map(&mut f).collect()))
+                .map(move |m| {
+                    m.map(|batch| {
+                        let mut out = Vec::new();
+                        batch.into_iter().for_each(|item| out.extend(f(item)));
+                        Batch::Owned(out)
+                    })
+                })
                 .boxed(),
             config: self.config,
             probe: self.probe,
@@ -343,7 +349,7 @@ impl<T: Send + 'static> Flow<T> {
         let mut out = Vec::new();
         let mut s = self.stream;
         while let Some(m) = s.next().await {
-            out.extend(m?);
+            m?.append_to(&mut out);
         }
         Ok(out)
     }
