@@ -15,7 +15,7 @@ usage:
   weft route --scheme twemproxy --servers LINES [--distribution ketama|modula]
              [--hash HASH] [--hash-tag XY] [KEY ...]
   weft route --scheme haproxy --servers LINES [--hash-type 'consistent djb2 avalanche']
-             [--balance key|source] [KEY ...]
+             [--balance key|source] [--allbackups on|off] [KEY ...]
   weft route --scheme nginx --servers LINES [--hash-type plain|consistent] [KEY ...]
   weft route --scheme groupcache --peers LIST [--replicas 50] [KEY ...]
   weft route --scheme couchbase [--vbuckets 1024 | --vbucket-map FILE] [KEY ...]
@@ -53,7 +53,7 @@ schemes:
                         hdr()/url_param/uri) or, with --balance source, for a
                         client address; --servers is server lines joined by
                         commas ('server a 10.0.0.1:80 weight 2,...'), with
-                        weight, id and disabled; --hash-type as the backend's
+                        weight, id, disabled and backup; --hash-type as the backend's
                         line (default map-based sdbm); 'none' when no server
                         is up
   nginx                 nginx's upstream server (address) under hash $key

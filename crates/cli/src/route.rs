@@ -56,6 +56,7 @@ pub(crate) fn run(argv: &[String]) -> Result<(), String> {
             "table-size",
             "load-assignment",
             "hash-by",
+            "allbackups",
         ],
     )?;
     let scheme = args
@@ -187,6 +188,7 @@ const SCHEME_FLAGS: &[(&str, &[&str])] = &[
     ("hash-tag", &["twemproxy"]),
     ("hash-type", &["haproxy", "nginx"]),
     ("balance", &["haproxy"]),
+    ("allbackups", &["haproxy"]),
     ("peers", &["groupcache"]),
     ("replicas", &["groupcache"]),
     ("vbuckets", &["couchbase"]),
@@ -355,7 +357,18 @@ fn router(scheme: &str, args: &Args, format: KeyFormat) -> Result<Route, String>
                 .unwrap_or("map-based")
                 .parse()
                 .map_err(|e| format!("--hash-type: {e}"))?;
-            let backend = Haproxy::new(servers, hash_type).map_err(err)?;
+            let all_backups = match args.get("allbackups").unwrap_or("off") {
+                "off" => false,
+                "on" => true,
+                other => {
+                    return Err(format!(
+                        "--allbackups {other:?}: on (option allbackups) or off"
+                    ));
+                }
+            };
+            let backend = Haproxy::new(servers, hash_type)
+                .map_err(err)?
+                .all_backups(all_backups);
             let answer = |s: Option<&HaproxyServer>| {
                 s.map_or_else(|| "none".to_string(), |s| s.name().to_string())
             };

@@ -493,6 +493,20 @@ fn route_proxy_and_system_schemes_match_their_vectors_and_refuse_bad_settings() 
             ],
             "k\tnone\n",
         ),
+        // Active servers down: every key to one backup, under map-based
+        // the heavier one (HAProxy 2.6, as tests/proxies_live.rs checks).
+        (
+            &[
+                "route",
+                "--scheme",
+                "haproxy",
+                "--servers",
+                "server a x:1 disabled,server b x:2 backup weight 2,server c x:3 backup weight 10",
+                "k1",
+                "k2",
+            ],
+            "k1\tc\nk2\tc\n",
+        ),
         // Envoy's ring_hash_lb_test.cc "Basic" and maglev_lb_test.cc
         // "Weighted", by request hash.
         (

@@ -445,8 +445,13 @@ fn nginx_and_haproxy_match_their_recorded_placements() {
     let (mut cases, mut rows) = (0, 0);
     for f in rows_of(include_str!("data/haproxy.tsv")) {
         if f[0] == "backend" || f[0] == "source" {
-            let b = Haproxy::parse_servers(&f[2].replace('|', "\n"), f[1].parse().unwrap());
-            backend = Some((f[0] == "source", b.unwrap()));
+            // A hash type ending " +all" had `option allbackups`.
+            let (t, all) = match f[1].strip_suffix(" +all") {
+                Some(t) => (t, true),
+                None => (f[1], false),
+            };
+            let b = Haproxy::parse_servers(&f[2].replace('|', "\n"), t.parse().unwrap());
+            backend = Some((f[0] == "source", b.unwrap().all_backups(all)));
             cases += 1;
             continue;
         }
@@ -464,7 +469,7 @@ fn nginx_and_haproxy_match_their_recorded_placements() {
         );
         rows += 1;
     }
-    assert_eq!((cases, rows), (13, 11 * 1079 + 2 * 120));
+    assert_eq!((cases, rows), (18, 16 * 1079 + 2 * 120));
 }
 
 /// Envoy, test/extensions/load_balancing_policies/ring_hash/ring_hash_lb_test.cc

@@ -370,7 +370,58 @@ fn haproxy_cases() -> Vec<(&'static str, Vec<Option<&'static str>>)> {
             "consistent sdbm avalanche",
             vec![Some("weight 256"), Some("weight 1"), Some("")],
         ),
+        // Backups: the active servers are down, so the backups take the
+        // keys; `+all` adds `option allbackups`.
+        (
+            "map-based",
+            vec![
+                Some("disabled"),
+                Some("backup weight 2"),
+                Some("backup weight 10"),
+                Some("backup"),
+            ],
+        ),
+        (
+            "consistent",
+            vec![
+                Some("disabled"),
+                Some("backup weight 0"),
+                Some("backup weight 2"),
+                Some("backup weight 10"),
+            ],
+        ),
+        (
+            "map-based djb2 +all",
+            vec![
+                Some("disabled"),
+                Some("backup weight 2"),
+                Some("backup weight 3"),
+                Some("backup"),
+            ],
+        ),
+        (
+            "consistent wt6 +all",
+            vec![
+                Some("backup"),
+                Some("disabled"),
+                Some("backup weight 3"),
+                Some("backup disabled"),
+            ],
+        ),
+        // Active servers up: the backups take nothing.
+        (
+            "map-based crc32 +all",
+            vec![Some(""), Some("backup weight 9"), Some("weight 2")],
+        ),
     ]
+}
+
+/// A case's `hash-type` and whether it has `option allbackups` (`+all`).
+fn hash_type_of(case: &str) -> (&str, bool) {
+    match case.strip_suffix(" +all") {
+        Some(t) => (t, true),
+        None => (case, false),
+    }
 }
 
 fn haproxy_lines(backends: &[u16], params: &[Option<&str>]) -> String {
@@ -404,9 +455,13 @@ fn haproxy_config(ports: &[u16], cases: &[(&str, Vec<Option<&str>>)]) -> String 
         } else {
             "source"
         };
+        let (hash_type, all) = hash_type_of(hash_type);
         conf.push_str(&format!(
             "backend pool{i}\n  balance {balance}\n  hash-type {hash_type}\n"
         ));
+        if all {
+            conf.push_str("  option allbackups\n");
+        }
         for line in haproxy_lines(&ports[fronts..], params).lines() {
             conf.push_str(&format!("  {line}\n"));
         }
@@ -437,7 +492,10 @@ async fn weft_routes_every_key_as_haproxy_does() {
     );
     for (i, (hash_type, params)) in cases.iter().enumerate() {
         let lines = haproxy_lines(backends, params);
-        let weft = Haproxy::parse_servers(&lines, hash_type.parse().unwrap()).unwrap();
+        let (t, all) = hash_type_of(hash_type);
+        let weft = Haproxy::parse_servers(&lines, t.parse().unwrap())
+            .unwrap()
+            .all_backups(all);
         record.case("backend", hash_type, &lines);
         let answers = ask(haproxy.port(i), Ipv4Addr::LOCALHOST, &keys).await;
         for (key, answer) in keys.iter().zip(answers) {

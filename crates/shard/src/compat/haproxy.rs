@@ -201,13 +201,12 @@ impl fmt::Display for HaproxyHashType {
     }
 }
 
-/// One `server` line of a backend: name, address, `weight`, `id` and
-/// `disabled`.
+/// One `server` line of a backend: name, address, `weight`, `id`,
+/// `disabled` and `backup`.
 ///
 /// Parsed from `server web1 10.0.0.1:8080 weight 20 id 3 check` (the
 /// `server` word may be left out). Other keywords (`check`, `inter 2s`,
-/// `maxconn 100`, …) do not change the placement and are passed over;
-/// `backup` is refused: backup servers are not modelled.
+/// `maxconn 100`, …) do not change the placement and are passed over.
 ///
 /// ```
 /// use weft_shard::compat::HaproxyServer;
@@ -224,6 +223,7 @@ pub struct HaproxyServer {
     weight: u32,
     id: Option<u32>,
     disabled: bool,
+    backup: bool,
 }
 
 impl HaproxyServer {
@@ -265,6 +265,12 @@ impl HaproxyServer {
     pub fn is_disabled(&self) -> bool {
         self.disabled
     }
+
+    /// Whether the line says `backup`: the server takes keys only while no
+    /// active server is up.
+    pub fn is_backup(&self) -> bool {
+        self.backup
+    }
 }
 
 impl fmt::Display for HaproxyServer {
@@ -280,6 +286,9 @@ impl fmt::Display for HaproxyServer {
         }
         if self.disabled {
             f.write_str(" disabled")?;
+        }
+        if self.backup {
+            f.write_str(" backup")?;
         }
         Ok(())
     }
@@ -309,6 +318,7 @@ impl FromStr for HaproxyServer {
             weight: 1,
             id: None,
             disabled: false,
+            backup: false,
         };
         while let Some(word) = words.next() {
             match word {
@@ -326,11 +336,7 @@ impl FromStr for HaproxyServer {
                 }
                 "disabled" => server.disabled = true,
                 "enabled" => server.disabled = false,
-                "backup" => {
-                    return Err(bad(
-                        "backup servers are not modelled (they take keys only when every active server is down)",
-                    ));
-                }
+                "backup" => server.backup = true,
                 _ => {}
             }
         }
@@ -361,6 +367,13 @@ impl FromStr for HaproxyServer {
 ///   out by [`with_down`](Haproxy::with_down) (a failed health check) hold
 ///   no slots or nodes. With no server left, HAProxy answers 503:
 ///   `None`.
+/// - **Backups.** `backup` servers take keys only while no active server
+///   is up. Then, with [`all_backups`](Haproxy::all_backups) (`option
+///   allbackups`), keys spread over the backups as over active servers;
+///   without it every key goes to one backup: the first usable one under
+///   `consistent`, and under `map-based` the winner of the map's first
+///   slot, which HAProxy fills from all backups with the first one's
+///   weight as the total (a heavier backup further down wins it).
 ///
 /// What a key *is* (`hdr(name)` takes the header's first comma-separated
 /// value, trimmed; `uri` the path, with `whole`/`len`/`depth` options;
@@ -386,6 +399,11 @@ pub struct Haproxy {
     ids: Vec<u32>,
     down: Vec<bool>,
     hash_type: HaproxyHashType,
+    /// `option allbackups`.
+    all_backups: bool,
+    /// The one server every key goes to: the backup HAProxy falls back to
+    /// while no active server is up (without `allbackups`).
+    fixed: Option<u32>,
     /// The gcd of the configured non-zero weights (map-based).
     divisor: u32,
     /// map-based: the server of each slot.
@@ -460,6 +478,8 @@ impl Haproxy {
             ids,
             down,
             hash_type,
+            all_backups: false,
+            fixed: None,
             divisor,
             map: Vec::new(),
             keys: Vec::new(),
@@ -483,6 +503,15 @@ impl Haproxy {
             .map(str::parse)
             .collect::<Result<Vec<_>, _>>()?;
         Haproxy::new(servers, hash_type)
+    }
+
+    /// The backend with `option allbackups` (`true`) or without it: while
+    /// no active server is up, keys spread over every backup server by the
+    /// backend's hash, instead of all going to one backup.
+    pub fn all_backups(mut self, on: bool) -> Self {
+        self.all_backups = on;
+        self.build();
+        self
     }
 
     /// The backend with server `name` down (failed health checks, or
@@ -554,6 +583,9 @@ impl Haproxy {
     }
 
     fn lookup(&self, hash: u32) -> Option<ShardId> {
+        if let Some(only) = self.fixed {
+            return Some(ShardId::new(only));
+        }
         let owner = match self.hash_type.method {
             HaproxyMethod::MapBased => {
                 if self.map.is_empty() {
@@ -583,22 +615,63 @@ impl Haproxy {
         !self.down[i] && self.servers[i].weight > 0
     }
 
+    /// The servers that take keys now: the usable active ones, or, when
+    /// none is, the usable backups.
+    fn serving(&self) -> Vec<usize> {
+        let (backups, active): (Vec<usize>, Vec<usize>) = (0..self.servers.len())
+            .filter(|&i| self.usable(i))
+            .partition(|&i| self.servers[i].backup);
+        if active.is_empty() { backups } else { active }
+    }
+
     fn build(&mut self) {
         self.map.clear();
         self.keys.clear();
         self.owners.clear();
-        match self.hash_type.method {
-            HaproxyMethod::MapBased => self.build_map(),
-            HaproxyMethod::Consistent => self.build_tree(),
+        self.fixed = None;
+        let serving = self.serving();
+        let on_backups = serving.first().is_some_and(|&i| self.servers[i].backup);
+        if on_backups && !self.all_backups {
+            self.fixed = self.fallback(&serving);
+            return;
         }
+        match self.hash_type.method {
+            HaproxyMethod::MapBased => self.build_map(&serving),
+            HaproxyMethod::Consistent => self.build_tree(&serving),
+        }
+    }
+
+    /// Without `allbackups`, HAProxy counts only the first usable backup
+    /// (`fbck`): one server in use, so it hashes nothing. A consistent
+    /// backend returns `fbck`; a map-based one builds its map over every
+    /// usable backup with `fbck`'s weight as the total, and every key takes
+    /// the first slot: the first round's winner, a heavier backup when
+    /// there is one.
+    fn fallback(&self, backups: &[usize]) -> Option<u32> {
+        let &first = backups.first()?;
+        if self.hash_type.method == HaproxyMethod::Consistent {
+            return Some(first as u32);
+        }
+        let total = i64::from(self.servers[first].weight / self.divisor);
+        if total == 1 {
+            return Some(first as u32);
+        }
+        let mut best: Option<(usize, i64)> = None;
+        for &i in backups {
+            let v = (i64::from(self.servers[i].weight / self.divisor) + total) / total;
+            if best.is_none_or(|(_, max)| v > max) {
+                best = Some((i, v));
+            }
+        }
+        best.map(|(i, _)| i as u32)
     }
 
     /// `recalc_server_map`: each slot goes to the server whose running
     /// score, raised by its weight each round, first reaches the top.
-    fn build_map(&mut self) {
-        let live: Vec<(u32, i64)> = (0..self.servers.len())
-            .filter(|&i| self.usable(i))
-            .map(|i| (i as u32, i64::from(self.servers[i].weight / self.divisor)))
+    fn build_map(&mut self, serving: &[usize]) {
+        let live: Vec<(u32, i64)> = serving
+            .iter()
+            .map(|&i| (i as u32, i64::from(self.servers[i].weight / self.divisor)))
             .collect();
         let total: i64 = live.iter().map(|s| s.1).sum();
         if total == 0 {
@@ -625,10 +698,11 @@ impl Haproxy {
         }
     }
 
-    /// `chash_init_server_tree`: `16·weight` nodes per usable server.
-    fn build_tree(&mut self) {
+    /// `chash_init_server_tree`: `16·weight` nodes per usable server, in
+    /// the tree (active or backup) that takes keys now.
+    fn build_tree(&mut self, serving: &[usize]) {
         let mut nodes: Vec<(u32, u32)> = Vec::new();
-        for i in (0..self.servers.len()).filter(|&i| self.usable(i)) {
+        for &i in serving {
             let base = self.ids[i].wrapping_mul(4096);
             for j in 0..self.servers[i].weight * 16 {
                 nodes.push((haproxy_full_hash(base.wrapping_add(j)), i as u32));
@@ -783,7 +857,6 @@ mod tests {
             "server a x:1 weight",
             "server a x:1 id 0",
             "server a x:1 id 2147483648",
-            "server a x:1 backup",
         ] {
             let err = Haproxy::parse_servers(bad, HaproxyHashType::default()).unwrap_err();
             assert!(
@@ -812,6 +885,36 @@ mod tests {
             "consistent sdbm fast",
         ] {
             assert!(bad.parse::<HaproxyHashType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backups_take_keys_only_while_no_active_server_is_up() {
+        let lines = "server a x:1\nserver b x:2 backup weight 2\nserver c x:3 backup weight 10";
+        for t in ["map-based", "consistent"] {
+            let up = backend(lines, t);
+            let down = up.with_down("a").unwrap();
+            let spread = down.clone().all_backups(true);
+            let mut seen = std::collections::BTreeSet::new();
+            for k in 0..500u32 {
+                let key = k.to_le_bytes();
+                assert_eq!(up.server_for(&key).unwrap().name(), "a");
+                // Without allbackups, one backup takes every key: the first
+                // one under consistent, the first slot's winner (the
+                // heavier c) under map-based.
+                let one = if t == "consistent" { "b" } else { "c" };
+                assert_eq!(down.server_for(&key).unwrap().name(), one, "{t}");
+                seen.insert(spread.server_for(&key).unwrap().name().to_string());
+            }
+            assert_eq!(seen.len(), 2, "{t}: allbackups spreads over both");
+            assert!(
+                down.with_down("b")
+                    .unwrap()
+                    .with_down("c")
+                    .unwrap()
+                    .server_for(b"k")
+                    .is_none()
+            );
         }
     }
 
