@@ -97,8 +97,7 @@ impl Ring {
     /// The index of the first point at or after `hash`, wrapping.
     #[inline]
     fn start(&self, hash: u64) -> usize {
-        let i = self.points.partition_point(|&p| p < hash);
-        if i == self.points.len() { 0 } else { i }
+        successor(&self.points, hash)
     }
 
     /// The members in the order a clockwise walk from `hash` meets them,
@@ -146,4 +145,14 @@ impl ReplicaSharder for Ring {
         }
         Ok(())
     }
+}
+
+/// The index of the first of the sorted `points` at or above `key`,
+/// wrapping to 0 past the last: the lookup of every continuum (weft's
+/// ring, ketama, twemproxy, groupcache, Envoy's ring, HAProxy's tree,
+/// nginx's points, Cassandra's tokens). `points` must not be empty.
+#[inline]
+pub(crate) fn successor<K: Ord + Copy>(points: &[K], key: K) -> usize {
+    let i = points.partition_point(|&p| p < key);
+    if i == points.len() { 0 } else { i }
 }

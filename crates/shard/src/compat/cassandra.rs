@@ -147,9 +147,7 @@ impl TokenRing {
 
     /// The node id owning `token` (ids in order of first appearance).
     pub fn owner_of_token(&self, token: i64) -> ShardId {
-        let i = self.tokens.partition_point(|&t| t < token);
-        let i = if i == self.tokens.len() { 0 } else { i };
-        ShardId::new(self.owners[i])
+        ShardId::new(self.owners[crate::ring::successor(&self.tokens, token)])
     }
 
     /// The node owning `token`.

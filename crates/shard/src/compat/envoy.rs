@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use serde_json::Value;
 use weft_core::{ShardId, Sharder};
 
 use crate::ShardError;
@@ -220,57 +221,40 @@ pub fn parse_envoy_load_assignment(
         input: json.chars().take(80).collect(),
         reason,
     };
-    let root: serde_json::Value = serde_json::from_str(json)
+    let root: Value = serde_json::from_str(json)
         .map_err(|_| bad("not JSON: expected a ClusterLoadAssignment"))?;
-    // A field by its snake_case or camelCase name.
-    let field = |v: &'_ serde_json::Value, snake: &str| -> Option<serde_json::Value> {
-        let camel: String = snake
-            .split('_')
-            .enumerate()
-            .map(|(i, w)| {
-                if i == 0 {
-                    w.to_string()
-                } else {
-                    w[..1].to_uppercase() + &w[1..]
-                }
-            })
-            .collect();
-        v.get(snake).or_else(|| v.get(&camel)).cloned()
-    };
-    let groups = field(&root, "endpoints")
-        .and_then(|e| e.as_array().cloned())
+    let groups = field(&root, "endpoints", "endpoints")
+        .and_then(Value::as_array)
         .ok_or_else(|| bad("a ClusterLoadAssignment has an endpoints list"))?;
     let mut hosts = Vec::new();
-    for group in &groups {
-        if field(group, "priority")
-            .and_then(|p| p.as_u64())
+    for group in groups {
+        if field(group, "priority", "priority")
+            .and_then(Value::as_u64)
             .unwrap_or(0)
             != 0
         {
             return Err(bad("endpoints of priority above 0 are not modelled"));
         }
-        let endpoints = field(group, "lb_endpoints")
-            .and_then(|e| e.as_array().cloned())
-            .unwrap_or_default();
-        for lb in &endpoints {
-            let health = field(lb, "health_status");
-            let health = health
-                .as_ref()
-                .and_then(|h| h.as_str())
+        let endpoints = field(group, "lb_endpoints", "lbEndpoints")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for lb in endpoints {
+            let health = field(lb, "health_status", "healthStatus")
+                .and_then(Value::as_str)
                 .unwrap_or("UNKNOWN");
             if health != "UNKNOWN" && health != "HEALTHY" {
                 continue;
             }
-            let endpoint =
-                field(lb, "endpoint").ok_or_else(|| bad("an lb_endpoint has no endpoint"))?;
-            let socket = field(&endpoint, "address")
-                .and_then(|a| field(&a, "socket_address"))
+            let endpoint = field(lb, "endpoint", "endpoint")
+                .ok_or_else(|| bad("an lb_endpoint has no endpoint"))?;
+            let socket = field(endpoint, "address", "address")
+                .and_then(|a| field(a, "socket_address", "socketAddress"))
                 .ok_or_else(|| bad("an endpoint has no address.socket_address"))?;
-            let ip = field(&socket, "address")
-                .and_then(|a| a.as_str().map(str::to_string))
+            let ip = field(socket, "address", "address")
+                .and_then(Value::as_str)
                 .ok_or_else(|| bad("a socket_address has no address"))?;
-            let port = field(&socket, "port_value")
-                .and_then(|p| p.as_u64())
+            let port = field(socket, "port_value", "portValue")
+                .and_then(Value::as_u64)
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or_else(|| bad("a socket_address needs a port_value from 1 to 65535"))?;
             let address = match ip.parse::<std::net::IpAddr>() {
@@ -278,36 +262,42 @@ pub fn parse_envoy_load_assignment(
                 Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
                 Err(_) => return Err(bad("a socket_address is not an IP address")),
             };
-            let hash_key = field(lb, "metadata")
-                .and_then(|m| field(&m, "filter_metadata"))
-                .and_then(|f| f.get("envoy.lb").cloned())
-                .and_then(|lb| field(&lb, "hash_key"))
-                .and_then(|k| k.as_str().map(str::to_string))
+            let hash_key = field(lb, "metadata", "metadata")
+                .and_then(|m| field(m, "filter_metadata", "filterMetadata"))
+                .and_then(|f| f.get("envoy.lb"))
+                .and_then(|lb| field(lb, "hash_key", "hashKey"))
+                .and_then(Value::as_str)
                 .filter(|k| !k.is_empty());
-            let hostname =
-                field(&endpoint, "hostname").and_then(|h| h.as_str().map(str::to_string));
             let key = match (hash_key, use_hostname_for_hashing) {
                 (Some(k), _) => k,
-                (None, true) => hostname.filter(|h| !h.is_empty()).ok_or_else(|| {
-                    bad("an endpoint has no hostname to hash by (use_hostname_for_hashing)")
-                })?,
-                (None, false) => address,
+                (None, true) => field(endpoint, "hostname", "hostname")
+                    .and_then(Value::as_str)
+                    .filter(|h| !h.is_empty())
+                    .ok_or_else(|| {
+                        bad("an endpoint has no hostname to hash by (use_hostname_for_hashing)")
+                    })?,
+                (None, false) => &address,
             };
-            let weight = match field(lb, "load_balancing_weight") {
+            let weight = match field(lb, "load_balancing_weight", "loadBalancingWeight") {
                 None => 1,
-                Some(w) => {
-                    let w = w
-                        .as_u64()
-                        .or_else(|| w.get("value").and_then(|v| v.as_u64()));
-                    w.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| {
+                Some(w) => w
+                    .as_u64()
+                    .or_else(|| w.get("value").and_then(Value::as_u64))
+                    .and_then(|w| u32::try_from(w).ok())
+                    .ok_or_else(|| {
                         bad("load_balancing_weight must be a whole number from 1 to 4294967295")
-                    })?
-                }
+                    })?,
             };
-            hosts.push(EnvoyHost::new(&key, weight)?);
+            hosts.push(EnvoyHost::new(key, weight)?);
         }
     }
     Ok(hosts)
+}
+
+/// A field by its snake_case or camelCase name (Envoy's JSON accepts
+/// both).
+fn field<'v>(v: &'v Value, snake: &str, camel: &str) -> Option<&'v Value> {
+    v.get(snake).or_else(|| v.get(camel))
 }
 
 /// Which hash builds an Envoy ring.
@@ -455,8 +445,7 @@ impl EnvoyRing {
     /// The index (into [`hosts`](EnvoyRing::hosts)) of the host for a
     /// request hash.
     pub fn shard_for_request_hash(&self, hash: u64) -> ShardId {
-        let i = self.hashes.partition_point(|&h| h < hash);
-        ShardId::new(self.owners[if i == self.hashes.len() { 0 } else { i }])
+        ShardId::new(self.owners[crate::ring::successor(&self.hashes, hash)])
     }
 
     /// The host for a request hash.

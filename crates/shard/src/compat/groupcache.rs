@@ -144,8 +144,7 @@ impl Groupcache {
     }
 
     fn dispatch(&self, hash: u32) -> ShardId {
-        let i = self.points.partition_point(|&p| p < hash);
-        ShardId::new(self.owners[if i == self.points.len() { 0 } else { i }])
+        ShardId::new(self.owners[crate::ring::successor(&self.points, hash)])
     }
 }
 

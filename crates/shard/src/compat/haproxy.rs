@@ -598,10 +598,7 @@ impl Haproxy {
                 if n == 0 {
                     return None;
                 }
-                let next = match self.keys.partition_point(|&k| k < hash) {
-                    i if i == n => 0,
-                    i => i,
-                };
+                let next = crate::ring::successor(&self.keys, hash);
                 let prev = if next == 0 { n - 1 } else { next - 1 };
                 let below = hash.wrapping_sub(self.keys[prev]);
                 let above = self.keys[next].wrapping_sub(hash);
@@ -642,45 +639,49 @@ impl Haproxy {
     }
 
     /// Without `allbackups`, HAProxy counts only the first usable backup
-    /// (`fbck`): one server in use, so it hashes nothing. A consistent
-    /// backend returns `fbck`; a map-based one builds its map over every
-    /// usable backup with `fbck`'s weight as the total, and every key takes
-    /// the first slot: the first round's winner, a heavier backup when
-    /// there is one.
+    /// (`fbck`): one server in use, so it hashes nothing (every key takes
+    /// slot or node 0). A consistent backend returns `fbck`; a map-based
+    /// one builds its map over every usable backup with `fbck`'s weight as
+    /// the total, so the first slot's winner, a heavier backup when there is
+    /// one, takes every key.
     fn fallback(&self, backups: &[usize]) -> Option<u32> {
         let &first = backups.first()?;
-        if self.hash_type.method == HaproxyMethod::Consistent {
-            return Some(first as u32);
-        }
-        let total = i64::from(self.servers[first].weight / self.divisor);
-        if total == 1 {
-            return Some(first as u32);
-        }
-        let mut best: Option<(usize, i64)> = None;
-        for &i in backups {
-            let v = (i64::from(self.servers[i].weight / self.divisor) + total) / total;
-            if best.is_none_or(|(_, max)| v > max) {
-                best = Some((i, v));
+        match self.hash_type.method {
+            HaproxyMethod::Consistent => Some(first as u32),
+            HaproxyMethod::MapBased => {
+                let total = self.servers[first].weight / self.divisor;
+                self.spread(backups, i64::from(total)).first().copied()
             }
         }
-        best.map(|(i, _)| i as u32)
     }
 
-    /// `recalc_server_map`: each slot goes to the server whose running
-    /// score, raised by its weight each round, first reaches the top.
+    /// The map over `serving`, of as many slots as their weights sum to.
     fn build_map(&mut self, serving: &[usize]) {
+        let total = serving
+            .iter()
+            .map(|&i| i64::from(self.servers[i].weight / self.divisor))
+            .sum();
+        self.map = self.spread(serving, total);
+    }
+
+    /// `recalc_server_map`: `total` slots, each going to the server whose
+    /// running score, raised by its weight each round, first reaches the
+    /// top (the earliest declared on a tie); with one slot, the first
+    /// server.
+    fn spread(&self, serving: &[usize], total: i64) -> Vec<u32> {
         let live: Vec<(u32, i64)> = serving
             .iter()
             .map(|&i| (i as u32, i64::from(self.servers[i].weight / self.divisor)))
             .collect();
-        let total: i64 = live.iter().map(|s| s.1).sum();
-        if total == 0 {
-            return;
+        if total <= 1 {
+            return live
+                .first()
+                .filter(|_| total == 1)
+                .map(|s| s.0)
+                .into_iter()
+                .collect();
         }
-        if total == 1 {
-            self.map.push(live[0].0);
-            return;
-        }
+        let mut map = Vec::with_capacity(total as usize);
         let mut score = vec![0i64; live.len()];
         for _ in 0..total {
             let mut best: Option<(usize, i64)> = None;
@@ -692,10 +693,11 @@ impl Haproxy {
                 }
             }
             if let Some((k, _)) = best {
-                self.map.push(live[k].0);
+                map.push(live[k].0);
                 score[k] -= total;
             }
         }
+        map
     }
 
     /// `chash_init_server_tree`: `16·weight` nodes per usable server, in

@@ -133,8 +133,7 @@ impl Ketama {
     }
 
     fn point_index(&self, hash: u32) -> usize {
-        let i = self.points.partition_point(|&p| p < hash);
-        if i == self.points.len() { 0 } else { i }
+        crate::ring::successor(&self.points, hash)
     }
 }
 

@@ -284,7 +284,7 @@ impl NginxHash {
         match self.mode {
             NginxHashMode::Plain => self.plain(key),
             NginxHashMode::Consistent => {
-                self.consistent(self.points.partition_point(|&p| p < crc32fast::hash(key)))
+                self.consistent(crate::ring::successor(&self.points, crc32fast::hash(key)))
             }
         }
     }
@@ -404,7 +404,7 @@ impl Sharder for NginxHash {
             }
             NginxHashMode::Consistent => {
                 let top = (hash >> 32) as u32;
-                self.consistent(self.points.partition_point(|&p| p < top))
+                self.consistent(crate::ring::successor(&self.points, top))
             }
         };
         found.unwrap_or(ShardId::new(0))

@@ -304,10 +304,7 @@ impl Twemproxy {
 
     fn dispatch(&self, hash: u32) -> ShardId {
         let owner = match self.distribution {
-            Distribution::Ketama => {
-                let i = self.points.partition_point(|&p| p < hash);
-                self.owners[if i == self.points.len() { 0 } else { i }]
-            }
+            Distribution::Ketama => self.owners[crate::ring::successor(&self.points, hash)],
             Distribution::Modula => self.owners[(hash % self.owners.len() as u32) as usize],
         };
         ShardId::new(owner)
