@@ -548,10 +548,13 @@ impl Group {
     }
 
     async fn run(mut self, runs: usize) {
-        // `WEFT_BENCH_ROWS=work` keeps only the rows whose name holds it
-        // (for a profiler).
+        // `WEFT_BENCH_ROWS=work` keeps only the rows whose group title and
+        // name, as `title / name`, hold it (for a profiler: `deep edges /
+        // copy(3), read in place` is one row).
         if let Ok(only) = std::env::var("WEFT_BENCH_ROWS") {
-            self.rows.retain(|r| r.name.contains(&only));
+            let title = self.title;
+            self.rows
+                .retain(|r| format!("{title} / {}", r.name).contains(&only));
         }
         for _ in 0..runs {
             for row in &mut self.rows {

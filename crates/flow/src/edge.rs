@@ -1,11 +1,19 @@
 //! A bounded edge between stages: batches of items, capacity counted in
 //! items.
+//!
+//! One lock guards everything an edge has: the parcels on it, the count of
+//! items it holds, the sends waiting for room and the reader's waker. A
+//! send is one lock (room and parcel together) and, when the reader
+//! sleeps, one wake-up; a read is one lock, and wakes the first waiting
+//! send only when the room it freed is enough for it. (A channel with a
+//! semaphore beside it takes each of those twice, in two structures.)
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
 
 use crate::batch::{Batch, Shared};
 use crate::stall::Stall;
@@ -13,9 +21,18 @@ use crate::{FlowConfig, FlowError};
 
 /// Reads how many items an edge holds.
 #[derive(Clone)]
-pub(crate) struct Probe {
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) capacity: usize,
+pub(crate) struct Probe(Arc<dyn Held>);
+
+impl Probe {
+    /// Items on the edge, and room taken for items about to be sent.
+    pub(crate) fn held(&self) -> usize {
+        self.0.held()
+    }
+}
+
+/// An edge, seen without its item type.
+trait Held: Send + Sync {
+    fn held(&self) -> usize;
 }
 
 /// What a stage reads from an edge or a stream: a batch of items, or the
@@ -42,16 +59,169 @@ impl<T> Parcel<T> {
 }
 
 /// A parcel, or the failure that ended the stream (boxed: it is rare, and
-/// a small message is cheaper to move for every item).
+/// a small message is cheaper to move for every item). A failure takes no
+/// room.
 type Wire<T> = Result<Parcel<T>, Box<FlowError>>;
 
-/// The sending side. Sending waits while the edge holds `capacity` items.
-#[derive(Debug)]
-pub(crate) struct EdgeTx<T> {
-    tx: mpsc::UnboundedSender<Wire<T>>,
-    permits: Arc<Semaphore>,
+/// The edge itself, shared by its senders and its reader.
+struct Chan<T> {
+    state: Mutex<State<T>>,
+    /// Set (under the lock) when the reader is gone; read without it.
+    closed: AtomicBool,
     capacity: usize,
+    /// The most single items gathered into one batch.
+    batch: usize,
     stall: Arc<Stall>,
+}
+
+struct State<T> {
+    parcels: VecDeque<Wire<T>>,
+    /// Items on the edge, plus room taken for items not sent yet: at most
+    /// the capacity.
+    held: usize,
+    /// Sends waiting for room, first come first served: a send that finds
+    /// others waiting waits behind them, so a large batch is not starved
+    /// by small ones.
+    waiting: VecDeque<Waiter>,
+    next_waiter: u64,
+    /// The reader, when it waits for a parcel.
+    reader: Option<Waker>,
+    senders: usize,
+}
+
+struct Waiter {
+    id: u64,
+    need: usize,
+    /// Taken when the waiter is woken.
+    waker: Option<Waker>,
+}
+
+impl<T> State<T> {
+    fn free(&self, capacity: usize) -> usize {
+        capacity.saturating_sub(self.held)
+    }
+
+    /// The first waiting send, if the room now free is enough for it.
+    fn wake_first(&mut self, capacity: usize) -> Option<Waker> {
+        let free = self.free(capacity);
+        let first = self.waiting.front_mut()?;
+        if first.need <= free {
+            first.waker.take()
+        } else {
+            None
+        }
+    }
+
+    /// Gives back room for `n` items; the send to wake, if any.
+    fn release(&mut self, n: usize, capacity: usize) -> Option<Waker> {
+        self.held = self.held.saturating_sub(n);
+        self.wake_first(capacity)
+    }
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while the lock is held; a poisoned lock's state
+        // is whole.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Room for `n` items now, if no send waits before this one.
+    fn try_take(&self, n: usize) -> Take {
+        let mut st = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            Take::Closed
+        } else if st.waiting.is_empty() && st.free(self.capacity) >= n {
+            st.held += n;
+            Take::Taken
+        } else {
+            Take::Full
+        }
+    }
+
+    /// Sends `wire` if there is room for it now and no send waits before
+    /// it; `Err(wire)` if it must wait. `Ok(false)` if the reader is gone.
+    fn try_send(&self, wire: Wire<T>) -> Result<bool, Wire<T>> {
+        let n = wire.as_ref().map_or(0, Parcel::len);
+        let mut st = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            drop(st);
+            drop(wire);
+            return Ok(false);
+        }
+        if !(st.waiting.is_empty() && st.free(self.capacity) >= n) {
+            return Err(wire);
+        }
+        st.held += n;
+        st.parcels.push_back(wire);
+        let reader = st.reader.take();
+        drop(st);
+        wake(reader);
+        Ok(true)
+    }
+
+    /// Sends `wire` into room taken for `taken` items; the room it does not
+    /// use is given back. `false` if the reader is gone.
+    fn deliver(&self, wire: Wire<T>, taken: usize) -> bool {
+        let n = wire.as_ref().map_or(0, Parcel::len);
+        let mut st = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            drop(st);
+            drop(wire);
+            return false;
+        }
+        st.held = (st.held + n).saturating_sub(taken);
+        let writer = if n < taken {
+            st.wake_first(self.capacity)
+        } else {
+            None
+        };
+        st.parcels.push_back(wire);
+        let reader = st.reader.take();
+        drop(st);
+        wake(reader);
+        wake(writer);
+        true
+    }
+
+    /// Gives back room for `n` items taken and not used.
+    fn give_back(&self, n: usize) {
+        if n > 0 {
+            let writer = self.lock().release(n, self.capacity);
+            wake(writer);
+        }
+    }
+}
+
+impl<T: Send> Held for Chan<T> {
+    fn held(&self) -> usize {
+        self.lock().held
+    }
+}
+
+enum Take {
+    Taken,
+    Full,
+    Closed,
+}
+
+/// The sending side. Sending waits while the edge holds `capacity` items.
+pub(crate) struct EdgeTx<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> std::fmt::Debug for EdgeTx<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeTx")
+            .field("capacity", &self.chan.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> std::fmt::Debug for Parcel<T> {
@@ -62,84 +232,110 @@ impl<T> std::fmt::Debug for Parcel<T> {
 
 impl<T> Clone for EdgeTx<T> {
     fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
         EdgeTx {
-            tx: self.tx.clone(),
-            permits: self.permits.clone(),
-            capacity: self.capacity,
-            stall: self.stall.clone(),
+            chan: self.chan.clone(),
         }
+    }
+}
+
+impl<T> Drop for EdgeTx<T> {
+    fn drop(&mut self) {
+        let mut st = self.chan.lock();
+        st.senders -= 1;
+        // The last sender gone completes the stream: the reader sees it
+        // once the parcels are read.
+        let reader = if st.senders == 0 {
+            st.reader.take()
+        } else {
+            None
+        };
+        drop(st);
+        wake(reader);
+    }
+}
+
+/// Room taken on an edge and not used yet: given back when dropped.
+#[derive(Debug)]
+struct Taken<'a, T> {
+    tx: &'a EdgeTx<T>,
+    n: usize,
+}
+
+impl<T> Taken<'_, T> {
+    /// Sends `wire` into this room.
+    fn deliver(mut self, wire: Wire<T>) -> bool {
+        let taken = std::mem::take(&mut self.n);
+        self.tx.chan.deliver(wire, taken)
+    }
+}
+
+impl<T> Drop for Taken<'_, T> {
+    fn drop(&mut self) {
+        self.tx.chan.give_back(self.n);
     }
 }
 
 /// Room for one item on an edge, taken before the item exists so that
 /// sending it cannot wait.
 #[derive(Debug)]
-pub(crate) struct Slot<'a, T> {
-    tx: &'a EdgeTx<T>,
-    permit: tokio::sync::SemaphorePermit<'a>,
-}
+pub(crate) struct Slot<'a, T>(Taken<'a, T>);
 
 impl<T> Slot<'_, T> {
     /// Sends `item` into the reserved room; `false` if the receiver is gone.
     pub(crate) fn send(self, item: T) -> bool {
-        // The receiver returns the permit when it takes the item.
-        self.permit.forget();
-        self.tx.tx.send(Ok(Parcel::One(item))).is_ok()
+        self.0.deliver(Ok(Parcel::One(item)))
     }
 }
 
 /// Room for up to `n` items on an edge, taken before they are sent.
 #[derive(Debug)]
-pub(crate) struct Room<'a, T> {
-    tx: &'a EdgeTx<T>,
-    permit: SemaphorePermit<'a>,
-}
+pub(crate) struct Room<'a, T>(Taken<'a, T>);
 
 impl<T> Room<'_, T> {
     /// Sends `items` (at most the room taken) and gives back the room they
     /// do not use; `false` if the receiver is gone.
-    pub(crate) fn send(mut self, items: Vec<T>) -> bool {
-        let unused = self.permit.num_permits().saturating_sub(items.len());
-        drop(self.permit.split(unused));
-        // The receiver returns the rest when it takes the items.
-        self.permit.forget();
-        items.is_empty() || self.tx.tx.send(Ok(Parcel::Batch(items))).is_ok()
+    pub(crate) fn send(self, items: Vec<T>) -> bool {
+        if items.is_empty() {
+            // Dropping the room gives it back.
+            return true;
+        }
+        self.0.deliver(Ok(Parcel::Batch(items)))
     }
 }
 
 /// The receiving side.
-#[derive(Debug)]
 pub(crate) struct EdgeRx<T> {
-    rx: mpsc::UnboundedReceiver<Wire<T>>,
-    permits: Arc<Semaphore>,
-    capacity: usize,
-    /// The most single items gathered into one batch.
-    batch: usize,
-    /// A parcel met while gathering single items, to be read next.
-    held: Option<Wire<T>>,
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> std::fmt::Debug for EdgeRx<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeRx")
+            .field("capacity", &self.chan.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A bounded edge holding at most `config.capacity` items, whose reader
 /// gathers single items into batches of up to `config.batch`.
 pub(crate) fn edge<T>(config: FlowConfig) -> (EdgeTx<T>, EdgeRx<T>) {
     let capacity = config.capacity.max(1);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let permits = Arc::new(Semaphore::new(capacity));
-    (
-        EdgeTx {
-            tx,
-            permits: permits.clone(),
-            capacity,
-            stall: Stall::new(capacity),
-        },
-        EdgeRx {
-            rx,
-            permits,
-            capacity,
-            batch: config.batch.max(1),
-            held: None,
-        },
-    )
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            parcels: VecDeque::new(),
+            held: 0,
+            waiting: VecDeque::new(),
+            next_waiter: 0,
+            reader: None,
+            senders: 1,
+        }),
+        closed: AtomicBool::new(false),
+        capacity,
+        batch: config.batch.max(1),
+        stall: Stall::new(capacity),
+    });
+    (EdgeTx { chan: chan.clone() }, EdgeRx { chan })
 }
 
 impl<T> EdgeTx<T> {
@@ -147,17 +343,12 @@ impl<T> EdgeTx<T> {
     /// sent in capacity-sized parts. `false` if the receiver is gone.
     pub(crate) async fn send(&self, mut batch: Vec<T>) -> bool {
         while !batch.is_empty() {
-            let rest = if batch.len() > self.capacity {
-                batch.split_off(self.capacity)
+            let rest = if batch.len() > self.chan.capacity {
+                batch.split_off(self.chan.capacity)
             } else {
                 Vec::new()
             };
-            let Some(permit) = self.room(batch.len()).await else {
-                return false;
-            };
-            // The receiver returns the permits when it takes the batch.
-            permit.forget();
-            if self.tx.send(Ok(Parcel::Batch(batch))).is_err() {
+            if !self.put(Parcel::Batch(batch)).await {
                 return false;
             }
             batch = rest;
@@ -165,89 +356,195 @@ impl<T> EdgeTx<T> {
         true
     }
 
+    /// Sends a parcel of at most the capacity, waiting for room.
+    async fn put(&self, parcel: Parcel<T>) -> bool {
+        match self.chan.try_send(Ok(parcel)) {
+            Ok(sent) => sent,
+            Err(wire) => {
+                let n = wire.as_ref().map_or(0, Parcel::len);
+                // The wait sends the parcel as it takes the room.
+                self.wait(n, Some(wire)).await.is_some()
+            }
+        }
+    }
+
     /// Sends a batch as it is, shared or owned, waiting for room; `false`
     /// if the receiver is gone.
     pub(crate) async fn send_batch(&self, batch: Batch<T>) -> bool {
         match batch {
             Batch::One(item) => self.send_one(item).await,
-            Batch::Shared(shared) if shared.len() <= self.capacity => {
-                self.send_shared(shared).await
-            }
+            Batch::Shared(shared) => self.send_shared(shared).await,
             batch => self.send(batch.into_vec()).await,
         }
     }
 
     /// Sends one item, waiting for room; `false` if the receiver is gone.
     pub(crate) async fn send_one(&self, item: T) -> bool {
-        match self.reserve().await {
-            Some(slot) => slot.send(item),
-            None => false,
-        }
+        self.put(Parcel::One(item)).await
     }
 
     /// Sends a batch that other edges hold too, waiting for room; `false`
     /// if the receiver is gone. A batch larger than the edge's capacity
     /// cannot travel shared: it is taken apart and sent in parts.
     pub(crate) async fn send_shared(&self, batch: Arc<dyn Shared<T>>) -> bool {
-        if batch.len() > self.capacity {
+        if batch.len() > self.chan.capacity {
             return self.send(batch.take()).await;
         }
-        let Some(permit) = self.room(batch.len()).await else {
-            return false;
-        };
-        // The receiver returns the permits when it takes the batch.
-        permit.forget();
-        self.tx.send(Ok(Parcel::Shared(batch))).is_ok()
+        self.put(Parcel::Shared(batch)).await
     }
 
     /// Room for `n` items (at most the capacity), at once if there is
     /// some, else waiting for it; `None` if the receiver is gone.
-    async fn room(&self, n: usize) -> Option<SemaphorePermit<'_>> {
-        // invariant: `n` is at most the capacity, at most 2³⁰.
-        let n = u32::try_from(n.min(self.capacity)).unwrap_or(u32::MAX);
-        match self.permits.try_acquire_many(n) {
-            Ok(permit) => Some(permit),
-            Err(TryAcquireError::Closed) => None,
-            Err(TryAcquireError::NoPermits) => self.wait_for_room(n).await,
+    async fn room(&self, n: usize) -> Option<Taken<'_, T>> {
+        let n = n.min(self.chan.capacity);
+        match self.chan.try_take(n) {
+            Take::Taken => Some(Taken { tx: self, n }),
+            Take::Closed => None,
+            Take::Full => {
+                let n = self.wait(n, None).await?;
+                Some(Taken { tx: self, n })
+            }
         }
     }
 
-    /// Waits for room for `n` items: the slow path of a send, watched
-    /// by the stall watchdog.
-    async fn wait_for_room(&self, n: u32) -> Option<SemaphorePermit<'_>> {
+    /// Waits for room for `n` items (at most the capacity), and sends
+    /// `parcel` into it if there is one: the slow path of a send, watched
+    /// by the stall watchdog. The room taken (and not filled), or `None`
+    /// if the receiver is gone.
+    async fn wait(&self, n: usize, parcel: Option<Wire<T>>) -> Option<usize> {
         // Cleared when the wait ends, or when the send is dropped waiting.
-        let _waiting = self.stall.waiting();
-        self.permits.acquire_many(n).await.ok()
+        let _waiting = self.chan.stall.waiting();
+        WaitForRoom {
+            chan: &self.chan,
+            need: n.min(self.chan.capacity),
+            id: None,
+            parcel,
+        }
+        .await
     }
 
     /// Waits for room for one item; `None` if the receiver is gone. The
     /// room is given back if the slot is dropped unused.
     pub(crate) async fn reserve(&self) -> Option<Slot<'_, T>> {
-        let permit = self.room(1).await?;
-        Some(Slot { tx: self, permit })
+        self.room(1).await.map(Slot)
     }
 
     /// Waits for room for `n` items (at most the capacity); `None` if the
     /// receiver is gone. The room is given back if it is dropped unused.
     pub(crate) async fn reserve_many(&self, n: usize) -> Option<Room<'_, T>> {
-        let permit = self.room(n).await?;
-        Some(Room { tx: self, permit })
+        self.room(n).await.map(Room)
     }
 
     /// Room for one item if there is some now.
     pub(crate) fn try_reserve(&self) -> Option<Slot<'_, T>> {
-        let permit = self.permits.try_acquire().ok()?;
-        Some(Slot { tx: self, permit })
+        match self.chan.try_take(1) {
+            Take::Taken => Some(Slot(Taken { tx: self, n: 1 })),
+            Take::Full | Take::Closed => None,
+        }
     }
 
-    /// Sends a failure downstream.
+    /// Sends a failure downstream (it takes no room).
     pub(crate) fn fail(&self, error: FlowError) {
-        let _ = self.tx.send(Err(Box::new(error)));
+        self.chan.deliver(Err(Box::new(error)), 0);
     }
 
     /// Whether the receiver is gone.
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.chan.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A send waiting for room, in line behind the sends that waited before
+/// it. Dropped while waiting, it leaves the line (and passes a wake-up it
+/// was given on to the next in line).
+struct WaitForRoom<'a, T> {
+    chan: &'a Chan<T>,
+    need: usize,
+    /// Its place in the line, once it has one.
+    id: Option<u64>,
+    /// What to send into the room, under the same lock that takes it.
+    parcel: Option<Wire<T>>,
+}
+
+/// The parcel is moved out, never polled in place.
+impl<T> Unpin for WaitForRoom<'_, T> {}
+
+impl<T> Future for WaitForRoom<'_, T> {
+    /// The room taken and not filled by the parcel (0 with one), or `None`
+    /// if the reader is gone.
+    type Output = Option<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        let chan = self.chan;
+        let mut st = chan.lock();
+        if chan.closed.load(Ordering::Relaxed) {
+            if let Some(id) = self.id.take() {
+                st.waiting.retain(|w| w.id != id);
+            }
+            return Poll::Ready(None);
+        }
+        let first = match self.id {
+            None => st.waiting.is_empty(),
+            Some(id) => st.waiting.front().is_some_and(|w| w.id == id),
+        };
+        if first && st.free(chan.capacity) >= self.need {
+            st.held += self.need;
+            if self.id.take().is_some() {
+                st.waiting.pop_front();
+            }
+            // Room may be left for the next in line.
+            let next = st.wake_first(chan.capacity);
+            let (unfilled, reader) = match self.parcel.take() {
+                Some(parcel) => {
+                    st.parcels.push_back(parcel);
+                    (0, st.reader.take())
+                }
+                None => (self.need, None),
+            };
+            drop(st);
+            wake(reader);
+            wake(next);
+            return Poll::Ready(Some(unfilled));
+        }
+        match self.id {
+            Some(id) => {
+                if let Some(w) = st.waiting.iter_mut().find(|w| w.id == id) {
+                    match &w.waker {
+                        Some(waker) if waker.will_wake(cx.waker()) => {}
+                        _ => w.waker = Some(cx.waker().clone()),
+                    }
+                }
+            }
+            None => {
+                let id = st.next_waiter;
+                st.next_waiter += 1;
+                st.waiting.push_back(Waiter {
+                    id,
+                    need: self.need,
+                    waker: Some(cx.waker().clone()),
+                });
+                self.id = Some(id);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for WaitForRoom<'_, T> {
+    fn drop(&mut self) {
+        let Some(id) = self.id else {
+            return;
+        };
+        let mut st = self.chan.lock();
+        let was_first = st.waiting.front().is_some_and(|w| w.id == id);
+        st.waiting.retain(|w| w.id != id);
+        let next = if was_first {
+            st.wake_first(self.chan.capacity)
+        } else {
+            None
+        };
+        drop(st);
+        wake(next);
     }
 }
 
@@ -259,51 +556,71 @@ impl<T> EdgeRx<T> {
     /// size, so that items sent one at a time move on as batches; a shared
     /// batch stays shared.
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Msg<T>>> {
-        let first = match self.held.take() {
-            Some(held) => held,
-            None => match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(first)) => first,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            },
+        // A reader that always finds parcels still yields to the other
+        // tasks of its thread now and then, as tokio's own channels do.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let chan = &*self.chan;
+        let mut st = chan.lock();
+        let Some(first) = st.parcels.pop_front() else {
+            if st.senders == 0 {
+                coop.made_progress();
+                return Poll::Ready(None);
+            }
+            match &st.reader {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => st.reader = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
         };
         let items = match first {
-            Err(e) => return Poll::Ready(Some(Err(*e))),
+            Err(e) => {
+                drop(st);
+                coop.made_progress();
+                return Poll::Ready(Some(Err(*e)));
+            }
             Ok(Parcel::Batch(items)) => Batch::Owned(items),
             Ok(Parcel::Shared(items)) => Batch::Shared(items),
-            // Alone on the edge: read alone, without an allocation.
-            Ok(Parcel::One(item)) if self.rx.is_empty() || self.batch == 1 => Batch::One(item),
             Ok(Parcel::One(item)) => {
-                let mut items = Vec::with_capacity((self.rx.len() + 1).min(self.batch));
-                items.push(item);
-                while items.len() < self.batch {
-                    match self.rx.try_recv() {
-                        Ok(Ok(Parcel::One(item))) => items.push(item),
-                        Ok(other) => {
-                            self.held = Some(other);
-                            break;
+                let more = if chan.batch == 1 {
+                    0
+                } else {
+                    st.parcels
+                        .iter()
+                        .take(chan.batch - 1)
+                        .take_while(|w| matches!(w, Ok(Parcel::One(_))))
+                        .count()
+                };
+                if more == 0 {
+                    // Alone on the edge: read alone, without an allocation.
+                    Batch::One(item)
+                } else {
+                    let mut items = Vec::with_capacity(more + 1);
+                    items.push(item);
+                    for wire in st.parcels.drain(..more) {
+                        if let Ok(Parcel::One(item)) = wire {
+                            items.push(item);
                         }
-                        Err(_) => break,
                     }
+                    Batch::Owned(items)
                 }
-                Batch::Owned(items)
             }
         };
-        self.permits.add_permits(items.len());
+        let writer = st.release(items.len(), chan.capacity);
+        drop(st);
+        wake(writer);
+        coop.made_progress();
         Poll::Ready(Some(Ok(items)))
-    }
-
-    /// A reader of how many items this edge holds.
-    pub(crate) fn probe(&self) -> Probe {
-        Probe {
-            permits: self.permits.clone(),
-            capacity: self.capacity,
-        }
     }
 }
 
-/// Nothing in an edge's reader is pinned: a held item is moved out, never
-/// polled in place.
+impl<T: Send + 'static> EdgeRx<T> {
+    /// A reader of how many items this edge holds.
+    pub(crate) fn probe(&self) -> Probe {
+        Probe(self.chan.clone())
+    }
+}
+
+/// Nothing in an edge's reader is pinned.
 impl<T> Unpin for EdgeRx<T> {}
 
 /// The reader's side as the stream of a flow.
@@ -317,7 +634,289 @@ impl<T> futures::Stream for EdgeRx<T> {
 
 impl<T> Drop for EdgeRx<T> {
     fn drop(&mut self) {
-        // Wake senders waiting for room: they see the edge closed.
-        self.permits.close();
+        // Senders see the edge closed, and those waiting for room wake to
+        // see it; what was on the edge is dropped outside the lock.
+        let mut st = self.chan.lock();
+        self.chan.closed.store(true, Ordering::Release);
+        let parcels = std::mem::take(&mut st.parcels);
+        st.held = 0;
+        let writers: Vec<Waker> = st
+            .waiting
+            .iter_mut()
+            .filter_map(|w| w.waker.take())
+            .collect();
+        st.reader = None;
+        drop(st);
+        for waker in writers {
+            waker.wake();
+        }
+        drop(parcels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Flag(AtomicUsize);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Flag {
+        fn take(&self) -> bool {
+            self.0.swap(0, Ordering::SeqCst) > 0
+        }
+    }
+
+    fn config(capacity: usize, batch: usize) -> FlowConfig {
+        FlowConfig::new(capacity, batch).expect("a valid configuration")
+    }
+
+    type Send<'a> = Pin<Box<dyn Future<Output = bool> + 'a>>;
+
+    /// A send in progress, with the waker it was polled with.
+    struct Pending<'a> {
+        send: Send<'a>,
+        flag: Arc<Flag>,
+        need: usize,
+        items: Vec<u64>,
+    }
+
+    /// Takes a finished send's items, checking that no send that began
+    /// before it is still waiting (first come, first served).
+    fn finish(
+        pending: &mut Vec<Pending<'_>>,
+        i: usize,
+        sent: &mut Vec<u64>,
+    ) -> Result<(), TestCaseError> {
+        let done = pending.remove(i);
+        prop_assert!(
+            pending.iter().all(|p| p.items[0] > done.items[0]),
+            "a send finished before one that began waiting earlier"
+        );
+        sent.extend(done.items);
+        Ok(())
+    }
+
+    fn poll_send(p: &mut Pending<'_>) -> Poll<bool> {
+        let waker = Waker::from(p.flag.clone());
+        p.send.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    fn read(rx: &mut EdgeRx<u64>, flag: &Arc<Flag>) -> Poll<Option<Msg<u64>>> {
+        let waker = Waker::from(flag.clone());
+        rx.poll_recv(&mut Context::from_waker(&waker))
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send(usize),
+        SendOne,
+        Read,
+        Drop(usize),
+    }
+
+    fn op(capacity: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1..=capacity).prop_map(Op::Send),
+            Just(Op::SendOne),
+            Just(Op::Read),
+            Just(Op::Read),
+            any::<usize>().prop_map(Op::Drop),
+        ]
+    }
+
+    proptest! {
+        /// Against a model: the edge never holds more than its capacity,
+        /// a send is never left waiting while the first in line fits (no
+        /// lost wake-up, also when a woken send is dropped), items come out
+        /// once each in the order their sends completed, and a dropped
+        /// send sent nothing.
+        #[test]
+        fn room_is_first_come_first_served_and_no_wake_up_is_lost(
+            (capacity, batch, ops) in (1usize..8).prop_flat_map(|c| {
+                (Just(c), 1..=c, proptest::collection::vec(op(c), 1..120))
+            })
+        ) {
+            let (tx, mut rx) = edge::<u64>(config(capacity, batch));
+            let probe = Probe(rx.chan.clone());
+            let reader = Arc::new(Flag::default());
+            let mut next = 0u64;
+            let mut pending: Vec<Pending<'_>> = Vec::new();
+            let mut sent: Vec<u64> = Vec::new();
+            let mut got: Vec<u64> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Send(k) => {
+                        let items: Vec<u64> = (next..next + k as u64).collect();
+                        next += k as u64;
+                        pending.push(Pending {
+                            send: Box::pin(tx.send(items.clone())),
+                            flag: Arc::new(Flag::default()),
+                            need: k,
+                            items,
+                        });
+                        let last = pending.len() - 1;
+                        if let Poll::Ready(ok) = poll_send(&mut pending[last]) {
+                            prop_assert!(ok);
+                            finish(&mut pending, last, &mut sent)?;
+                        }
+                    }
+                    Op::SendOne => {
+                        let item = next;
+                        next += 1;
+                        pending.push(Pending {
+                            send: Box::pin(tx.send_one(item)),
+                            flag: Arc::new(Flag::default()),
+                            need: 1,
+                            items: vec![item],
+                        });
+                        let last = pending.len() - 1;
+                        if let Poll::Ready(ok) = poll_send(&mut pending[last]) {
+                            prop_assert!(ok);
+                            finish(&mut pending, last, &mut sent)?;
+                        }
+                    }
+                    Op::Read => {
+                        if let Poll::Ready(Some(Ok(batch))) = read(&mut rx, &reader) {
+                            prop_assert!(batch.len() <= capacity);
+                            got.extend(batch.into_vec());
+                        }
+                    }
+                    Op::Drop(i) => {
+                        if !pending.is_empty() {
+                            let i = i % pending.len();
+                            drop(pending.remove(i));
+                        }
+                    }
+                }
+                // Run what was woken, as an executor would, until nothing is.
+                while let Some(i) = pending.iter().position(|p| p.flag.take()) {
+                    if let Poll::Ready(ok) = poll_send(&mut pending[i]) {
+                        prop_assert!(ok);
+                        finish(&mut pending, i, &mut sent)?;
+                    }
+                }
+                let held = probe.held();
+                prop_assert!(held <= capacity, "holds {} of {}", held, capacity);
+                if let Some(first) = pending.first() {
+                    prop_assert!(
+                        capacity - held < first.need,
+                        "the first waiting send (of {}) fits in {} free and was not woken",
+                        first.need,
+                        capacity - held
+                    );
+                }
+            }
+            drop(pending);
+            drop(tx);
+            while let Poll::Ready(Some(m)) = read(&mut rx, &reader) {
+                got.extend(m.expect("no failure was sent").into_vec());
+            }
+            prop_assert_eq!(got, sent);
+            prop_assert_eq!(probe.held(), 0);
+        }
+    }
+
+    #[test]
+    fn a_dropped_reader_wakes_every_waiting_send_and_refuses_the_rest() {
+        let (tx, rx) = edge::<u64>(config(2, 2));
+        let flags: Vec<Arc<Flag>> = (0..3).map(|_| Arc::new(Flag::default())).collect();
+        let mut sends: Vec<Pending<'_>> = flags
+            .iter()
+            .map(|flag| Pending {
+                send: Box::pin(tx.send(vec![1, 2])),
+                flag: flag.clone(),
+                need: 2,
+                items: vec![1, 2],
+            })
+            .collect();
+        let polled: Vec<Poll<bool>> = sends.iter_mut().map(poll_send).collect();
+        assert_eq!(polled, [Poll::Ready(true), Poll::Pending, Poll::Pending]);
+        drop(rx);
+        for (i, send) in sends.iter_mut().enumerate().skip(1) {
+            assert!(send.flag.take(), "waiting send {i} was not woken");
+            assert_eq!(poll_send(send), Poll::Ready(false), "send {i}");
+        }
+        assert!(tx.is_closed());
+        assert!(tx.try_reserve().is_none());
+        assert_eq!(
+            futures::FutureExt::now_or_never(tx.send_one(3)),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn room_taken_is_given_back_when_unused_or_dropped() {
+        let (tx, rx) = edge::<u64>(config(4, 4));
+        let probe = rx.probe();
+        let room = futures::FutureExt::now_or_never(tx.reserve_many(10))
+            .flatten()
+            .expect("room on an empty edge");
+        assert_eq!(
+            probe.held(),
+            4,
+            "a request above the capacity takes the capacity"
+        );
+        assert!(tx.try_reserve().is_none(), "the edge is full");
+        assert!(room.send(vec![7]));
+        assert_eq!(probe.held(), 1, "the room not filled is given back");
+        let slot = tx.try_reserve().expect("room for one");
+        assert_eq!(probe.held(), 2);
+        drop(slot);
+        assert_eq!(probe.held(), 1, "a dropped slot gives its room back");
+        let empty = futures::FutureExt::now_or_never(tx.reserve_many(3))
+            .flatten()
+            .expect("room for three");
+        assert!(empty.send(Vec::new()));
+        assert_eq!(probe.held(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_senders_on_two_threads_lose_and_repeat_nothing() {
+        use futures::StreamExt;
+        const SENDERS: u64 = 4;
+        const EACH: u64 = 20_000;
+        let (tx, mut rx) = edge::<u64>(config(64, 16));
+        for s in 0..SENDERS {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut i = 0;
+                while i < EACH {
+                    // One at a time, and batches of 1 to 100 (some larger
+                    // than the edge, sent in parts).
+                    let k = (i * 7 + s) % 101;
+                    if k == 0 {
+                        assert!(tx.send_one(s * EACH + i).await);
+                        i += 1;
+                    } else {
+                        let end = (i + k).min(EACH);
+                        assert!(tx.send((s * EACH + i..s * EACH + end).collect()).await);
+                        i = end;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut next = [0u64; SENDERS as usize];
+        let mut total = 0;
+        while let Some(m) = rx.next().await {
+            for item in m.expect("no failure").into_vec() {
+                let s = (item / EACH) as usize;
+                assert_eq!(item, s as u64 * EACH + next[s], "sender {s} out of order");
+                next[s] += 1;
+                total += 1;
+            }
+        }
+        assert_eq!(total, SENDERS * EACH);
     }
 }

@@ -20,7 +20,7 @@ pub struct FlowConfig {
 
 impl FlowConfig {
     /// The largest edge capacity, in items (2³⁰): an edge's buffer is
-    /// memory, and its permits are a tokio semaphore's.
+    /// memory.
     pub const MAX_CAPACITY: usize = 1 << 30;
 
     /// Edges hold up to `capacity` items; items move in batches of up to
@@ -185,9 +185,7 @@ impl<T> Flow<T> {
     /// Items buffered on the edge feeding this flow, if it is fed by one
     /// (a channel, a fan-out stage, a queue's output).
     pub fn buffered(&self) -> Option<usize> {
-        self.probe
-            .as_ref()
-            .map(|p| p.capacity - p.permits.available_permits().min(p.capacity))
+        self.probe.as_ref().map(Probe::held)
     }
 }
 

@@ -3,24 +3,30 @@
 //! pipeline that hangs: outputs of one stage read one after another, or a
 //! queue awaited before its output).
 //!
-//! Sends wait on tokio semaphores and need no timer, so flows run on any
-//! tokio runtime, with or without its time driver. The watchdog is one
-//! plain thread per process, started by the first send that has to wait;
-//! it wakes every quarter of the threshold and looks at the edges that
-//! have waited. A waiting send costs two atomic stores.
+//! Sends wait for room on the edge itself and need no timer, so flows run
+//! on any tokio runtime, with or without its time driver. The watchdog is
+//! one plain thread per process, started by the first send that has to
+//! wait; it wakes every quarter of the threshold, counts a tick and looks
+//! at the edges that have waited. A waiting send reads the tick and stores
+//! it (no clock read: on a full edge, sends wait all the time).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a send waits for room before the watchdog warns.
 pub(crate) const STALL_WARNING: Duration = Duration::from_secs(5);
 
+/// The watchdog's ticks a send must have waited through before it is
+/// flagged: the wait began before the tick after it started, so five
+/// ticks of a quarter of the threshold are at least the threshold.
+const TICKS: u64 = 5;
+
 /// One edge's waiting state, shared by its senders.
 #[derive(Debug)]
 pub(crate) struct Stall {
-    /// Milliseconds since the watchdog's epoch when a send began to wait
-    /// (plus one, so that 0 means "not waiting").
+    /// The watchdog's tick when a send began to wait (plus one, so that 0
+    /// means "not waiting").
     since: AtomicU64,
     warned: AtomicBool,
     watched: AtomicBool,
@@ -28,7 +34,7 @@ pub(crate) struct Stall {
 }
 
 struct Watchdog {
-    epoch: Instant,
+    tick: AtomicU64,
     edges: Mutex<Vec<Weak<Stall>>>,
 }
 
@@ -47,19 +53,15 @@ fn watchdog() -> &'static Watchdog {
             tracing::debug!(error = %e, "no stall watchdog: warnings about unread outputs are off");
         }
         Watchdog {
-            epoch: Instant::now(),
+            tick: AtomicU64::new(0),
             edges: Mutex::new(Vec::new()),
         }
     })
 }
 
 impl Watchdog {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     fn scan(&self) {
-        let now = self.now_ms();
+        let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
         let mut edges = self.edges.lock().unwrap_or_else(|e| e.into_inner());
         edges.retain(|edge| {
             let Some(stall) = edge.upgrade() else {
@@ -94,9 +96,10 @@ impl Stall {
     /// A send on this edge begins to wait for room, until the guard drops.
     pub(crate) fn waiting(self: &Arc<Self>) -> Waiting<'_> {
         let dog = watchdog();
-        self.since
-            .store(dog.now_ms().saturating_add(1), Ordering::Relaxed);
-        if !self.watched.swap(true, Ordering::Relaxed) {
+        let tick = dog.tick.load(Ordering::Relaxed);
+        self.since.store(tick.saturating_add(1), Ordering::Relaxed);
+        // Registered once: after that, a wait is a load and a store.
+        if !self.watched.load(Ordering::Relaxed) && !self.watched.swap(true, Ordering::Relaxed) {
             let mut edges = dog.edges.lock().unwrap_or_else(|e| e.into_inner());
             edges.push(Arc::downgrade(self));
         }
@@ -104,11 +107,10 @@ impl Stall {
     }
 
     /// Warns once per edge when a send has waited past the threshold.
-    fn check(&self, now_ms: u64) {
+    fn check(&self, now: u64) {
         let since = self.since.load(Ordering::Relaxed);
-        let threshold = u64::try_from(STALL_WARNING.as_millis()).unwrap_or(u64::MAX);
         if since != 0
-            && now_ms.saturating_sub(since - 1) >= threshold
+            && now.saturating_sub(since - 1) >= TICKS
             && !self.warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
@@ -165,7 +167,7 @@ mod tests {
         let stall = Stall::new(8);
         let waiting = stall.waiting();
         let since = stall.since.load(Ordering::Relaxed) - 1;
-        let threshold = STALL_WARNING.as_millis() as u64;
+        let threshold = TICKS;
         let warnings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tracing::subscriber::with_default(Warnings(warnings.clone()), || {
             stall.check(since + threshold - 1);
