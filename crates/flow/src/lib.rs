@@ -43,7 +43,7 @@
 //! size), so they move on as batches without waiting for more. The work
 //! queue takes fast items (under 50 µs each) from its source in batches
 //! and commits their results together, holding them for at most about
-//! 1.4 ms.
+//! 1.1 ms.
 //!
 //! A [`copy`](Flow::copy) shares each batch among its outputs instead of
 //! copying it: a stage that reads in place

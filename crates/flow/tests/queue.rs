@@ -713,3 +713,54 @@ impl weft_flow::queue::Source<u64> for TakeSizes {
         self.inner.arrived()
     }
 }
+
+/// Fast results wait for their batch at most about the linger (1 ms, and
+/// the items of one look at the clock): with items of 20 µs and the source
+/// always ready, a batch of 512 would take 10 ms to fill.
+#[tokio::test(start_paused = true)]
+async fn fast_results_wait_for_their_batch_at_most_about_a_millisecond() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+    let finished: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let source = Arc::new(MemorySource::from_items(0..5_000u64));
+    let marks = finished.clone();
+    let worker = move |x: u64| {
+        let marks = marks.clone();
+        async move {
+            tokio::time::advance(Duration::from_micros(20)).await;
+            marks.lock().unwrap().insert(x, Instant::now());
+            Ok::<_, std::io::Error>(x)
+        }
+    };
+    let WorkQueue {
+        output, control, ..
+    } = WorkQueue::spawn(source, worker, QueueConfig::fixed(1).unwrap());
+    let mut worst = Duration::ZERO;
+    let mut arrivals = 0usize;
+    let mut seen = 0usize;
+    let mut last = None;
+    output
+        .for_each(|(_, x)| {
+            let now = Instant::now();
+            let done = finished.lock().unwrap()[&x];
+            worst = worst.max(now - done);
+            seen += 1;
+            if last != Some(now) {
+                arrivals += 1;
+                last = Some(now);
+            }
+        })
+        .await
+        .unwrap();
+    control.wait().await.unwrap();
+    assert_eq!(seen, 5_000);
+    assert!(
+        arrivals < seen / 10,
+        "results are committed in batches: {arrivals} arrivals for {seen}"
+    );
+    assert!(
+        worst <= Duration::from_micros(1_200),
+        "a result waited {worst:?} for its batch"
+    );
+}

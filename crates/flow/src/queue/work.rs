@@ -2,9 +2,12 @@
 //! send), dead-letter, batch fast results.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -121,7 +124,8 @@ where
             if !self.process_one(item, &mut out, timed).await {
                 break;
             }
-            let fast = self.processing_ewma_us.load(Ordering::Relaxed) < FAST_US;
+            let ewma_us = self.processing_ewma_us.load(Ordering::Relaxed);
+            let fast = ewma_us < FAST_US;
             if !fast && !hand.is_empty() {
                 // Items turned slow: the rest of the hand goes back, for
                 // idle workers to take.
@@ -129,7 +133,7 @@ where
             }
             let flush = out.items.len() >= self.batch
                 || !fast
-                || (taken.is_multiple_of(LINGER_EVERY) && out.since.elapsed() >= LINGER);
+                || (taken.is_multiple_of(linger_every(ewma_us)) && out.since.elapsed() >= LINGER);
             if flush && !self.settle(&mut out).await {
                 break;
             }
@@ -225,25 +229,30 @@ where
                 max_attempts: self.retry.max_attempts(),
                 deadline,
             };
-            let call =
-                AssertUnwindSafe(self.worker.process(item.payload.clone(), cx)).catch_unwind();
-            let timeout = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
+            let mut call = pin!(
+                AssertUnwindSafe(self.worker.process(item.payload.clone(), cx)).catch_unwind()
+            );
+            // The call first: work that is ready at once never builds the
+            // waits on the cancel token and the timeout.
+            let result = match futures::poll!(call.as_mut()) {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => {
+                    let timeout = pin!(async {
+                        match deadline {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    });
+                    match wait_for(call, self.cancel.raised(), timeout).await {
+                        Ended::Done(r) => Some(r),
+                        Ended::Cancelled => {
+                            drop(permit);
+                            self.source.nack(item).await;
+                            return false;
+                        }
+                        Ended::TimedOut => None,
+                    }
                 }
-            };
-            // The call first: work that is ready never touches the cancel
-            // token's waiter list.
-            let result = tokio::select! {
-                biased;
-                r = call => Some(r),
-                () = self.cancel.raised() => {
-                    drop(permit);
-                    self.source.nack(item).await;
-                    return false;
-                }
-                () = timeout => None,
             };
             drop(permit);
             if let Some(started) = started {
@@ -338,18 +347,60 @@ where
     }
 }
 
+/// How a call that was not ready at once ended.
+enum Ended<R> {
+    Done(R),
+    Cancelled,
+    TimedOut,
+}
+
+/// Waits for a call polled once already (and pending), its cancellation
+/// or its timeout, in that order of precedence. The call is not polled
+/// again until it is woken: a worker that yields once to let other tasks
+/// run (`yield_now`) is not resumed at once.
+async fn wait_for<C: Future>(
+    mut call: Pin<&mut C>,
+    cancel: impl Future<Output = ()>,
+    mut timeout: Pin<&mut impl Future<Output = ()>>,
+) -> Ended<C::Output> {
+    let mut cancel = pin!(cancel);
+    let mut polled = true;
+    std::future::poll_fn(move |cx| {
+        if !std::mem::take(&mut polled)
+            && let Poll::Ready(r) = call.as_mut().poll(cx)
+        {
+            return Poll::Ready(Ended::Done(r));
+        }
+        if cancel.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ended::Cancelled);
+        }
+        if timeout.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ended::TimedOut);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// Items under this mean processing time (µs) have their results batched.
 const FAST_US: u64 = 50;
-/// How long a batched result may wait for its batch (checked every
-/// LINGER_EVERY items, so the bound is LINGER + LINGER_EVERY × FAST_US).
+/// How long a batched result may wait for its batch (checked about every
+/// eighth of it, so the bound is about 9/8 of it).
 const LINGER: Duration = Duration::from_millis(1);
 /// The most items a worker takes from the source at once.
 const MAX_TAKE: usize = 64;
 /// One item in this many is timed for the processing-time average.
 const TIME_EVERY: u64 = 32;
-/// Every this many items, a worker looks whether its results have waited
-/// LINGER.
-const LINGER_EVERY: u64 = 8;
+
+/// Every how many items a worker looks whether its results have waited
+/// LINGER: about an eighth of LINGER's worth of items at the mean
+/// processing time, 1 to 64 (items under a microsecond read the clock
+/// once in 64, not once in 8: a clock read costs what their bookkeeping
+/// does).
+fn linger_every(ewma_us: u64) -> u64 {
+    let eighth_us = u64::try_from(LINGER.as_micros() / 8).unwrap_or(u64::MAX);
+    (eighth_us / ewma_us.max(1)).clamp(1, 64)
+}
 
 /// A worker's results waiting to be committed together, with their items
 /// (given back to the source if the commit cannot happen).
