@@ -284,6 +284,21 @@ impl ScatterConfig {
         (100.0 * (1.0 - self.max_extra_load)).clamp(50.0, 99.9)
     }
 
+    /// The last shards' percentile: once a call has waited this long and
+    /// has at most [`last_few`](ScatterConfig::last_few) shards pending, it
+    /// hedges them early, `100 · (1 − 1.5 · max_extra_load)`.
+    pub(crate) fn last_percentile(&self) -> f64 {
+        (100.0 * (1.0 - self.max_extra_load * 1.5)).clamp(50.0, 99.9)
+    }
+
+    /// How few pending shards of a call of `shards` are its last ones: a
+    /// budget's worth of them, `⌊max_extra_load · shards⌋` (3 of 100 at
+    /// 3 %; none below 34 shards).
+    pub(crate) fn last_few(&self, shards: usize) -> usize {
+        // invariant: max_extra_load is in [0, 1], so this is at most `shards`.
+        (self.max_extra_load * shards as f64).floor() as usize
+    }
+
     /// The most attempts a call makes at a shard under `quorum`.
     pub(crate) fn attempts_per_shard(&self, quorum: usize) -> usize {
         (self.retry.max_attempts() as usize)

@@ -95,8 +95,12 @@ impl Hedging {
     /// triggers stay within the budget and the budget is not spent before
     /// the stragglers that need it; and an attempt is hedged earlier, at
     /// `100 · (1 − max_extra_load)` (p95 at 5 %), while the budget holds
-    /// more than half of its bank. A percentile set here is the only
-    /// delay: no early hedges.
+    /// more than half of its bank. In a call of `n` shards with
+    /// `⌊max_extra_load · n⌋ ≥ 1`, a shard's first early hedge goes out
+    /// instead once at most that many shards are pending and it has waited
+    /// the `100 · (1 − 1.5 · max_extra_load)` percentile: the last shards
+    /// are the ones a wide call waits for. A percentile set here is the
+    /// only delay: no early hedges.
     #[must_use]
     pub fn percentile(mut self, percentile: f64) -> Self {
         self.percentile = Some(percentile);
@@ -155,6 +159,10 @@ pub(crate) struct Hedger {
     percentile: f64,
     /// The early hedges' percentile, when the percentile is the budget's.
     early: Option<f64>,
+    /// The last shards' percentile (below `early`), when there are early
+    /// hedges: a call hedges its last few pending shards once they are
+    /// this late.
+    last: Option<f64>,
     latency: LatencyWindow,
     /// The sample count the cached delay was computed at.
     cached_at: AtomicU64,
@@ -163,24 +171,41 @@ pub(crate) struct Hedger {
     /// The cached early delay (µs), computed with the delay; `u64::MAX`
     /// when there is none.
     cached_early_us: AtomicU64,
+    /// The cached last shards' delay (µs), as the early one.
+    cached_last_us: AtomicU64,
+}
+
+/// The delays a call hedges at (see [`Hedger::delays`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Delays {
+    /// The hedge delay.
+    pub(crate) late: Duration,
+    /// The early hedge delay, below `late`, if the call hedges early.
+    pub(crate) early: Option<Duration>,
+    /// When the call hedges its last few pending shards (at most `early`),
+    /// if it hedges early.
+    pub(crate) last: Option<Duration>,
 }
 
 impl Hedger {
     /// `percentile` is the one to follow when the settings name none;
-    /// `early`, the early hedges' then.
-    pub(crate) fn new(settings: Hedging, default_percentile: f64, early: f64) -> Self {
+    /// `early`, the early hedges' then, and `last` the last shards'.
+    pub(crate) fn new(settings: Hedging, default_percentile: f64, early: f64, last: f64) -> Self {
+        let early = settings
+            .percentile
+            .is_none()
+            .then_some(early)
+            .filter(|&e| e < default_percentile);
         Hedger {
             percentile: settings.percentile.unwrap_or(default_percentile),
-            early: settings
-                .percentile
-                .is_none()
-                .then_some(early)
-                .filter(|&e| e < default_percentile),
+            early,
+            last: early.map(|e| last.min(e)),
             latency: LatencyWindow::new(settings.window),
             settings,
             cached_at: AtomicU64::new(0),
             cached_us: AtomicU64::new(u64::MAX),
             cached_early_us: AtomicU64::new(u64::MAX),
+            cached_last_us: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -197,23 +222,27 @@ impl Hedger {
 
     /// The hedge delay a call starting now uses.
     pub(crate) fn delay(&self) -> Duration {
-        self.delays().0
+        self.delays().late
     }
 
-    /// The hedge delay a call starting now uses, and its early hedge delay
-    /// if it hedges early (the budget's percentiles, enough samples),
-    /// always below the hedge delay. Both are recomputed together and
-    /// cached between.
-    pub(crate) fn delays(&self) -> (Duration, Option<Duration>) {
+    /// The hedge delay a call starting now uses, its early hedge delay if
+    /// it hedges early (the budget's percentiles, enough samples), always
+    /// below the hedge delay, and then the delay after which it hedges its
+    /// last few shards (at most the early one). All are recomputed together
+    /// and cached between.
+    pub(crate) fn delays(&self) -> Delays {
         let samples = self.latency.samples();
         let at = self.cached_at.load(Ordering::Relaxed);
         let cached = self.cached_us.load(Ordering::Relaxed);
         let every = (self.settings.window / 16).max(16);
         if cached != u64::MAX && samples >= at && samples - at < every {
             let late = Duration::from_micros(cached);
-            let early = self.cached_early_us.load(Ordering::Relaxed);
-            let early = (early != u64::MAX).then(|| Duration::from_micros(early));
-            return (late, early.filter(|e| *e < late));
+            let stored = |us: u64| (us != u64::MAX).then(|| Duration::from_micros(us));
+            let early = stored(self.cached_early_us.load(Ordering::Relaxed)).filter(|e| *e < late);
+            let last = early.and_then(|e| {
+                stored(self.cached_last_us.load(Ordering::Relaxed)).map(|l| l.min(e))
+            });
+            return Delays { late, early, last };
         }
         let h = &self.settings;
         let delay = self
@@ -226,6 +255,11 @@ impl Hedger {
             .and_then(|p| self.latency.percentile(p, h.min_samples))
             .map(|d| d.clamp(h.floor, h.ceiling))
             .filter(|e| *e < delay);
+        let last = early.and_then(|e| {
+            self.last
+                .and_then(|p| self.latency.percentile(p, h.min_samples))
+                .map(|d| d.clamp(h.floor, e))
+        });
         self.cached_at.store(samples, Ordering::Relaxed);
         self.cached_us
             .store(micros(delay).min(u64::MAX - 1), Ordering::Relaxed);
@@ -233,6 +267,14 @@ impl Hedger {
             early.map_or(u64::MAX, |e| micros(e).min(u64::MAX - 1)),
             Ordering::Relaxed,
         );
-        (delay, early)
+        self.cached_last_us.store(
+            last.map_or(u64::MAX, |l| micros(l).min(u64::MAX - 1)),
+            Ordering::Relaxed,
+        );
+        Delays {
+            late: delay,
+            early,
+            last,
+        }
     }
 }

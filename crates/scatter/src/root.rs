@@ -75,6 +75,7 @@ impl<L> Scatter<L> {
                 config.hedging,
                 config.budget_percentile(),
                 config.early_percentile(),
+                config.last_percentile(),
             ),
             budget: Budget::new(config.max_extra_load, config.budget_window),
             retry_budget: config

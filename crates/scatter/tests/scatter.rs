@@ -947,7 +947,8 @@ async fn a_fresh_root_fails_over_from_a_down_replica_on_every_one_of_its_first_q
 }
 
 #[tokio::test(start_paused = true)]
-async fn with_budget_to_spare_a_straggler_is_hedged_early_not_at_the_hedge_delay() {
+async fn with_budget_to_spare_a_straggler_of_a_narrow_call_is_hedged_early_not_at_the_hedge_delay()
+{
     use std::sync::atomic::AtomicU64;
     // Leaf latencies: 96 % take 10 ms, 1.5 % 200 ms, 2.5 % 1 s. With a
     // 3 % budget the hedge delay follows p98 (the 1 s leaves) and the
@@ -998,11 +999,13 @@ async fn with_budget_to_spare_a_straggler_is_hedged_early_not_at_the_hedge_delay
         late >= ms(900),
         "the hedge delay follows the 1 s leaves: {late:?}"
     );
-    // A straggler (shard 0 takes 10 s): hedged at the early delay.
+    // A straggler (shard 0 takes 10 s) in a call of 20 shards, too few
+    // to have last few (a wide call's early hedges go to its last few
+    // shards: see the next test): hedged at the early delay.
     call_no.store(u64::MAX, Ordering::SeqCst);
     let start = Instant::now();
     let g = root
-        .gather(Plan::broadcast(100, ()), &Count::new())
+        .gather(Plan::broadcast(20, ()), &Count::new())
         .await
         .unwrap();
     assert!(g.report.complete());
@@ -1018,4 +1021,103 @@ async fn with_budget_to_spare_a_straggler_is_hedged_early_not_at_the_hedge_delay
         at >= ms(190) && at < ms(400),
         "hedged {at:?} after the start, hedge delay {late:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wide_call_hedges_its_last_few_shards_as_soon_as_only_they_are_left() {
+    use std::sync::atomic::AtomicU64;
+    // Warm-up latencies as above: 96 % take 10 ms, 1.5 % 200 ms, 2.5 %
+    // 1 s. With a 3 % budget over 100 shards the last few are 3, hedged
+    // once they have waited p95.5 (10 ms); the early delay is p97 (200
+    // ms) and the hedge delay p98 (1 s).
+    let call_no = Arc::new(AtomicU64::new(0));
+    let hedged_at = Arc::new(Mutex::new(Vec::new()));
+    let (calls, hedges) = (call_no.clone(), hedged_at.clone());
+    let leaf = move |_: (), cx: LeafContext| {
+        let n = calls.load(Ordering::SeqCst);
+        let hedges = hedges.clone();
+        async move {
+            let shard = cx.shard.get();
+            if cx.hedge {
+                hedges.lock().unwrap().push((n, shard, Instant::now()));
+                sleep(ms(1)).await;
+                return Ok::<u64, LeafError>(1);
+            }
+            let d = match (n, shard) {
+                // Two shards answer at 100 ms and three take 5 s: from 100
+                // ms only the three are left.
+                (1000, 0 | 1) => 100,
+                (1000, 2..=4) => 5_000,
+                // Four take 5 s: never only three left until they end.
+                (1001, 0..=3) => 5_000,
+                (1000 | 1001, _) => 10,
+                _ => match (n.wrapping_mul(100) + u64::from(shard)) % 200 {
+                    0..=191 => 10,
+                    192..=194 => 200,
+                    _ => 1000,
+                },
+            };
+            sleep(ms(d)).await;
+            Ok(1)
+        }
+    };
+    let config = ScatterConfig::new(ms(20_000))
+        .max_extra_load(0.03)
+        .hedging(Hedging::adaptive().fallback(ms(5000), 200));
+    let root = Scatter::new(Topology::sharded(100, 2).unwrap(), leaf, config).unwrap();
+    for n in 0..100 {
+        call_no.store(n, Ordering::SeqCst);
+        root.gather_with(
+            Plan::broadcast(100, ()),
+            &Count::new(),
+            CallOptions::default().no_hedge(),
+        )
+        .await
+        .unwrap();
+    }
+    let hedges_of = |n: u64, start: Instant| -> BTreeMap<u32, Duration> {
+        hedged_at
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(call, _, _)| *call == n)
+            .map(|(_, shard, at)| (*shard, *at - start))
+            .collect()
+    };
+    for n in [1000, 1001] {
+        call_no.store(n, Ordering::SeqCst);
+        let start = Instant::now();
+        let g = root
+            .gather(Plan::broadcast(100, ()), &Count::new())
+            .await
+            .unwrap();
+        assert!(g.report.complete());
+        let hedged = hedges_of(n, start);
+        if n == 1000 {
+            // The three left are hedged the moment they are the last
+            // three, before the early delay; the two that answered at
+            // 100 ms were never hedged.
+            assert_eq!(
+                hedged.keys().copied().collect::<Vec<_>>(),
+                [2, 3, 4],
+                "{hedged:?}"
+            );
+            for (shard, at) in &hedged {
+                assert!(
+                    *at >= ms(100) && *at < ms(110),
+                    "shard {shard} hedged {at:?} after the start"
+                );
+            }
+        } else {
+            // Four left are not the last few: they wait for the hedge
+            // delay.
+            assert_eq!(hedged.len(), 4, "{hedged:?}");
+            for (shard, at) in &hedged {
+                assert!(
+                    *at >= ms(900),
+                    "shard {shard} hedged {at:?} after the start"
+                );
+            }
+        }
+    }
 }

@@ -71,6 +71,13 @@ where
     hedge_delay: Duration,
     /// The early hedge delay, below `hedge_delay`, if the call hedges early.
     early_delay: Option<Duration>,
+    /// When the call hedges early it also hedges its last few shards: once
+    /// at most `last_few` are pending and `last_delay` has passed, each of
+    /// them not hedged yet is, from the early budget (0: no such rule).
+    last_few: usize,
+    last_delay: Duration,
+    /// Whether the last few shards were looked at (once per call).
+    last_seen: bool,
     quorum: usize,
     max_attempts: usize,
     /// Shard index → its run (`usize::MAX`: not asked).
@@ -194,7 +201,12 @@ where
                 finished: Duration::ZERO,
             })
             .collect();
-        let (hedge_delay, early_delay) = root.hedger.delays();
+        let delays = root.hedger.delays();
+        let hedging = root.hedger.enabled() && !options.no_hedge;
+        let (last_few, last_delay) = match delays.last {
+            Some(delay) if hedging => (root.config.last_few(runs.len()), delay),
+            _ => (0, Duration::MAX),
+        };
         Call {
             root,
             combine,
@@ -202,9 +214,12 @@ where
             slots,
             clock: start,
             deadline,
-            hedging: root.hedger.enabled() && !options.no_hedge,
-            hedge_delay,
-            early_delay,
+            hedging,
+            hedge_delay: delays.late,
+            early_delay: delays.early,
+            last_few,
+            last_delay,
+            last_seen: false,
             quorum,
             max_attempts,
             asked,
@@ -244,6 +259,7 @@ where
                     self.ended(index, ended);
                 }
                 self.ready = ready;
+                self.hedge_the_last_few();
                 continue;
             }
             if self.inflight.is_empty() && self.timers.retries_waiting == 0 {
@@ -290,6 +306,7 @@ where
                 }
             };
             self.ended(index, ended);
+            self.hedge_the_last_few();
         }
         self.finish()
     }
