@@ -946,92 +946,27 @@ async fn a_fresh_root_fails_over_from_a_down_replica_on_every_one_of_its_first_q
     assert!(complete < 50);
 }
 
-#[tokio::test(start_paused = true)]
-async fn with_budget_to_spare_a_straggler_of_a_narrow_call_is_hedged_early_not_at_the_hedge_delay()
-{
-    use std::sync::atomic::AtomicU64;
-    // Leaf latencies: 96 % take 10 ms, 1.5 % 200 ms, 2.5 % 1 s. With a
-    // 3 % budget the hedge delay follows p98 (the 1 s leaves) and the
-    // early hedges p97 (the 200 ms ones).
-    let call_no = Arc::new(AtomicU64::new(0));
-    let hedged_at = Arc::new(Mutex::new(Vec::new()));
-    let (calls, hedges) = (call_no.clone(), hedged_at.clone());
-    let leaf = move |_: (), cx: LeafContext| {
-        let n = calls.load(Ordering::SeqCst);
-        let hedges = hedges.clone();
-        async move {
-            if cx.hedge {
-                hedges
-                    .lock()
-                    .unwrap()
-                    .push((n, cx.shard.get(), Instant::now()));
-                sleep(ms(1)).await;
-                return Ok::<u64, LeafError>(1);
-            }
-            let d = match (n.wrapping_mul(100) + u64::from(cx.shard.get())) % 200 {
-                _ if n == u64::MAX && cx.shard.get() == 0 => 10_000,
-                0..=191 => 10,
-                192..=194 => 200,
-                _ => 1000,
-            };
-            sleep(ms(d)).await;
-            Ok(1)
-        }
-    };
-    let config = ScatterConfig::new(ms(5000))
-        .max_extra_load(0.03)
-        .hedging(Hedging::adaptive().fallback(ms(5000), 200));
-    let root = Scatter::new(Topology::sharded(100, 2).unwrap(), leaf, config).unwrap();
-    // Warm up without hedging, so that the latency window holds exactly
-    // the leaves' latencies (and the budget fills).
-    for n in 0..100 {
-        call_no.store(n, Ordering::SeqCst);
-        root.gather_with(
-            Plan::broadcast(100, ()),
-            &Count::new(),
-            CallOptions::default().no_hedge(),
-        )
-        .await
-        .unwrap();
-    }
-    let late = root.hedge_delay();
-    assert!(
-        late >= ms(900),
-        "the hedge delay follows the 1 s leaves: {late:?}"
-    );
-    // A straggler (shard 0 takes 10 s) in a call of 20 shards, too few
-    // to have last few (a wide call's early hedges go to its last few
-    // shards: see the next test): hedged at the early delay.
-    call_no.store(u64::MAX, Ordering::SeqCst);
-    let start = Instant::now();
-    let g = root
-        .gather(Plan::broadcast(20, ()), &Count::new())
-        .await
-        .unwrap();
-    assert!(g.report.complete());
-    let at = hedged_at
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(n, shard, _)| *n == u64::MAX && *shard == 0)
-        .map(|(_, _, at)| *at - start)
-        .expect("the straggler was hedged");
-    // At the early delay (the 200 ms leaves), not at the hedge delay.
-    assert!(
-        at >= ms(190) && at < ms(400),
-        "hedged {at:?} after the start, hedge delay {late:?}"
-    );
-}
+/// Hedges seen by a [`warmed_root`]: (call number, shard, when sent).
+type Hedges = Arc<Mutex<Vec<(u64, u32, Instant)>>>;
 
-#[tokio::test(start_paused = true)]
-async fn a_wide_call_hedges_its_last_few_shards_as_soon_as_only_they_are_left() {
+/// A root over 100 shards × 2 replicas with a 3 % budget, warmed up by 100
+/// calls without hedging so that the latency window holds exactly the
+/// warm-up latencies (96 % take 10 ms, 1.5 % 200 ms, 2.5 % 1 s: the hedge
+/// delay follows p98, the 1 s ones, the early hedges p97, the 200 ms
+/// ones, and the last few p95.5, the 10 ms ones) and the budget fills.
+/// Later calls take `special(call, shard)` ms where it says, 10 ms
+/// elsewhere; hedges answer in 1 ms. The call number is set through the
+/// returned counter.
+async fn warmed_root(
+    special: fn(u64, u32) -> Option<u64>,
+) -> (
+    Scatter<impl weft_scatter::Leaf<(), Response = u64> + use<>>,
+    Arc<std::sync::atomic::AtomicU64>,
+    Hedges,
+) {
     use std::sync::atomic::AtomicU64;
-    // Warm-up latencies as above: 96 % take 10 ms, 1.5 % 200 ms, 2.5 %
-    // 1 s. With a 3 % budget over 100 shards the last few are 3, hedged
-    // once they have waited p95.5 (10 ms); the early delay is p97 (200
-    // ms) and the hedge delay p98 (1 s).
     let call_no = Arc::new(AtomicU64::new(0));
-    let hedged_at = Arc::new(Mutex::new(Vec::new()));
+    let hedged_at: Hedges = Arc::default();
     let (calls, hedges) = (call_no.clone(), hedged_at.clone());
     let leaf = move |_: (), cx: LeafContext| {
         let n = calls.load(Ordering::SeqCst);
@@ -1043,19 +978,14 @@ async fn a_wide_call_hedges_its_last_few_shards_as_soon_as_only_they_are_left() 
                 sleep(ms(1)).await;
                 return Ok::<u64, LeafError>(1);
             }
-            let d = match (n, shard) {
-                // Two shards answer at 100 ms and three take 5 s: from 100
-                // ms only the three are left.
-                (1000, 0 | 1) => 100,
-                (1000, 2..=4) => 5_000,
-                // Four take 5 s: never only three left until they end.
-                (1001, 0..=3) => 5_000,
-                (1000 | 1001, _) => 10,
-                _ => match (n.wrapping_mul(100) + u64::from(shard)) % 200 {
+            let d = if n < 100 {
+                match (n * 100 + u64::from(shard)) % 200 {
                     0..=191 => 10,
                     192..=194 => 200,
                     _ => 1000,
-                },
+                }
+            } else {
+                special(n, shard).unwrap_or(10)
             };
             sleep(ms(d)).await;
             Ok(1)
@@ -1075,49 +1005,92 @@ async fn a_wide_call_hedges_its_last_few_shards_as_soon_as_only_they_are_left() 
         .await
         .unwrap();
     }
-    let hedges_of = |n: u64, start: Instant| -> BTreeMap<u32, Duration> {
-        hedged_at
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(call, _, _)| *call == n)
-            .map(|(_, shard, at)| (*shard, *at - start))
-            .collect()
-    };
-    for n in [1000, 1001] {
-        call_no.store(n, Ordering::SeqCst);
-        let start = Instant::now();
-        let g = root
-            .gather(Plan::broadcast(100, ()), &Count::new())
-            .await
-            .unwrap();
-        assert!(g.report.complete());
-        let hedged = hedges_of(n, start);
-        if n == 1000 {
-            // The three left are hedged the moment they are the last
-            // three, before the early delay; the two that answered at
-            // 100 ms were never hedged.
-            assert_eq!(
-                hedged.keys().copied().collect::<Vec<_>>(),
-                [2, 3, 4],
-                "{hedged:?}"
-            );
-            for (shard, at) in &hedged {
-                assert!(
-                    *at >= ms(100) && *at < ms(110),
-                    "shard {shard} hedged {at:?} after the start"
-                );
-            }
-        } else {
-            // Four left are not the last few: they wait for the hedge
-            // delay.
-            assert_eq!(hedged.len(), 4, "{hedged:?}");
-            for (shard, at) in &hedged {
-                assert!(
-                    *at >= ms(900),
-                    "shard {shard} hedged {at:?} after the start"
-                );
-            }
-        }
+    (root, call_no, hedged_at)
+}
+
+/// Runs call `n` over the first `shards` shards; the hedges it sent, by
+/// shard, and when, from its start.
+async fn hedged_call(
+    root: &Scatter<impl weft_scatter::Leaf<(), Response = u64>>,
+    call_no: &std::sync::atomic::AtomicU64,
+    hedges: &Hedges,
+    n: u64,
+    shards: usize,
+) -> BTreeMap<u32, Duration> {
+    call_no.store(n, Ordering::SeqCst);
+    let start = Instant::now();
+    let g = root
+        .gather(Plan::broadcast(shards, ()), &Count::new())
+        .await
+        .unwrap();
+    assert!(g.report.complete());
+    hedges
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(call, _, _)| *call == n)
+        .map(|(_, shard, at)| (*shard, *at - start))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_budget_to_spare_a_straggler_of_a_narrow_call_is_hedged_early_not_at_the_hedge_delay()
+{
+    // Shard 0 takes 10 s in call 100.
+    let (root, call_no, hedges) = warmed_root(|_, shard| (shard == 0).then_some(10_000)).await;
+    let late = root.hedge_delay();
+    assert!(
+        late >= ms(900),
+        "the hedge delay follows the 1 s leaves: {late:?}"
+    );
+    // A call of 20 shards, too few to have last few (a wide call's early
+    // hedges go to its last few shards: see the next test): the straggler
+    // is hedged at the early delay (the 200 ms leaves), not at the hedge
+    // delay.
+    let hedged = hedged_call(&root, &call_no, &hedges, 100, 20).await;
+    let at = hedged.get(&0).expect("the straggler was hedged");
+    assert!(
+        *at >= ms(190) && *at < ms(400),
+        "hedged {at:?} after the start, hedge delay {late:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wide_call_hedges_its_last_few_shards_as_soon_as_only_they_are_left() {
+    // With a 3 % budget over 100 shards the last few are 3, hedged once
+    // they have waited p95.5 (10 ms); the early delay is p97 (200 ms) and
+    // the hedge delay p98 (1 s).
+    let (root, call_no, hedges) = warmed_root(|n, shard| match (n, shard) {
+        // Two shards answer at 100 ms and three take 5 s: from 100 ms
+        // only the three are left.
+        (1000, 0 | 1) => Some(100),
+        (1000, 2..=4) => Some(5_000),
+        // Four take 5 s: never only three left until they end.
+        (1001, 0..=3) => Some(5_000),
+        _ => None,
+    })
+    .await;
+    // The three left are hedged the moment they are the last three,
+    // before the early delay; the two that answered at 100 ms never were.
+    let hedged = hedged_call(&root, &call_no, &hedges, 1000, 100).await;
+    assert_eq!(
+        hedged.keys().copied().collect::<Vec<_>>(),
+        [2, 3, 4],
+        "{hedged:?}"
+    );
+    for (shard, at) in &hedged {
+        assert!(
+            *at >= ms(100) && *at < ms(110),
+            "shard {shard} hedged {at:?} after the start"
+        );
+    }
+    // Four left are not the last few: they wait for the hedge delay.
+    let hedged = hedged_call(&root, &call_no, &hedges, 1001, 100).await;
+    assert_eq!(hedged.len(), 4, "{hedged:?}");
+    for (shard, at) in &hedged {
+        assert!(
+            *at >= ms(900),
+            "shard {shard} hedged {at:?} after the start"
+        );
     }
 }
