@@ -4,9 +4,14 @@
 //! weft row's rate divided by each baseline's:
 //!
 //! - `hop`: one channel hop, per item (tokio mpsc, flume) and carrying
-//!   batches of the flow's batch size (tokio mpsc of `Vec`s);
+//!   batches of the flow's batch size (tokio mpsc of `Vec`s), read by the
+//!   caller's thread and by a task;
 //! - `copy`: copy to 3, per item and as one shared `Arc` batch sent to
 //!   three channels;
+//! - in `hop` and `copy`, a bare channel as well: a lock around a queue
+//!   with one waker a side and nothing else (no order among senders, no
+//!   capacity in items, no failure to pass on), the floor any channel with
+//!   those duties sits above;
 //! - `pipeline`: map → filter → split(2) → merge as a task per stage with
 //!   per-item and with batched channels, and as one fused loop in one task
 //!   (the upper bound: no hop at all);
@@ -102,6 +107,88 @@ async fn tally_tasks(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
     total
 }
 
+/// The bare channel: a lock around a queue of at most `capacity` values,
+/// one waker for the reader and one for the (single) sender.
+mod bare {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    struct State<T> {
+        queue: VecDeque<T>,
+        reader: Option<Waker>,
+        sender: Option<Waker>,
+        closed: bool,
+    }
+
+    pub(crate) struct Bare<T> {
+        state: Mutex<State<T>>,
+        capacity: usize,
+    }
+
+    pub(crate) fn channel<T>(capacity: usize) -> Arc<Bare<T>> {
+        Arc::new(Bare {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                reader: None,
+                sender: None,
+                closed: false,
+            }),
+            capacity,
+        })
+    }
+
+    impl<T> Bare<T> {
+        pub(crate) async fn send(&self, value: T) {
+            let mut value = Some(value);
+            std::future::poll_fn(|cx| {
+                let mut st = self.state.lock().unwrap();
+                if st.queue.len() < self.capacity {
+                    st.queue.extend(value.take());
+                    let reader = st.reader.take();
+                    drop(st);
+                    reader.into_iter().for_each(Waker::wake);
+                    Poll::Ready(())
+                } else {
+                    st.sender = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+
+        pub(crate) fn close(&self) {
+            let mut st = self.state.lock().unwrap();
+            st.closed = true;
+            let reader = st.reader.take();
+            drop(st);
+            reader.into_iter().for_each(Waker::wake);
+        }
+
+        pub(crate) async fn recv(&self) -> Option<T> {
+            std::future::poll_fn(|cx| {
+                // Yields now and then, as tokio's channels and weft's edges do.
+                let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+                let mut st = self.state.lock().unwrap();
+                if let Some(value) = st.queue.pop_front() {
+                    let sender = st.sender.take();
+                    drop(st);
+                    sender.into_iter().for_each(Waker::wake);
+                    coop.made_progress();
+                    Poll::Ready(Some(value))
+                } else if st.closed {
+                    coop.made_progress();
+                    Poll::Ready(None)
+                } else {
+                    st.reader = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
+}
+
 /// Sends `0..n` in batches of [`BATCH`], built as `Flow::from_iter` builds
 /// them.
 async fn send_batches(n: u64, tx: mpsc::Sender<Vec<u64>>) {
@@ -144,6 +231,33 @@ async fn hop_mpsc_batches(n: u64, batches: usize) -> Tally {
     let (tx, rx) = mpsc::channel::<Vec<u64>>(batches);
     tokio::spawn(send_batches(n, tx));
     tally_batches(rx).await
+}
+
+async fn hop_bare_batches(n: u64, batches: usize) -> Tally {
+    let rx = bare::channel::<Vec<u64>>(batches);
+    let tx = rx.clone();
+    tokio::spawn(async move {
+        let mut items = 0..n;
+        loop {
+            let batch: Vec<u64> = items.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                tx.close();
+                return;
+            }
+            tx.send(batch).await;
+        }
+    });
+    let mut t = (0, 0);
+    while let Some(batch) = rx.recv().await {
+        batch.into_iter().for_each(|x| tally_add(&mut t, x));
+    }
+    t
+}
+
+/// A row's work with its reader in a task of the runtime, as a flow's
+/// stages are, instead of the caller's thread.
+async fn in_task<F: Future<Output = Tally> + Send + 'static>(row: F) -> Tally {
+    tokio::spawn(row).await.expect("the row's task")
 }
 
 /// Edges of `batches` batches of [`BATCH`].
@@ -219,6 +333,41 @@ async fn copy_shared_arc(n: u64, batches: usize) -> Tally {
     tally_tasks(
         rxs.into_iter()
             .map(|mut rx| {
+                tokio::spawn(async move {
+                    let mut t = (0, 0);
+                    while let Some(batch) = rx.recv().await {
+                        batch.iter().for_each(|&x| tally_add(&mut t, x));
+                    }
+                    t
+                })
+            })
+            .collect(),
+    )
+    .await
+}
+
+async fn copy_bare(n: u64, batches: usize) -> Tally {
+    let rxs: Vec<_> = (0..3)
+        .map(|_| bare::channel::<Arc<Vec<u64>>>(batches))
+        .collect();
+    let txs = rxs.clone();
+    tokio::spawn(async move {
+        let mut items = 0..n;
+        loop {
+            let batch: Vec<u64> = items.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                txs.iter().for_each(|tx| tx.close());
+                return;
+            }
+            let batch = Arc::new(batch);
+            for tx in &txs {
+                tx.send(batch.clone()).await;
+            }
+        }
+    });
+    tally_tasks(
+        rxs.into_iter()
+            .map(|rx| {
                 tokio::spawn(async move {
                     let mut t = (0, 0);
                     while let Some(batch) = rx.recv().await {
@@ -496,12 +645,26 @@ struct Row {
     n: u64,
     want: Tally,
     run: Run,
-    best: f64,
+    /// Seconds of each round.
+    times: Vec<f64>,
+}
+
+impl Row {
+    /// Items per second in its fastest round and in its median one.
+    fn rates(&self) -> (f64, f64) {
+        let mut t = self.times.clone();
+        t.sort_by(f64::total_cmp);
+        let n = self.n as f64;
+        match (t.first(), t.get(t.len() / 2)) {
+            (Some(best), Some(median)) => (n / best, n / median),
+            _ => (0.0, 0.0),
+        }
+    }
 }
 
 /// One group's table. Its rows are run in turn, `runs` rounds of every
 /// row, so that a baseline and weft's rows meet the same moments of a
-/// noisy machine; each row keeps its fastest run.
+/// noisy machine; each row reports its fastest and its median round.
 struct Group {
     title: &'static str,
     rows: Vec<Row>,
@@ -526,7 +689,7 @@ impl Group {
             n,
             want,
             run: Box::new(move |n| Box::pin(run(n))),
-            best: f64::INFINITY,
+            times: Vec::new(),
         });
         self
     }
@@ -549,12 +712,15 @@ impl Group {
 
     async fn run(mut self, runs: usize) {
         // `WEFT_BENCH_ROWS=work` keeps only the rows whose group title and
-        // name, as `title / name`, hold it (for a profiler: `deep edges /
-        // copy(3), read in place` is one row).
+        // name, as `title / name`, hold it, or one of its `|`-separated
+        // parts (for a profiler: `deep edges / copy(3), read in place` is
+        // one row).
         if let Ok(only) = std::env::var("WEFT_BENCH_ROWS") {
             let title = self.title;
-            self.rows
-                .retain(|r| format!("{title} / {}", r.name).contains(&only));
+            self.rows.retain(|r| {
+                let row = format!("{title} / {}", r.name);
+                only.split('|').any(|o| row.contains(o))
+            });
         }
         for _ in 0..runs {
             for row in &mut self.rows {
@@ -562,24 +728,26 @@ impl Group {
                 let got = (row.run)(row.n).await;
                 let secs = t.elapsed().as_secs_f64();
                 assert_eq!(got, row.want, "{}: count/checksum mismatch", row.name);
-                row.best = row.best.min(secs);
+                row.times.push(secs);
             }
         }
         println!("\n### {}\n", self.title);
-        println!("| row | items | M items/s | weft ÷ each baseline |");
-        println!("|---|---:|---:|---|");
-        let rate = |r: &Row| r.n as f64 / r.best;
-        let baselines: Vec<(&str, f64)> = self
+        println!(
+            "| row | items | M items/s, best | median | weft ÷ each baseline, best / median |"
+        );
+        println!("|---|---:|---:|---:|---|");
+        let baselines: Vec<(&str, (f64, f64))> = self
             .rows
             .iter()
             .filter(|r| !r.weft)
-            .map(|r| (r.name, rate(r)))
+            .map(|r| (r.name, r.rates()))
             .collect();
         for row in &self.rows {
+            let (best, median) = row.rates();
             let ratios = if row.weft {
                 baselines
                     .iter()
-                    .map(|(b, r)| format!("{:.2} ({b})", rate(row) / r))
+                    .map(|(b, (bb, bm))| format!("{:.2} / {:.2} ({b})", best / bb, median / bm))
                     .collect::<Vec<_>>()
                     .join("; ")
             } else {
@@ -590,7 +758,12 @@ impl Group {
             } else {
                 format!("baseline: {}", row.name)
             };
-            println!("| {name} | {} | {:.2} | {ratios} |", row.n, rate(row) / 1e6);
+            println!(
+                "| {name} | {} | {:.2} | {:.2} | {ratios} |",
+                row.n,
+                best / 1e6,
+                median / 1e6
+            );
         }
     }
 }
@@ -611,7 +784,8 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     println!(
-        "Items per second, the best of {runs} interleaved rounds (WEFT_BENCH_RUNS); \
+        "Items per second, the best and the median of {runs} interleaved rounds \
+         (WEFT_BENCH_RUNS); \
          2 worker threads."
     );
     let one = |n| expected(n, Some);
@@ -630,6 +804,21 @@ fn main() {
                     hop_weft_boundary(n, BATCHES)
                 })
                 .weft("channel, send_batch of 512", N, one(N), hop_weft_send_batch)
+                .run(runs)
+                .await;
+            Group::new("One hop, edges of 1024 items (2 batches of 512), read by a task")
+                .baseline("tokio mpsc of 2 batches of 512", N, one(N), |n| {
+                    in_task(hop_mpsc_batches(n, BATCHES))
+                })
+                .baseline("bare channel of 2 batches of 512", N, one(N), |n| {
+                    in_task(hop_bare_batches(n, BATCHES))
+                })
+                .weft("from_iter → boundary → for_each", N, one(N), |n| {
+                    in_task(hop_weft_boundary(n, BATCHES))
+                })
+                .weft("channel, send_batch of 512", N, one(N), |n| {
+                    in_task(hop_weft_send_batch(n))
+                })
                 .run(runs)
                 .await;
             Group::new("One hop, deep edges of 32768 items (64 batches of 512)")
@@ -655,6 +844,12 @@ fn main() {
                     N,
                     three(N),
                     |n| copy_shared_arc(n, BATCHES),
+                )
+                .baseline(
+                    "one shared Arc batch of 512 to 3 bare channels of 2 batches",
+                    N,
+                    three(N),
+                    |n| copy_bare(n, BATCHES),
                 )
                 .baseline("3 tokio mpsc, per item", N_ITEM, three(N_ITEM), copy_mpsc)
                 .weft("copy(3), read in place", N, three(N), |n| {

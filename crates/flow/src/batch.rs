@@ -163,10 +163,6 @@ impl<T> std::fmt::Debug for Batch<T> {
 pub(crate) trait Shared<T>: Send + Sync {
     /// The items, to read in place.
     fn items(&self) -> &[T];
-    /// Items in the batch.
-    fn len(&self) -> usize {
-        self.items().len()
-    }
     /// The items, owned: the batch itself if no other output still holds
     /// it, else a copy.
     fn take(self: Arc<Self>) -> Vec<T>;

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
-use crate::batch::{Batch, Shared};
-use crate::stall::Stall;
+use crate::batch::Batch;
+use crate::stall::{Stall, Waiting};
 use crate::{FlowConfig, FlowError};
 
 /// Reads how many items an edge holds.
@@ -35,33 +35,24 @@ trait Held: Send + Sync {
     fn held(&self) -> usize;
 }
 
-/// What a stage reads from an edge or a stream: a batch of items, or the
-/// failure that ended the stream. Completion is the end of the stream.
-pub(crate) type Msg<T> = Result<Batch<T>, FlowError>;
+/// What a stage reads from an edge or a stream, and what travels on an
+/// edge: a batch of items in the form the writer had it (one item, without
+/// an allocation; a vector; or a batch shared with other edges, taken
+/// apart only by the reader), or the failure that ended the stream, which
+/// takes no room. Completion is the end of the stream. The failure is
+/// boxed: it is rare, and a small message is cheaper to move through every
+/// stage for every batch.
+pub(crate) type Msg<T> = Result<Batch<T>, Box<FlowError>>;
 
-/// What travels on an edge, in the form the writer had it: one item (no
-/// allocation), a batch, or a batch shared with other edges, taken apart
-/// only by the reader.
-enum Parcel<T> {
-    One(T),
-    Batch(Vec<T>),
-    Shared(Arc<dyn Shared<T>>),
+/// A message as a batch or the failure itself, for `?`.
+pub(crate) fn unbox<T>(m: Msg<T>) -> Result<Batch<T>, FlowError> {
+    m.map_err(|e| *e)
 }
 
-impl<T> Parcel<T> {
-    fn len(&self) -> usize {
-        match self {
-            Parcel::One(_) => 1,
-            Parcel::Batch(items) => items.len(),
-            Parcel::Shared(items) => items.len(),
-        }
-    }
+/// Items a message takes room for.
+fn items_of<T>(msg: &Msg<T>) -> usize {
+    msg.as_ref().map_or(0, Batch::len)
 }
-
-/// A parcel, or the failure that ended the stream (boxed: it is rare, and
-/// a small message is cheaper to move for every item). A failure takes no
-/// room.
-type Wire<T> = Result<Parcel<T>, Box<FlowError>>;
 
 /// The edge itself, shared by its senders and its reader.
 struct Chan<T> {
@@ -75,7 +66,7 @@ struct Chan<T> {
 }
 
 struct State<T> {
-    parcels: VecDeque<Wire<T>>,
+    parcels: VecDeque<Msg<T>>,
     /// Items on the edge, plus room taken for items not sent yet: at most
     /// the capacity.
     held: usize,
@@ -145,35 +136,35 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Sends `wire` if there is room for it now and no send waits before
-    /// it; `Err(wire)` if it must wait. `Ok(false)` if the reader is gone.
-    fn try_send(&self, wire: Wire<T>) -> Result<bool, Wire<T>> {
-        let n = wire.as_ref().map_or(0, Parcel::len);
+    /// Sends `batch` (`n` items, at most the capacity) if there is room for
+    /// it now and no send waits before it; `Err(batch)` if it must wait.
+    /// `Ok(false)` if the reader is gone.
+    fn try_send(&self, batch: Batch<T>, n: usize) -> Result<bool, Batch<T>> {
         let mut st = self.lock();
         if self.closed.load(Ordering::Relaxed) {
             drop(st);
-            drop(wire);
+            drop(batch);
             return Ok(false);
         }
         if !(st.waiting.is_empty() && st.free(self.capacity) >= n) {
-            return Err(wire);
+            return Err(batch);
         }
         st.held += n;
-        st.parcels.push_back(wire);
+        st.parcels.push_back(Ok(batch));
         let reader = st.reader.take();
         drop(st);
         wake(reader);
         Ok(true)
     }
 
-    /// Sends `wire` into room taken for `taken` items; the room it does not
+    /// Sends `msg` into room taken for `taken` items; the room it does not
     /// use is given back. `false` if the reader is gone.
-    fn deliver(&self, wire: Wire<T>, taken: usize) -> bool {
-        let n = wire.as_ref().map_or(0, Parcel::len);
+    fn deliver(&self, msg: Msg<T>, taken: usize) -> bool {
+        let n = items_of(&msg);
         let mut st = self.lock();
         if self.closed.load(Ordering::Relaxed) {
             drop(st);
-            drop(wire);
+            drop(msg);
             return false;
         }
         st.held = (st.held + n).saturating_sub(taken);
@@ -182,7 +173,7 @@ impl<T> Chan<T> {
         } else {
             None
         };
-        st.parcels.push_back(wire);
+        st.parcels.push_back(msg);
         let reader = st.reader.take();
         drop(st);
         wake(reader);
@@ -224,12 +215,6 @@ impl<T> std::fmt::Debug for EdgeTx<T> {
     }
 }
 
-impl<T> std::fmt::Debug for Parcel<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Parcel({} items)", self.len())
-    }
-}
-
 impl<T> Clone for EdgeTx<T> {
     fn clone(&self) -> Self {
         self.chan.lock().senders += 1;
@@ -263,10 +248,10 @@ struct Taken<'a, T> {
 }
 
 impl<T> Taken<'_, T> {
-    /// Sends `wire` into this room.
-    fn deliver(mut self, wire: Wire<T>) -> bool {
+    /// Sends `msg` into this room.
+    fn deliver(mut self, msg: Msg<T>) -> bool {
         let taken = std::mem::take(&mut self.n);
-        self.tx.chan.deliver(wire, taken)
+        self.tx.chan.deliver(msg, taken)
     }
 }
 
@@ -284,7 +269,7 @@ pub(crate) struct Slot<'a, T>(Taken<'a, T>);
 impl<T> Slot<'_, T> {
     /// Sends `item` into the reserved room; `false` if the receiver is gone.
     pub(crate) fn send(self, item: T) -> bool {
-        self.0.deliver(Ok(Parcel::One(item)))
+        self.0.deliver(Ok(Batch::One(item)))
     }
 }
 
@@ -300,7 +285,7 @@ impl<T> Room<'_, T> {
             // Dropping the room gives it back.
             return true;
         }
-        self.0.deliver(Ok(Parcel::Batch(items)))
+        self.0.deliver(Ok(Batch::Owned(items)))
     }
 }
 
@@ -339,58 +324,61 @@ pub(crate) fn edge<T>(config: FlowConfig) -> (EdgeTx<T>, EdgeRx<T>) {
 }
 
 impl<T> EdgeTx<T> {
-    /// Sends `batch`, waiting for room; a batch larger than the capacity is
-    /// sent in capacity-sized parts. `false` if the receiver is gone.
-    pub(crate) async fn send(&self, mut batch: Vec<T>) -> bool {
-        while !batch.is_empty() {
-            let rest = if batch.len() > self.chan.capacity {
-                batch.split_off(self.chan.capacity)
+    /// Sends `batch` now if the edge has room for it and no send waits
+    /// before it, without a future: the fast path of every send. `Ok(false)`
+    /// if the reader is gone; `Err` gives the batch back when it must wait
+    /// (or, larger than the capacity, go in parts), for
+    /// [`send_batch`](EdgeTx::send_batch).
+    pub(crate) fn try_send_batch(&self, batch: Batch<T>) -> Result<bool, Batch<T>> {
+        let n = batch.len();
+        if n == 0 {
+            return Ok(true);
+        }
+        if n > self.chan.capacity {
+            return Err(batch);
+        }
+        self.chan.try_send(batch, n)
+    }
+
+    /// Sends a batch as it is, shared or owned, waiting for room; `false`
+    /// if the receiver is gone. A batch larger than the capacity is sent in
+    /// capacity-sized parts (a shared one is taken apart for that).
+    pub(crate) async fn send_batch(&self, batch: Batch<T>) -> bool {
+        let capacity = self.chan.capacity;
+        let n = batch.len();
+        if n == 0 {
+            return true;
+        }
+        if n <= capacity {
+            // The wait's first look is the fast path: room now, no wait.
+            return self.wait(n, Some(Ok(batch))).await.is_some();
+        }
+        let mut items = batch.into_vec();
+        while !items.is_empty() {
+            let rest = if items.len() > capacity {
+                items.split_off(capacity)
             } else {
                 Vec::new()
             };
-            if !self.put(Parcel::Batch(batch)).await {
+            let n = items.len();
+            if self.wait(n, Some(Ok(Batch::Owned(items)))).await.is_none() {
                 return false;
             }
-            batch = rest;
+            items = rest;
         }
         true
     }
 
-    /// Sends a parcel of at most the capacity, waiting for room.
-    async fn put(&self, parcel: Parcel<T>) -> bool {
-        match self.chan.try_send(Ok(parcel)) {
-            Ok(sent) => sent,
-            Err(wire) => {
-                let n = wire.as_ref().map_or(0, Parcel::len);
-                // The wait sends the parcel as it takes the room.
-                self.wait(n, Some(wire)).await.is_some()
-            }
-        }
-    }
-
-    /// Sends a batch as it is, shared or owned, waiting for room; `false`
-    /// if the receiver is gone.
-    pub(crate) async fn send_batch(&self, batch: Batch<T>) -> bool {
-        match batch {
-            Batch::One(item) => self.send_one(item).await,
-            Batch::Shared(shared) => self.send_shared(shared).await,
-            batch => self.send(batch.into_vec()).await,
-        }
+    /// Sends `items`, waiting for room: [`send_batch`](EdgeTx::send_batch)
+    /// of a vector.
+    pub(crate) fn send(&self, items: Vec<T>) -> impl Future<Output = bool> + '_ {
+        self.send_batch(Batch::Owned(items))
     }
 
     /// Sends one item, waiting for room; `false` if the receiver is gone.
     pub(crate) async fn send_one(&self, item: T) -> bool {
-        self.put(Parcel::One(item)).await
-    }
-
-    /// Sends a batch that other edges hold too, waiting for room; `false`
-    /// if the receiver is gone. A batch larger than the edge's capacity
-    /// cannot travel shared: it is taken apart and sent in parts.
-    pub(crate) async fn send_shared(&self, batch: Arc<dyn Shared<T>>) -> bool {
-        if batch.len() > self.chan.capacity {
-            return self.send(batch.take()).await;
-        }
-        self.put(Parcel::Shared(batch)).await
+        // One item always fits: no parts.
+        self.wait(1, Some(Ok(Batch::One(item)))).await.is_some()
     }
 
     /// Room for `n` items (at most the capacity), at once if there is
@@ -407,20 +395,19 @@ impl<T> EdgeTx<T> {
         }
     }
 
-    /// Waits for room for `n` items (at most the capacity), and sends
-    /// `parcel` into it if there is one: the slow path of a send, watched
-    /// by the stall watchdog. The room taken (and not filled), or `None`
-    /// if the receiver is gone.
-    async fn wait(&self, n: usize, parcel: Option<Wire<T>>) -> Option<usize> {
-        // Cleared when the wait ends, or when the send is dropped waiting.
-        let _waiting = self.chan.stall.waiting();
+    /// Room for `n` items (at most the capacity), with `parcel` sent into
+    /// it under the same lock if there is one: at once if there is room
+    /// and no send waits before this one, else in line, watched by the
+    /// stall watchdog from the moment it has to wait. The room taken (and
+    /// not filled), or `None` if the receiver is gone.
+    fn wait(&self, n: usize, parcel: Option<Msg<T>>) -> WaitForRoom<'_, T> {
         WaitForRoom {
             chan: &self.chan,
             need: n.min(self.chan.capacity),
             id: None,
             parcel,
+            stalled: None,
         }
-        .await
     }
 
     /// Waits for room for one item; `None` if the receiver is gone. The
@@ -444,8 +431,8 @@ impl<T> EdgeTx<T> {
     }
 
     /// Sends a failure downstream (it takes no room).
-    pub(crate) fn fail(&self, error: FlowError) {
-        self.chan.deliver(Err(Box::new(error)), 0);
+    pub(crate) fn fail(&self, error: Box<FlowError>) {
+        self.chan.deliver(Err(error), 0);
     }
 
     /// Whether the receiver is gone.
@@ -463,7 +450,10 @@ struct WaitForRoom<'a, T> {
     /// Its place in the line, once it has one.
     id: Option<u64>,
     /// What to send into the room, under the same lock that takes it.
-    parcel: Option<Wire<T>>,
+    parcel: Option<Msg<T>>,
+    /// The stall watchdog's view of the wait, from its first `Pending`
+    /// until it is dropped.
+    stalled: Option<Waiting<'a>>,
 }
 
 /// The parcel is moved out, never polled in place.
@@ -516,6 +506,7 @@ impl<T> Future for WaitForRoom<'_, T> {
                 }
             }
             None => {
+                self.stalled = Some(chan.stall.waiting());
                 let id = st.next_waiter;
                 st.next_waiter += 1;
                 st.waiting.push_back(Waiter {
@@ -576,18 +567,16 @@ impl<T> EdgeRx<T> {
             Err(e) => {
                 drop(st);
                 coop.made_progress();
-                return Poll::Ready(Some(Err(*e)));
+                return Poll::Ready(Some(Err(e)));
             }
-            Ok(Parcel::Batch(items)) => Batch::Owned(items),
-            Ok(Parcel::Shared(items)) => Batch::Shared(items),
-            Ok(Parcel::One(item)) => {
+            Ok(Batch::One(item)) => {
                 let more = if chan.batch == 1 {
                     0
                 } else {
                     st.parcels
                         .iter()
                         .take(chan.batch - 1)
-                        .take_while(|w| matches!(w, Ok(Parcel::One(_))))
+                        .take_while(|w| matches!(w, Ok(Batch::One(_))))
                         .count()
                 };
                 if more == 0 {
@@ -596,14 +585,15 @@ impl<T> EdgeRx<T> {
                 } else {
                     let mut items = Vec::with_capacity(more + 1);
                     items.push(item);
-                    for wire in st.parcels.drain(..more) {
-                        if let Ok(Parcel::One(item)) = wire {
+                    for msg in st.parcels.drain(..more) {
+                        if let Ok(Batch::One(item)) = msg {
                             items.push(item);
                         }
                     }
                     Batch::Owned(items)
                 }
             }
+            Ok(batch) => batch,
         };
         let writer = st.release(items.len(), chan.capacity);
         drop(st);
@@ -853,6 +843,44 @@ mod tests {
             futures::FutureExt::now_or_never(tx.send_one(3)),
             Some(false)
         );
+    }
+
+    #[test]
+    fn only_a_send_that_waits_is_watched_for_a_stall() {
+        let (tx, mut rx) = edge::<u64>(config(2, 2));
+        let stall = tx.chan.stall.clone();
+        let mut fits = Pending {
+            send: Box::pin(tx.send(vec![1, 2])),
+            flag: Arc::new(Flag::default()),
+            need: 2,
+            items: vec![1, 2],
+        };
+        assert_eq!(poll_send(&mut fits), Poll::Ready(true));
+        assert!(!stall.is_waiting(), "a send that found room is not watched");
+        let mut waits = Pending {
+            send: Box::pin(tx.send_one(3)),
+            flag: Arc::new(Flag::default()),
+            need: 1,
+            items: vec![3],
+        };
+        assert_eq!(poll_send(&mut waits), Poll::Pending);
+        assert!(stall.is_waiting(), "a send waiting for room is watched");
+        let reader = Arc::new(Flag::default());
+        assert!(matches!(read(&mut rx, &reader), Poll::Ready(Some(Ok(_)))));
+        assert!(waits.flag.take(), "the read woke the waiting send");
+        assert_eq!(poll_send(&mut waits), Poll::Ready(true));
+        drop(waits);
+        assert!(!stall.is_waiting(), "a finished wait is not watched");
+        let mut dropped = Pending {
+            send: Box::pin(tx.send(vec![4, 5])),
+            flag: Arc::new(Flag::default()),
+            need: 2,
+            items: vec![4, 5],
+        };
+        assert_eq!(poll_send(&mut dropped), Poll::Pending);
+        assert!(stall.is_waiting());
+        drop(dropped);
+        assert!(!stall.is_waiting(), "a send dropped waiting is not watched");
     }
 
     #[test]

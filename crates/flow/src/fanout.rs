@@ -6,7 +6,7 @@ use futures::stream::BoxStream;
 use crate::batch::{Batch, Shared};
 use std::sync::Arc;
 
-use crate::edge::{EdgeTx, Msg, edge};
+use crate::edge::{EdgeTx, Msg, edge, unbox};
 use crate::{Flow, FlowConfig, FlowError};
 
 /// The most outputs a fan-out stage (copier, splitter, sharder, parallel
@@ -55,12 +55,12 @@ where
         let mut input = input;
         let mut buffers: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
         while let Some(m) = input.next().await {
-            let open = match m.and_then(|batch| route(batch, &mut buffers)) {
+            let open = match unbox(m).and_then(|batch| route(batch, &mut buffers)) {
                 Ok(Routed::Buffers) => send_buffers(&txs, &mut buffers).await,
                 Ok(Routed::Shared(batch)) => send_shared(&txs, batch).await,
                 Err(e) => {
                     for tx in &txs {
-                        tx.fail(e.clone());
+                        tx.fail(Box::new(e.clone()));
                     }
                     return;
                 }
@@ -85,8 +85,11 @@ async fn send_buffers<T>(txs: &[EdgeTx<T>], buffers: &mut [Vec<T>]) -> bool {
         }
         open = true;
         if !buf.is_empty() {
-            let full = std::mem::take(buf);
-            open |= tx.send(full).await;
+            // At once when there is room, without a future.
+            open |= match tx.try_send_batch(Batch::Owned(std::mem::take(buf))) {
+                Ok(sent) => sent,
+                Err(full) => tx.send_batch(full).await,
+            };
         }
     }
     open
@@ -109,7 +112,10 @@ async fn send_shared<T>(txs: &[EdgeTx<T>], batch: Arc<dyn Shared<T>>) -> bool {
             batch.clone()
         };
         if let Some(hold) = hold {
-            open |= tx.send_shared(hold).await;
+            open |= match tx.try_send_batch(Batch::Shared(hold)) {
+                Ok(sent) => sent,
+                Err(hold) => tx.send_batch(hold).await,
+            };
         }
     }
     open

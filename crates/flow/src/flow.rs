@@ -5,7 +5,7 @@ use futures::stream::{BoxStream, StreamExt};
 
 use crate::FlowError;
 use crate::batch::Batch;
-use crate::edge::{EdgeRx, EdgeTx, Msg, Probe, edge};
+use crate::edge::{EdgeRx, EdgeTx, Msg, Probe, edge, unbox};
 
 /// Buffer and batch sizes of a flow.
 ///
@@ -170,7 +170,7 @@ impl<T> FlowSender<T> {
 
     /// Ends the flow with a failure.
     pub fn fail(&self, error: FlowError) {
-        self.tx.fail(error);
+        self.tx.fail(Box::new(error));
     }
 }
 
@@ -236,7 +236,9 @@ impl<T: Send + 'static> Flow<T> {
                             Ok(item) => items.push(item),
                             Err(e) => {
                                 out.push(Ok(Batch::Owned(std::mem::take(&mut items))));
-                                out.push(Err(FlowError::Upstream(weft_core::Cause::new(e))));
+                                out.push(Err(Box::new(FlowError::Upstream(
+                                    weft_core::Cause::new(e),
+                                ))));
                             }
                         }
                     }
@@ -347,7 +349,7 @@ impl<T: Send + 'static> Flow<T> {
         let mut out = Vec::new();
         let mut s = self.stream;
         while let Some(m) = s.next().await {
-            m?.append_to(&mut out);
+            unbox(m)?.append_to(&mut out);
         }
         Ok(out)
     }
@@ -383,7 +385,7 @@ impl<T: Send + 'static> Flow<T> {
     {
         let mut s = self.stream;
         while let Some(m) = s.next().await {
-            m?.into_iter().for_each(&mut f);
+            unbox(m)?.into_iter().for_each(&mut f);
         }
         Ok(())
     }
@@ -422,7 +424,7 @@ impl<T: Send + 'static> Flow<T> {
     {
         let mut s = self.stream;
         while let Some(m) = s.next().await {
-            let batch = m?;
+            let batch = unbox(m)?;
             f(batch.as_slice());
         }
         Ok(())
@@ -431,7 +433,7 @@ impl<T: Send + 'static> Flow<T> {
     /// The items as a stream of the batches they move in (one `Err` at the
     /// end if the flow failed): for a sink that writes a batch at a time.
     pub fn into_batches(self) -> BoxStream<'static, Result<Vec<T>, FlowError>> {
-        self.stream.map(|m| m.map(Batch::into_vec)).boxed()
+        self.stream.map(|m| unbox(m).map(Batch::into_vec)).boxed()
     }
 
     /// The items as a stream (one `Err` at the end if the flow failed).
@@ -439,7 +441,7 @@ impl<T: Send + 'static> Flow<T> {
         self.stream
             .flat_map(|m| match m {
                 Ok(batch) => futures::stream::iter(batch.into_iter().map(Ok).collect::<Vec<_>>()),
-                Err(e) => futures::stream::iter(vec![Err(e)]),
+                Err(e) => futures::stream::iter(vec![Err(*e)]),
             })
             .boxed()
     }
@@ -481,7 +483,12 @@ pub(crate) async fn pump<T>(mut stream: BoxStream<'static, Msg<T>>, tx: EdgeTx<T
     while let Some(m) = stream.next().await {
         match m {
             Ok(batch) => {
-                if !tx.send_batch(batch).await {
+                // At once when there is room, without a future.
+                let open = match tx.try_send_batch(batch) {
+                    Ok(open) => open,
+                    Err(batch) => tx.send_batch(batch).await,
+                };
+                if !open {
                     return;
                 }
             }

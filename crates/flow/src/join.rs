@@ -2,6 +2,7 @@
 
 use futures::StreamExt;
 
+use crate::edge::unbox;
 use crate::{Flow, FlowError};
 
 /// How one input of a [`Flow::join`] ended.
@@ -51,7 +52,7 @@ impl<T: Send + 'static> Flow<T> {
             let mut items = Vec::new();
             let mut s = f.stream;
             while let Some(m) = s.next().await {
-                match m {
+                match unbox(m) {
                     Ok(batch) => items.extend(batch),
                     Err(FlowError::Cancelled) => return JoinOutcome::Cancelled { partial: items },
                     Err(error) => {

@@ -3,6 +3,7 @@
 use futures::StreamExt;
 use weft_core::Combine;
 
+use crate::edge::unbox;
 use crate::error::task_failed;
 use crate::fanout::{Routed, check_outputs, fan_out};
 use crate::{Flow, FlowError};
@@ -25,7 +26,7 @@ impl<T: Send + 'static> Flow<T> {
         let mut acc = combine.create();
         let mut s = self.stream;
         while let Some(m) = s.next().await {
-            for item in m? {
+            for item in unbox(m)? {
                 combine.add(&mut acc, item);
             }
         }
@@ -74,7 +75,7 @@ impl<T: Send + 'static> Flow<T> {
                     let mut acc = c.create();
                     let mut s = part.stream;
                     while let Some(m) = s.next().await {
-                        for item in m? {
+                        for item in unbox(m)? {
                             c.add(&mut acc, item);
                         }
                     }

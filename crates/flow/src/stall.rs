@@ -106,6 +106,12 @@ impl Stall {
         Waiting(self)
     }
 
+    /// Whether a send on this edge is waiting for room now.
+    #[cfg(test)]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.since.load(Ordering::Relaxed) != 0
+    }
+
     /// Warns once per edge when a send has waited past the threshold.
     fn check(&self, now: u64) {
         let since = self.since.load(Ordering::Relaxed);

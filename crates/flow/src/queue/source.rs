@@ -276,7 +276,7 @@ impl<T> MemorySource<T> {
             let result = 'feed: loop {
                 match batches.next().await {
                     None => break Ok(fed),
-                    Some(Err(e)) => break Err(e),
+                    Some(Err(e)) => break Err(*e),
                     Some(Ok(batch)) => {
                         for item in batch {
                             loop {
