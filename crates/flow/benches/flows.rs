@@ -313,35 +313,49 @@ async fn copy_mpsc(n: u64) -> Tally {
     .await
 }
 
+/// `0..n` in shared batches of [`BATCH`], as a copier's producer sends
+/// them.
+fn shared_batches(n: u64) -> impl Iterator<Item = Arc<Vec<u64>>> + Send {
+    let mut items = 0..n;
+    std::iter::from_fn(move || {
+        let batch: Vec<u64> = items.by_ref().take(BATCH).collect();
+        (!batch.is_empty()).then(|| Arc::new(batch))
+    })
+}
+
+/// Tallies each reader of shared batches in a task of its own: `next`
+/// reads one reader's next batch.
+async fn tally_shared<R, F, Fut>(readers: Vec<R>, next: F) -> Tally
+where
+    R: Send + 'static,
+    F: Fn(R) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Option<(Arc<Vec<u64>>, R)>> + Send,
+{
+    let task = move |mut reader: R| async move {
+        let mut t = (0, 0);
+        while let Some((batch, rest)) = next(reader).await {
+            batch.iter().for_each(|&x| tally_add(&mut t, x));
+            reader = rest;
+        }
+        t
+    };
+    tally_tasks(readers.into_iter().map(|r| tokio::spawn(task(r))).collect()).await
+}
+
 async fn copy_shared_arc(n: u64, batches: usize) -> Tally {
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..3)
         .map(|_| mpsc::channel::<Arc<Vec<u64>>>(batches))
         .unzip();
     tokio::spawn(async move {
-        let mut items = 0..n;
-        loop {
-            let batch: Vec<u64> = items.by_ref().take(BATCH).collect();
-            if batch.is_empty() {
-                return;
-            }
-            let batch = Arc::new(batch);
+        for batch in shared_batches(n) {
             for tx in &txs {
                 tx.send(batch.clone()).await.unwrap();
             }
         }
     });
-    tally_tasks(
-        rxs.into_iter()
-            .map(|mut rx| {
-                tokio::spawn(async move {
-                    let mut t = (0, 0);
-                    while let Some(batch) = rx.recv().await {
-                        batch.iter().for_each(|&x| tally_add(&mut t, x));
-                    }
-                    t
-                })
-            })
-            .collect(),
+    tally_shared(
+        rxs,
+        |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
     )
     .await
 }
@@ -352,33 +366,14 @@ async fn copy_bare(n: u64, batches: usize) -> Tally {
         .collect();
     let txs = rxs.clone();
     tokio::spawn(async move {
-        let mut items = 0..n;
-        loop {
-            let batch: Vec<u64> = items.by_ref().take(BATCH).collect();
-            if batch.is_empty() {
-                txs.iter().for_each(|tx| tx.close());
-                return;
-            }
-            let batch = Arc::new(batch);
+        for batch in shared_batches(n) {
             for tx in &txs {
                 tx.send(batch.clone()).await;
             }
         }
+        txs.iter().for_each(|tx| tx.close());
     });
-    tally_tasks(
-        rxs.into_iter()
-            .map(|rx| {
-                tokio::spawn(async move {
-                    let mut t = (0, 0);
-                    while let Some(batch) = rx.recv().await {
-                        batch.iter().for_each(|&x| tally_add(&mut t, x));
-                    }
-                    t
-                })
-            })
-            .collect(),
-    )
-    .await
+    tally_shared(rxs, |rx| async move { rx.recv().await.map(|b| (b, rx)) }).await
 }
 
 /// Copy to 3, read in place (`for_each_batch`) or owning each item
