@@ -136,27 +136,6 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Sends `batch` (`n` items, at most the capacity) if there is room for
-    /// it now and no send waits before it; `Err(batch)` if it must wait.
-    /// `Ok(false)` if the reader is gone.
-    fn try_send(&self, batch: Batch<T>, n: usize) -> Result<bool, Batch<T>> {
-        let mut st = self.lock();
-        if self.closed.load(Ordering::Relaxed) {
-            drop(st);
-            drop(batch);
-            return Ok(false);
-        }
-        if !(st.waiting.is_empty() && st.free(self.capacity) >= n) {
-            return Err(batch);
-        }
-        st.held += n;
-        st.parcels.push_back(Ok(batch));
-        let reader = st.reader.take();
-        drop(st);
-        wake(reader);
-        Ok(true)
-    }
-
     /// Sends `msg` into room taken for `taken` items; the room it does not
     /// use is given back. `false` if the reader is gone.
     fn deliver(&self, msg: Msg<T>, taken: usize) -> bool {
@@ -324,22 +303,6 @@ pub(crate) fn edge<T>(config: FlowConfig) -> (EdgeTx<T>, EdgeRx<T>) {
 }
 
 impl<T> EdgeTx<T> {
-    /// Sends `batch` now if the edge has room for it and no send waits
-    /// before it, without a future: the fast path of every send. `Ok(false)`
-    /// if the reader is gone; `Err` gives the batch back when it must wait
-    /// (or, larger than the capacity, go in parts), for
-    /// [`send_batch`](EdgeTx::send_batch).
-    pub(crate) fn try_send_batch(&self, batch: Batch<T>) -> Result<bool, Batch<T>> {
-        let n = batch.len();
-        if n == 0 {
-            return Ok(true);
-        }
-        if n > self.chan.capacity {
-            return Err(batch);
-        }
-        self.chan.try_send(batch, n)
-    }
-
     /// Sends a batch as it is, shared or owned, waiting for room; `false`
     /// if the receiver is gone. A batch larger than the capacity is sent in
     /// capacity-sized parts (a shared one is taken apart for that).

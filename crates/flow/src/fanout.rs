@@ -85,11 +85,7 @@ async fn send_buffers<T>(txs: &[EdgeTx<T>], buffers: &mut [Vec<T>]) -> bool {
         }
         open = true;
         if !buf.is_empty() {
-            // At once when there is room, without a future.
-            open |= match tx.try_send_batch(Batch::Owned(std::mem::take(buf))) {
-                Ok(sent) => sent,
-                Err(full) => tx.send_batch(full).await,
-            };
+            open |= tx.send(std::mem::take(buf)).await;
         }
     }
     open
@@ -112,10 +108,7 @@ async fn send_shared<T>(txs: &[EdgeTx<T>], batch: Arc<dyn Shared<T>>) -> bool {
             batch.clone()
         };
         if let Some(hold) = hold {
-            open |= match tx.try_send_batch(Batch::Shared(hold)) {
-                Ok(sent) => sent,
-                Err(hold) => tx.send_batch(hold).await,
-            };
+            open |= tx.send_batch(Batch::Shared(hold)).await;
         }
     }
     open

@@ -483,12 +483,7 @@ pub(crate) async fn pump<T>(mut stream: BoxStream<'static, Msg<T>>, tx: EdgeTx<T
     while let Some(m) = stream.next().await {
         match m {
             Ok(batch) => {
-                // At once when there is room, without a future.
-                let open = match tx.try_send_batch(batch) {
-                    Ok(open) => open,
-                    Err(batch) => tx.send_batch(batch).await,
-                };
-                if !open {
+                if !tx.send_batch(batch).await {
                     return;
                 }
             }
