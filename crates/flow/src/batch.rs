@@ -43,6 +43,19 @@ impl<T> Batch<T> {
     }
 }
 
+impl<T> Batch<T> {
+    /// The items in vectors of at most `size` (at least one item each), in
+    /// order: a batch too large for an edge, in parts it takes one by one.
+    pub(crate) fn parts(self, size: usize) -> impl Iterator<Item = Vec<T>> {
+        let size = size.max(1);
+        let mut items = self.into_vec().into_iter();
+        std::iter::from_fn(move || {
+            let part: Vec<T> = items.by_ref().take(size).collect();
+            (!part.is_empty()).then_some(part)
+        })
+    }
+}
+
 impl<T: Clone + Send + Sync + 'static> Batch<T> {
     /// The batch as one several outputs can hold.
     pub(crate) fn into_shared(self) -> Arc<dyn Shared<T>> {

@@ -1,6 +1,9 @@
 //! Copier: every item to every output.
 
-use crate::fanout::{Routed, check_outputs, fan_out};
+use futures::StreamExt;
+
+use crate::broadcast::broadcast;
+use crate::fanout::check_outputs;
 use crate::{Flow, FlowError};
 
 impl<T: Clone + Send + Sync + 'static> Flow<T> {
@@ -16,48 +19,60 @@ impl<T: Clone + Send + Sync + 'static> Flow<T> {
     ///
     /// # Copies
     ///
-    /// The copier copies nothing: every output gets the same batch, shared.
-    /// Each output's reader takes its items out of it in its own task, as
-    /// a copy while other outputs still hold the batch, and the last
-    /// reader takes the batch itself. So each item is cloned once per
-    /// output but one, in parallel across the readers, and for an `Arc`
-    /// payload a clone is a reference count. A batch larger than an edge's
-    /// capacity (from a [`flat_map`](Flow::flat_map) that grew it) is
-    /// copied by the copier instead, as the edge takes it in parts.
+    /// The copier copies nothing: it places each batch once, shared, in
+    /// one line that every output reads at its own place. A reader that
+    /// reads in place ([`for_each_batch`](Flow::for_each_batch)) copies
+    /// nothing either; one that takes the items copies them while another
+    /// output still holds the batch, and the last to pass it takes the
+    /// batch itself. So each item is cloned at most once per output but
+    /// one, in parallel across the readers, and for an `Arc` payload a
+    /// clone is a reference count. A batch larger than the capacity (from
+    /// a [`flat_map`](Flow::flat_map) that grew it) is placed in
+    /// capacity-sized parts, each shared.
     ///
     /// # Backpressure
     ///
-    /// Paced by the slowest output: when one output's edge is full the
-    /// copier waits, and so does its input.
+    /// Paced by the slowest output: the line holds at most the capacity
+    /// in items, and a batch leaves it once every output still read has
+    /// read it, so each output has at most the capacity waiting, as behind
+    /// an edge of its own. When the slowest output is a full capacity
+    /// behind, the copier waits, and so does its input. An output that is
+    /// dropped no longer holds anything back.
     ///
     /// # Errors
     ///
     /// [`FlowError::Invalid`] if `n` is zero or above [`MAX_OUTPUTS`](crate::MAX_OUTPUTS).
     pub fn copy(self, n: usize) -> Result<Vec<Flow<T>>, FlowError> {
         check_outputs("copier outputs", n)?;
-        let capacity = self.config.capacity;
-        Ok(fan_out(
-            self.stream,
-            self.config,
-            n,
-            move |batch, buffers| {
-                if batch.is_empty() {
-                    return Ok(Routed::Buffers);
-                }
-                if batch.len() <= capacity {
-                    return Ok(Routed::Shared(batch.into_shared()));
-                }
-                // Too big to share (an edge takes it in parts): a copy per
-                // output but the last, which gets the original.
-                if let Some((last, rest)) = buffers.split_last_mut() {
-                    for b in rest {
-                        b.extend(batch.as_slice().iter().cloned());
+        let config = self.config;
+        let (tx, rxs) = broadcast(config, n);
+        let mut input = self.stream;
+        tokio::spawn(async move {
+            while let Some(m) = input.next().await {
+                match m {
+                    Ok(batch) => {
+                        if !tx.send(batch).await {
+                            return;
+                        }
                     }
-                    last.extend(batch);
+                    Err(e) => {
+                        tx.fail(e);
+                        return;
+                    }
                 }
-                Ok(Routed::Buffers)
-            },
-        ))
+            }
+        });
+        Ok(rxs
+            .into_iter()
+            .map(|rx| {
+                let probe = Some(rx.probe());
+                Flow {
+                    stream: rx.boxed(),
+                    config,
+                    probe,
+                }
+            })
+            .collect())
     }
 
     /// [`copy`](Flow::copy) into a fixed number of outputs, as an array to

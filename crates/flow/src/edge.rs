@@ -24,6 +24,10 @@ use crate::{FlowConfig, FlowError};
 pub(crate) struct Probe(Arc<dyn Held>);
 
 impl Probe {
+    pub(crate) fn of(held: Arc<dyn Held>) -> Probe {
+        Probe(held)
+    }
+
     /// Items on the edge, and room taken for items about to be sent.
     pub(crate) fn held(&self) -> usize {
         self.0.held()
@@ -31,7 +35,7 @@ impl Probe {
 }
 
 /// An edge, seen without its item type.
-trait Held: Send + Sync {
+pub(crate) trait Held: Send + Sync {
     fn held(&self) -> usize;
 }
 
@@ -316,18 +320,11 @@ impl<T> EdgeTx<T> {
             // The wait's first look is the fast path: room now, no wait.
             return self.wait(n, Some(Ok(batch))).await.is_some();
         }
-        let mut items = batch.into_vec();
-        while !items.is_empty() {
-            let rest = if items.len() > capacity {
-                items.split_off(capacity)
-            } else {
-                Vec::new()
-            };
-            let n = items.len();
-            if self.wait(n, Some(Ok(Batch::Owned(items)))).await.is_none() {
+        for part in batch.parts(capacity) {
+            let n = part.len();
+            if self.wait(n, Some(Ok(Batch::Owned(part)))).await.is_none() {
                 return false;
             }
-            items = rest;
         }
         true
     }
@@ -610,25 +607,8 @@ impl<T> Drop for EdgeRx<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{Flag, poll_with};
     use proptest::prelude::*;
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
-    /// A waker that counts its wake-ups.
-    #[derive(Default)]
-    struct Flag(AtomicUsize);
-
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    impl Flag {
-        fn take(&self) -> bool {
-            self.0.swap(0, Ordering::SeqCst) > 0
-        }
-    }
 
     fn config(capacity: usize, batch: usize) -> FlowConfig {
         FlowConfig::new(capacity, batch).expect("a valid configuration")
@@ -661,13 +641,12 @@ mod tests {
     }
 
     fn poll_send(p: &mut Pending<'_>) -> Poll<bool> {
-        let waker = Waker::from(p.flag.clone());
-        p.send.as_mut().poll(&mut Context::from_waker(&waker))
+        let flag = p.flag.clone();
+        poll_with(&flag, |cx| p.send.as_mut().poll(cx))
     }
 
     fn read(rx: &mut EdgeRx<u64>, flag: &Arc<Flag>) -> Poll<Option<Msg<u64>>> {
-        let waker = Waker::from(flag.clone());
-        rx.poll_recv(&mut Context::from_waker(&waker))
+        poll_with(flag, |cx| rx.poll_recv(cx))
     }
 
     #[derive(Debug, Clone)]

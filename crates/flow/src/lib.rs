@@ -59,6 +59,7 @@
 //! panics).
 
 mod batch;
+mod broadcast;
 mod copy;
 mod edge;
 mod error;
@@ -71,6 +72,8 @@ mod reduce;
 mod shard;
 mod split;
 mod stall;
+#[cfg(test)]
+mod testing;
 
 pub use error::FlowError;
 pub use fanout::MAX_OUTPUTS;

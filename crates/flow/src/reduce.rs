@@ -5,7 +5,7 @@ use weft_core::Combine;
 
 use crate::edge::unbox;
 use crate::error::task_failed;
-use crate::fanout::{Routed, check_outputs, fan_out};
+use crate::fanout::{check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
 impl<T: Send + 'static> Flow<T> {
@@ -64,7 +64,7 @@ impl<T: Send + 'static> Flow<T> {
             move |batch, buffers| {
                 buffers[turn % buffers.len()].extend(batch);
                 turn += 1;
-                Ok(Routed::Buffers)
+                Ok(())
             },
         );
         let tasks: Vec<_> = parts

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use weft_core::{Health, ShardId, ShardKey, Sharder, key_hash};
 
-use crate::fanout::{Routed, fan_out};
+use crate::fanout::fan_out;
 use crate::{Flow, FlowError, MAX_OUTPUTS};
 
 /// The outputs of [`Flow::shard`], one per shard, and their health.
@@ -130,7 +130,7 @@ impl<T: Send + 'static> Flow<T> {
                 }
                 buffers[target].push(item);
             }
-            Ok(Routed::Buffers)
+            Ok(())
         });
         Ok(Shards { outputs, health })
     }

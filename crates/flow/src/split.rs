@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::fanout::{Routed, check_outputs, fan_out};
+use crate::fanout::{check_outputs, fan_out};
 use crate::{Flow, FlowError};
 
 /// A route of a splitter: items for which it returns true go to its output.
@@ -98,7 +98,7 @@ impl<T: Clone + Send + 'static> Flow<T> {
                         }
                     }
                 }
-                Ok(Routed::Buffers)
+                Ok(())
             },
         );
         let unmatched = (extra == 1).then(|| outputs.pop()).flatten();
