@@ -24,6 +24,8 @@ use crate::{FlowConfig, FlowError};
 pub(crate) struct Probe(Arc<dyn Held>);
 
 impl Probe {
+    /// A probe of anything that holds items for a flow's reader (an edge,
+    /// or one output's part of the copier's line).
     pub(crate) fn of(held: Arc<dyn Held>) -> Probe {
         Probe(held)
     }
@@ -34,7 +36,8 @@ impl Probe {
     }
 }
 
-/// An edge, seen without its item type.
+/// What holds items for a reader (an edge, or one output of the copier's
+/// line), seen without its item type.
 pub(crate) trait Held: Send + Sync {
     fn held(&self) -> usize;
 }
